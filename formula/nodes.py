@@ -1,0 +1,349 @@
+"""The AST: one frozen dataclass per concept of the objective language (LANGUAGE.md).
+
+Nodes are spelling-free: ASCII and LaTeX forms of the same formula build equal trees. Every node carries
+the character span it came from (`span`), which takes no part in equality or hashing, so
+`parse(ascii(t)) == t` compares meaning, not positions.
+
+Conventions the parser, printers and checker share:
+
+* A name followed by parentheses (`q(z|x)`, `D(x)`, `p_B(z_2|b_2)`) is a `Dist`; whether it is a density or a
+  declared function is decided by the checker (LANGUAGE.md §2 rule 5).
+* A bare `Dist` in value position means its density value; `log` of a `Dist` is a `LogDensity`.
+* Subtraction is `Add` with a `Neg` term; `a / b` and `\\frac{a}{b}` are both `Div`.
+* `E_{z ~ q(z|x)}` and `E_{q(z|x)}` are the same `Expect`: `Sampler.draws` is kept only when it differs from
+  the variables of the sampling distributions (`z_1,...,z_K ~ q(z|x)`).
+* Cosmetic decorations (`\\mathbf`, `\\boldsymbol`, `\\vec`, `\\bm`, `\\mathcal`, `\\mathrm`) are dropped;
+  meaningful ones (`\\tilde`, `\\hat`, `\\bar`, primes) stay on the `Var`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Iterator, Optional, Tuple, Union
+
+
+@dataclass(frozen=True)
+class Span:
+    """Half-open character range `[start, end)` into the formula text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """Base of every AST node; `span` is where it was written (None for built nodes)."""
+
+    span: Optional[Span] = field(default=None, compare=False, repr=False, kw_only=True)
+
+    def children(self) -> Iterator["Node"]:
+        """The direct sub-nodes, in field order (tuples are flattened)."""
+        for f in fields(self):
+            if f.name == "span":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, tuple):
+                for item in value:
+                    if isinstance(item, Node):
+                        yield item
+
+    def walk(self) -> Iterator["Node"]:
+        """This node and all its descendants, pre-order (iterative: deep trees must not recurse)."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(list(node.children())))
+
+
+class Expr(Node):
+    """Marker base for everything that has a value."""
+
+
+# --- names and indices ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Range(Node):
+    """An index range `1:T` (also written `1,\\ldots,T` in a sampling set)."""
+
+    lo: "Expr"
+    hi: "Expr"
+
+
+@dataclass(frozen=True)
+class Before(Node):
+    """A prefix index: `<t` (strict) or `\\le t` (inclusive)."""
+
+    bound: "Expr"
+    inclusive: bool = False
+
+
+Index = Union["Expr", Range, Before]
+
+
+@dataclass(frozen=True)
+class Var(Expr):
+    """A variable or scalar symbol: `x`, `z_t`, `z_{t-1}`, `x_{1:T}`, `z'`, `\\tilde{x}`, `\\beta`.
+
+    `name` is the base name (Greek letters spelled out: `beta`); `index` the subscript items (a sample
+    superscript `z^{(l)}` is the index `l`; a per-example `x^{(i)}` is dropped); `mark` is `tilde`, `hat`
+    or `bar`; `primes` counts `'`.
+    """
+
+    name: str
+    index: Tuple[Index, ...] = ()
+    mark: Optional[str] = None
+    primes: int = 0
+
+    @property
+    def base(self) -> "Var":
+        """The variable without its index (what resolution by position compares, LANGUAGE.md §2 rule 4)."""
+        return Var(self.name, (), self.mark, self.primes)
+
+
+@dataclass(frozen=True)
+class Num(Expr):
+    """A numeric literal (always non-negative; `-2` is `Neg(Num(2))`)."""
+
+    value: float
+
+
+# --- distributions ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dist(Expr):
+    """`name_sub(vars | given ; params)`: a distribution, its density value, or a declared function call.
+
+    `sub` is the subscript of the name as written (`phi` in `q_\\phi`, `B` in `p_B`, `data` in `p_{data}`);
+    the checker decides whether it is a parameter subscript or part of the name. `vars` is empty for a bare
+    reference (`\\mathbb{E}_q[f]`). Arguments are usually `Var`s but may be any expression (`D(G(z))`).
+    """
+
+    name: str
+    vars: Tuple[Expr, ...] = ()
+    given: Tuple[Expr, ...] = ()
+    sub: Optional[str] = None
+    params: Tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True)
+class Family(Expr):
+    """An explicit family: `\\mathcal{N}(x \\mid \\mu, \\sigma^2 I)`, `\\mathcal{N}(0, I)`, `\\mathrm{Bern}(x|\\lambda)`.
+
+    `family` is canonical (`Normal`, `Bernoulli`, `Categorical`, `Laplace`, ...); `vars` what it is over
+    (empty when not written), `args` its parameters in the order written.
+    """
+
+    family: str
+    vars: Tuple[Expr, ...] = ()
+    args: Tuple[Expr, ...] = ()
+
+
+DistLike = Union[Dist, Family]
+
+
+@dataclass(frozen=True)
+class Sampler(Node):
+    """What an expectation samples from: a product of distributions (sampled right to left) and, when written
+    differently from their variables, the draws (`z_1,...,z_K ~ q(z|x)` gives `draws=(z_{1:K},)`)."""
+
+    dists: Tuple[Expr, ...]
+    draws: Tuple[Var, ...] = ()
+
+
+# --- probabilistic operators ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogDensity(Expr):
+    """`log p(x|z)`: the log-density of a distribution."""
+
+    dist: Expr
+
+
+@dataclass(frozen=True)
+class Expect(Expr):
+    """`E_{sampler}[body]`; `over` is None for `\\mathbb{E}[f]` (resolved by the checker)."""
+
+    over: Optional[Sampler]
+    body: Expr
+
+
+@dataclass(frozen=True)
+class Divergence(Expr):
+    """`KL(a || b)`, `D_{JS}[a \\| b]`, `\\text{MMD}(a, b)`: `kind` is the canonical upper-case name."""
+
+    kind: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Entropy(Expr):
+    """`H[q(z|x)]`, `\\mathcal{H}(q)`."""
+
+    dist: Expr
+
+
+@dataclass(frozen=True)
+class Sum(Expr):
+    """`\\sum_{t=1}^{T} body`, `\\sum_y body` (over a discrete support), `\\sum_{i \\neq j}`, `\\sum_{x_i \\in X}`.
+
+    `lower`/`upper` are the bounds when written; `within` the set of `\\in X`; `where` a condition such as
+    `i \\neq j` (a `Relation`).
+    """
+
+    index: Var
+    body: Expr
+    lower: Optional[Expr] = None
+    upper: Optional[Expr] = None
+    within: Optional[Expr] = None
+    where: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
+class Prod(Expr):
+    """`\\prod_{t=1}^{T} body`: same fields as `Sum` (papers use it in factorisations)."""
+
+    index: Var
+    body: Expr
+    lower: Optional[Expr] = None
+    upper: Optional[Expr] = None
+    within: Optional[Expr] = None
+    where: Optional[Expr] = None
+
+
+# --- arithmetic and elementwise math --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Add(Expr):
+    """`a + b - c` is `Add((a, b, Neg(c)))`; a parenthesised sum inside stays a nested `Add`."""
+
+    terms: Tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Neg(Expr):
+    arg: Expr
+
+
+@dataclass(frozen=True)
+class Mul(Expr):
+    """`a * b`, `a \\cdot b`, `a \\times b` and juxtaposition `a b` alike."""
+
+    factors: Tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Div(Expr):
+    """`a / b` and `\\frac{a}{b}`."""
+
+    num: Expr
+    den: Expr
+
+
+@dataclass(frozen=True)
+class Pow(Expr):
+    base: Expr
+    exp: Expr
+
+
+@dataclass(frozen=True)
+class Apply(Expr):
+    """Elementwise and calculus functions with a fixed meaning: `fn` is one of FUNCTIONS."""
+
+    fn: str
+    args: Tuple[Expr, ...]
+
+
+FUNCTIONS = ("log", "exp", "sqrt", "abs", "sigmoid", "tanh", "softplus", "det", "transpose")
+
+
+@dataclass(frozen=True)
+class Norm(Expr):
+    """`\\|a\\|`, `\\|a\\|_2` (`ord` when written); `\\|a\\|^2` is `Pow(Norm(a), Num(2))`."""
+
+    arg: Expr
+    ord: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
+class StopGrad(Expr):
+    """`\\text{sg}[a]`, `sg(a)`: the value of `a` with no gradient through it."""
+
+    arg: Expr
+
+
+@dataclass(frozen=True)
+class Grad(Expr):
+    """`\\nabla_{x} f`: the gradient of `arg` with respect to `wrt`."""
+
+    wrt: Tuple[Expr, ...]
+    arg: Expr
+
+
+@dataclass(frozen=True)
+class Partial(Expr):
+    """`\\frac{\\partial f(x)}{\\partial x}`: the Jacobian of `num` with respect to `wrt`."""
+
+    num: Expr
+    wrt: Expr
+
+
+@dataclass(frozen=True)
+class Labeled(Expr):
+    """`\\underbrace{body}_{label}`: a term with a name for `.terms()` and the progress bar."""
+
+    body: Expr
+    label: Expr
+
+
+# --- statements ------------------------------------------------------------------------------------------
+
+
+RELATIONS = ("=", ":=", "=:", ">=", "<=", ">", "<", "!=", "approx", "in")
+
+
+@dataclass(frozen=True)
+class Relation(Expr):
+    """A chain `a = b >= c =: L`: `ops[i]` relates `members[i]` and `members[i+1]`; ops are from RELATIONS.
+
+    A factorisation (`p(x,z) = p(x|z) p(z)`) and a named objective (`L(x) = ...`) are relations too; the
+    checker decides which member is the objective.
+    """
+
+    members: Tuple[Expr, ...]
+    ops: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Optimize(Expr):
+    """`\\min_G \\max_D V(D,G)`: `sense` is `min` or `max`; `over` the players whose parameters it moves."""
+
+    sense: str
+    over: Tuple[Expr, ...]
+    body: Expr
+
+
+@dataclass(frozen=True)
+class Program(Node):
+    """A whole text: statements in order (factorisations first, then the objective)."""
+
+    statements: Tuple[Expr, ...]
+
+    @property
+    def objective(self) -> Expr:
+        """The last statement, which by LANGUAGE.md §2 holds the objective."""
+        return self.statements[-1]
+
+
+__all__ = [
+    "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
+    "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
+    "FUNCTIONS", "Norm", "StopGrad", "Grad", "Partial", "Labeled", "RELATIONS", "Relation", "Optimize", "Program",
+]
