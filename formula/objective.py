@@ -1,0 +1,253 @@
+"""`fm.compile`: text + declared distributions -> `Objective`, an nn.Module giving the per-example value.
+
+The plan (parse, check, closures) depends only on the text, the declared signatures and families and the
+options, so it is cached and shared; an `Objective` binds a plan to the user's networks.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Sequence, Tuple
+
+import torch
+
+from . import nodes as N
+from .checking import Checked, Decl, Term, check, full_name, var_text
+from .compiling import Family, Fn, _Builder, _Ctx, family_of, kind_of
+from .errors import FormulaCheckError, FormulaError, FormulaInputError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked formula with one closure per top-level term, and the text `explain()` shows."""
+
+    checked: Checked
+    terms: Tuple[Tuple[Term, Fn], ...]
+    explanation: str
+    data_inputs: FrozenSet[str]
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(text: str, signatures: Tuple[Tuple[N.Dist, str], ...], families: Tuple[Family, ...], samples: int,
+          analytic_kl: bool) -> Plan:
+    from .parsing import parse
+
+    decls = [Decl(i, full_name(sig), tuple(sig.vars), tuple(sig.given), kind, var_text(sig))
+             for i, (sig, kind) in enumerate(signatures)]
+    checked = check(text, parse(text), decls)
+    builder = _Builder(checked, families, samples, analytic_kl)
+    terms = []
+    for term in checked.terms:
+        builder.explain.add(0, f"term {'+' if term.sign > 0 else '-'} {term.name}")
+        builder.depth = 1
+        terms.append((term, builder.build(term.expr)))
+    lines = [f"objective: {N and var_text(checked.objective)}"]
+    lines.append(f"inputs: {', '.join(checked.inputs) or 'none'}"
+                 + (f" (optional: {', '.join(checked.optional_inputs)})" if checked.optional_inputs else ""))
+    lines.append(f"draws per example: {samples} (values averaged over draws)")
+    lines.extend(builder.explain.lines)
+    return Plan(checked, tuple(terms), "\n".join(lines), checked.data_inputs | checked.sequences)
+
+
+def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, analytic_kl: bool = True) -> "Objective":
+    """Compile an objective written as in the paper against the declared distributions and functions.
+
+    `samples` is the number of independent draws per example for every expectation (values are averaged);
+    `analytic_kl=False` makes every KL a Monte Carlo estimate.
+    """
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula is a string, got {type(text).__name__}")
+    decls = list(distributions)
+    for d in decls:
+        if not hasattr(d, "signature"):
+            raise FormulaError(f"{d!r} is not a declared distribution or function (use fm.Normal(...), "
+                               "fm.Function(...), ...)")
+    if not isinstance(samples, int) or samples < 1:
+        raise FormulaError(f"samples must be a positive integer, got {samples!r}")
+    signatures = tuple((d.signature, kind_of(d)) for d in decls)
+    families = tuple(family_of(d) for d in decls)
+    plan = _plan(text, signatures, families, samples, bool(analytic_kl))
+    return Objective(plan, decls, samples)
+
+
+class Objective(torch.nn.Module):
+    """A compiled objective: call it with the inputs to get the formula's value per example, shape [batch]."""
+
+    def __init__(self, plan: Plan, decls: Sequence[Any], samples: int):
+        super().__init__()
+        self._plan = plan
+        self._decls = tuple(decls)
+        self.distributions = torch.nn.ModuleList([d for d in decls if isinstance(d, torch.nn.Module)])
+        self._samples = samples
+        self._pretty = None
+
+    # -- what it is --
+
+    @property
+    def text(self) -> str:
+        return self._plan.checked.text
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        """The names a call must supply (data and scalars), sorted."""
+        return self._plan.checked.inputs
+
+    @property
+    def optional_inputs(self) -> Tuple[str, ...]:
+        """Names a call may supply (a sequence length `T` that otherwise comes from the data)."""
+        return self._plan.checked.optional_inputs
+
+    @property
+    def term_names(self) -> Tuple[str, ...]:
+        return tuple(t.name for t, _ in self._plan.terms)
+
+    @property
+    def players(self):
+        """For `\\min_G \\max_D` objectives: ((sense, players), ...) from the prefix, outermost first."""
+        return self._plan.checked.players
+
+    def explain(self) -> str:
+        """The plan: what is sampled in which order, which KL is closed-form, which gradients are scored."""
+        return self._plan.explanation
+
+    def __str__(self) -> str:
+        if self._pretty is None:
+            from .symbolic import pretty
+
+            self._pretty = pretty(self._plan.checked.statement)
+        return self._pretty
+
+    def __repr__(self) -> str:
+        decls = ", ".join(var_text(d.signature) for d in self._decls)
+        return f"Objective({self.text!r}, [{decls}])"
+
+    def latex(self) -> str:
+        from .symbolic import latex
+
+        return latex(self._plan.checked.statement)
+
+    def _repr_latex_(self) -> str:
+        return f"${self.latex()}$"
+
+    # -- evaluation --
+
+    def forward(self, **inputs) -> torch.Tensor:
+        return self.evaluate(**inputs)[0]
+
+    def terms(self, **inputs) -> Dict[str, torch.Tensor]:
+        """Every top-level term's value per example, by its printed name (sign not applied)."""
+        return self.evaluate(**inputs)[1]
+
+    def evaluate(self, **inputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """The total and every top-level term from one pass: the same draws."""
+        plan = self._plan
+        n = self._check_inputs(inputs)
+        s = self._samples
+        if s > 1:
+            inputs = {k: _replicate(v, s, n) if k in plan.data_inputs or _per_example(v, n) else v
+                      for k, v in inputs.items()}
+        ctx = _Ctx(self._decls, inputs, n * s, plan.checked.sequences)
+        values: Dict[str, torch.Tensor] = {}
+        total = None
+        for term, fn in plan.terms:
+            try:
+                value = fn(ctx)
+            except FormulaError:
+                raise
+            except (RuntimeError, ValueError, IndexError, TypeError) as err:
+                shapes = ", ".join(f"{k} {list(v.shape)}" if torch.is_tensor(v) else f"{k}={v!r}"
+                                   for k, v in inputs.items())
+                raise FormulaInputError(f"evaluating the term {term.name} failed with inputs {shapes}: {err}",
+                                        plan.checked.text, _span(term.expr)) from None
+            value = self._per_example_value(value, term, n * s, inputs)
+            if s > 1:
+                value = value.reshape(s, n).mean(0)
+            values[term.name] = value
+            signed = value if term.sign > 0 else -value
+            total = signed if total is None else total + signed
+        return total, values
+
+    def _per_example_value(self, value, term: Term, n: int, inputs) -> torch.Tensor:
+        if not torch.is_tensor(value):
+            like = next((v for v in inputs.values() if torch.is_tensor(v) and v.is_floating_point()), None)
+            if like is None:
+                raise FormulaInputError(f"the term {term.name} is a constant and no tensor input gives it a "
+                                        "device", self._plan.checked.text, _span(term.expr))
+            return torch.full((n,), float(value), dtype=like.dtype, device=like.device)
+        if value.dim() == 0:
+            return value.expand(n)
+        if value.shape != (n,):
+            raise FormulaInputError(
+                f"the term {term.name} has shape {list(value.shape)}, but a term must have one value per example "
+                f"([{n}]); check the event dimensions of the distributions and the shapes of the inputs",
+                self._plan.checked.text, _span(term.expr))
+        return value
+
+    def _check_inputs(self, inputs: Mapping[str, Any]) -> int:
+        """Names present and known, data tensors agreeing on the batch size; returns the batch size."""
+        checked = self._plan.checked
+        text = checked.text
+        missing = [k for k in checked.inputs if k not in inputs]
+        if missing:
+            raise FormulaInputError(
+                "missing input" + ("s " if len(missing) > 1 else " ") + ", ".join(
+                    f"{k} ({self._expected(k)})" for k in missing)
+                + f"; this objective takes {', '.join(checked.inputs + checked.optional_inputs)}")
+        known = set(checked.inputs) | set(checked.optional_inputs)
+        for k in inputs:
+            if k not in known and not self._extra_allowed(k):
+                raise FormulaInputError(f"unexpected input {k}; this objective takes "
+                                        f"{', '.join(checked.inputs + checked.optional_inputs) or 'no inputs'}")
+        n = None
+        for k in sorted(self._plan.data_inputs):
+            v = inputs.get(k)
+            if v is None:
+                continue
+            if not torch.is_tensor(v) or v.dim() < (2 if k in checked.sequences else 1):
+                got = f"shape {list(v.shape)}" if torch.is_tensor(v) else type(v).__name__
+                raise FormulaInputError(f"input {k} must be a tensor {self._expected(k)}, got {got}")
+            if n is None:
+                n = v.shape[0]
+            elif v.shape[0] != n:
+                raise FormulaInputError(f"input {k} has batch size {v.shape[0]}, other inputs have {n}: "
+                                        f"expected {self._expected(k)}")
+        for k, v in inputs.items():
+            if k in self._plan.data_inputs:
+                continue
+            if not torch.is_tensor(v) and not isinstance(v, (int, float)):
+                raise FormulaInputError(f"input {k} must be a number or a tensor, got {type(v).__name__}")
+        if n is None:
+            n = next((v.shape[0] for v in inputs.values() if torch.is_tensor(v) and v.dim() == 1), 1)
+        return n
+
+    def _extra_allowed(self, name: str) -> bool:
+        # A sequence may be passed whole where steps x_1, x_2 are inputs.
+        return any(k.startswith(name + "_") for k in self._plan.checked.inputs)
+
+    def _expected(self, name: str) -> str:
+        if name in self._plan.checked.sequences:
+            return "[batch, T, *event]"
+        if name in self._plan.data_inputs:
+            return "[batch, *event]"
+        return "a scalar: number, 0-d tensor or [batch]"
+
+
+def _per_example(v, n) -> bool:
+    return torch.is_tensor(v) and v.dim() >= 1 and v.shape[0] == n
+
+
+def _replicate(v, s: int, n: int):
+    if not torch.is_tensor(v) or v.dim() == 0:
+        return v
+    return v.unsqueeze(0).expand(s, *v.shape).reshape(s * n, *v.shape[1:])
+
+
+def _span(node: N.Node):
+    return (node.span.start, node.span.end) if node.span is not None else None
+
+
+__all__ = ["compile", "Objective", "Plan"]
