@@ -139,7 +139,8 @@ def _sig_text(d: N.Dist) -> str:
 
 
 def _bases(vs: Iterable[N.Expr]) -> Tuple[object, ...]:
-    return tuple(v.base if isinstance(v, N.Var) else v for v in vs)
+    """Base names by position (rule 4: without index, prime or decoration)."""
+    return tuple(v.name if isinstance(v, N.Var) else v for v in vs)
 
 
 class _Checker:
@@ -255,14 +256,14 @@ class _Checker:
     def _chain_rule(self, dist: N.Dist) -> Joint:
         """Cover a joint with declared factors of the same name: each joint variable once, conditions within the
         joint's variables and conditions (rule 3)."""
-        by_base = {v.base: v for v in dist.vars + dist.given}
-        allowed = set(_bases(dist.vars + dist.given))
-        chosen: Dict[object, Decl] = {}
+        by_base = {v.name: v for v in dist.vars + dist.given}
+        allowed = set(by_base)
+        chosen: Dict[str, Decl] = {}
         for v in dist.vars:
             options = [
                 d for d in self.candidates(dist)
-                if len(d.vars) == 1 and d.vars[0].base == v.base and set(_bases(d.given)) <= allowed
-                and v.base not in _bases(d.given)
+                if len(d.vars) == 1 and d.vars[0].name == v.name and set(_bases(d.given)) <= allowed
+                and v.name not in _bases(d.given)
             ]
             exact = [d for d in options if d.vars[0] == v]
             options = exact or options
@@ -278,11 +279,11 @@ class _Checker:
                 if len(options[0].given) == len(options[1].given):
                     both = ", ".join(str(d) for d in options)
                     raise self.error(f"{var_text(v)} in {_sig_text(dist)} is covered by several declarations: {both}", dist)
-            chosen[v.base] = options[0]
+            chosen[v.name] = options[0]
         factors = []
         for v in dist.vars:
-            d = chosen[v.base]
-            factors.append(Factor(d.index, (v,), tuple(by_base[g.base] for g in d.given)))
+            d = chosen[v.name]
+            factors.append(Factor(d.index, (v,), tuple(by_base[g.name] for g in d.given)))
         return Joint(self._order(factors, dist, right_to_left=False))
 
     def _order(self, factors: List[Factor], dist: N.Dist, right_to_left: bool) -> Tuple[Factor, ...]:
@@ -373,7 +374,7 @@ class _Checker:
             rng = set_var.index[-1]
             if not (isinstance(rng.lo, N.Num) and rng.lo.value == 1):
                 raise self.error("a sampling set must start at 1 (z_1,...,z_K)", set_var)
-            if set_var.base != joint.factors[0].vars[0].base:
+            if set_var.name != joint.factors[0].vars[0].name:
                 raise self.error(
                     f"the sampling set {var_text(set_var)} does not match the variable of "
                     f"{_sig_text(self._use(joint.factors[0]))}", set_var)
@@ -393,7 +394,7 @@ class _Checker:
         pool = [d for d in pool if len(d.vars) == 1]
         factors = []
         for v in dict.fromkeys(needed):
-            producers = [d for d in pool if d.vars[0].base == v.base]
+            producers = [d for d in pool if d.vars[0].name == v.name]
             if not producers:
                 continue
             if len(producers) > 1:
@@ -401,8 +402,8 @@ class _Checker:
                 where = f"E_{named.name}" if named is not None else "E"
                 raise self.error(f"{where}[...] is ambiguous: {var_text(v)} could be drawn from {listed}", e)
             d = producers[0]
-            by_base = {u.base: u for u in needed}
-            factors.append(Factor(d.index, (v,), tuple(by_base.get(g.base, g) for g in d.given)))
+            by_base = {u.name: u for u in needed}
+            factors.append(Factor(d.index, (v,), tuple(by_base.get(g.name, g) for g in d.given)))
         if not factors:
             what = f"no declared {named.name}(...)" if named is not None else "no declared distribution"
             raise self.error(f"{what} produces a variable this expectation's body uses", e)

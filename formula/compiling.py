@@ -561,8 +561,7 @@ class _Builder:
             key = (node.index.name, (), node.index.mark, node.index.primes)
 
             def support_sum(ctx):
-                d = ctx.condition(i, tuple(g(ctx) for g in given))
-                values = d.enumerate_support(expand=True)
+                values = ctx.decls[i].enumerate_support(*[g(ctx) for g in given], expand=True)
                 saved = ctx.trace.get(key)
                 ctx.trace[key] = values
                 ctx.lead += 1

@@ -32,12 +32,10 @@ def score_surrogate(value: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 
 
 def closed_form_kl_known(p_family: type, q_family: type) -> bool:
-    """Whether torch's KL registry (with our additions) has a closed form for the pair of base families."""
-    try:
-        fn = _kl._dispatch_kl(p_family, q_family)
-    except NotImplementedError:
-        return False
-    return fn is not NotImplemented
+    """Whether a closed-form KL exists for the pair of base families (torch's registry and `formula.kl`)."""
+    from .kl import closed_form_known
+
+    return closed_form_known(p_family, q_family)
 
 
 def closed_form_entropy_known(family: type) -> bool:

@@ -191,17 +191,17 @@ class Objective(torch.nn.Module):
         """Names present and known, data tensors agreeing on the batch size; returns the batch size."""
         checked = self._plan.checked
         text = checked.text
+        known = set(checked.inputs) | set(checked.optional_inputs)
+        for k in inputs:
+            if k not in known and not self._extra_allowed(k):
+                raise FormulaInputError(f"unexpected input {k}; this objective takes "
+                                        f"{', '.join(checked.inputs + checked.optional_inputs) or 'no inputs'}")
         missing = [k for k in checked.inputs if k not in inputs]
         if missing:
             raise FormulaInputError(
                 "missing input" + ("s " if len(missing) > 1 else " ") + ", ".join(
                     f"{k} ({self._expected(k)})" for k in missing)
                 + f"; this objective takes {', '.join(checked.inputs + checked.optional_inputs)}")
-        known = set(checked.inputs) | set(checked.optional_inputs)
-        for k in inputs:
-            if k not in known and not self._extra_allowed(k):
-                raise FormulaInputError(f"unexpected input {k}; this objective takes "
-                                        f"{', '.join(checked.inputs + checked.optional_inputs) or 'no inputs'}")
         n = None
         for k in sorted(self._plan.data_inputs):
             v = inputs.get(k)
