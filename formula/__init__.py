@@ -26,7 +26,8 @@ _LAZY = {
     "RelaxedBernoulli": "distributions", "RelaxedCategorical": "distributions", "Deterministic": "distributions",
     "Data": "distributions", "Function": "distributions",
     "compile": "objective", "Objective": "objective",
-    "Trainer": "training",
+    "Trainer": "training", "TrainingDivergedError": "training",
+    "CheckpointError": "checkpoint",
 }
 
 __all__ = ["FormulaError", "FormulaSyntaxError", "FormulaCheckError", "FormulaInputError", *_LAZY]

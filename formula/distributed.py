@@ -1,0 +1,152 @@
+"""Multi-process training helpers: who am I under `torchrun`, and which examples are mine.
+
+Everything here reads torch.distributed's own state or the environment that `torchrun` sets; nothing is kept
+in module globals, so two trainers in one process (or a user's own process group) never interfere.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "is_distributed",
+    "launched_distributed",
+    "rank",
+    "world_size",
+    "local_rank",
+    "is_main_process",
+    "init_from_env",
+    "barrier",
+    "all_reduce_sum",
+    "shard",
+    "pick_device",
+    "distributed_loader",
+]
+
+
+def is_distributed() -> bool:
+    """Whether a torch.distributed process group is up with more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def launched_distributed() -> bool:
+    """Whether this process was started by `torchrun` (or an equivalent launcher) with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def rank() -> int:
+    """This process's rank in the group (0 when not distributed)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """How many processes train together (1 when not distributed)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def local_rank() -> int:
+    """This process's index on its machine, as `torchrun` sets it (0 when not launched by it)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """Rank 0: the process that prints, and the only one that writes checkpoints."""
+    return rank() == 0
+
+
+def init_from_env(device: torch.device) -> bool:
+    """Start the process group `torchrun` asked for, once; True when this call started it.
+
+    The backend is NCCL for CUDA devices and gloo otherwise. A group the user started already is left alone.
+    """
+    if not launched_distributed() or not dist.is_available() or dist.is_initialized():
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def barrier() -> None:
+    """Wait for every process (a no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of `tensor` over all processes (the tensor itself when not distributed); the input is not changed."""
+    if not is_distributed():
+        return tensor
+    total = tensor.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total
+
+
+def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's share of an epoch's example order, as `DistributedSampler` deals it.
+
+    The order is padded by wrapping around to a multiple of `world_size`, then dealt round-robin, so that every
+    rank takes the same number of steps and the k-th batches of all ranks together are the k-th global batch.
+    """
+    if world_size == 1:
+        return indices
+    n = indices.numel()
+    total = -(-n // world_size) * world_size
+    if total > n:
+        repeats = -(-total // n)
+        indices = indices.repeat(repeats)[:total]
+    return indices[rank:total:world_size]
+
+
+def pick_device(requested: Optional[str | torch.device]) -> torch.device:
+    """The device a trainer runs on: "auto" takes CUDA when present (this process's GPU under torchrun)."""
+    if requested is None or str(requested) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank() % torch.cuda.device_count())
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and device.index is None and launched_distributed():
+        return torch.device("cuda", local_rank() % torch.cuda.device_count())
+    return device
+
+
+def distributed_loader(loader, epoch: int, seed: int):
+    """The `DataLoader` a rank iterates in `epoch`: the same one re-dealt through a `DistributedSampler`.
+
+    When not distributed, or for an iterable-style dataset or a custom batch sampler (which the user must shard
+    themselves), the loader is returned as it is. A loader that already has a `DistributedSampler` only gets
+    `set_epoch`. Shuffling is kept on exactly when the original loader shuffled.
+    """
+    from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler
+
+    if not isinstance(loader, DataLoader):
+        return loader
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+        return loader
+    if not is_distributed() or isinstance(loader.dataset, IterableDataset) or loader.batch_size is None:
+        return loader
+    sampler = DistributedSampler(
+        loader.dataset,
+        num_replicas=world_size(),
+        rank=rank(),
+        shuffle=isinstance(loader.sampler, RandomSampler),
+        seed=seed,
+        drop_last=loader.drop_last,
+    )
+    sampler.set_epoch(epoch)
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        persistent_workers=loader.persistent_workers if loader.num_workers > 0 else False,
+    )

@@ -1,0 +1,64 @@
+"""Started by `torchrun --nproc_per_node=2` from test_ddp.py: trains under DDP and saves what each rank ends with.
+
+Usage: torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py OUT_DIR
+Writes OUT_DIR/rank{R}.pt with the parameters each objective reached on this rank, the history, and how many
+times this rank wrote a checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy_objectives import Autoencoder, GaussianVAE, binary_data, compiled_vae, parameters_vector  # noqa: E402
+
+import formula.training as training  # noqa: E402
+from formula.training import Trainer  # noqa: E402
+
+PER_RANK_BATCH = 8
+
+
+def main(out: Path) -> None:
+    writes = []
+    real_save = training.save_checkpoint
+    training.save_checkpoint = lambda state, path: writes.append(str(path)) or real_save(state, path)
+    x = binary_data(64)
+    result = {}
+
+    torch.manual_seed(0)  # no sampling: must match one process with the global batch
+    ae = Autoencoder()
+    trainer = Trainer(ae, batch_size=PER_RANK_BATCH, lr=1e-2, progress=False)
+    assert dist.is_initialized() and dist.get_world_size() == 2, "the trainer starts the torchrun group"
+    result["ae_history"] = trainer.fit({"x": x}, epochs=2)
+    result["ae"] = parameters_vector(ae)
+    result["ae_eval"] = trainer.evaluate({"x": x[:37]})  # uneven shards (19 + 18), gathered exactly
+
+    torch.manual_seed(0)
+    ae_loader = Autoencoder()
+    Trainer(ae_loader, lr=1e-2, progress=False).fit(DataLoader(TensorDataset(x), batch_size=PER_RANK_BATCH), epochs=2)
+    result["ae_loader"] = parameters_vector(ae_loader)
+
+    torch.manual_seed(dist.get_rank())  # different init and draws per rank: DDP keeps the parameters equal
+    vae = GaussianVAE()
+    vae_trainer = Trainer(vae, batch_size=PER_RANK_BATCH, lr=1e-2, progress=False)
+    vae_trainer.fit({"x": x}, epochs=2)
+    result["vae"] = parameters_vector(vae)
+    vae_trainer.save(out / "vae.ckpt")
+
+    torch.manual_seed(10 + dist.get_rank())  # the real front end: formula.compile's objective, unchanged code
+    elbo = compiled_vae()
+    Trainer(elbo, batch_size=PER_RANK_BATCH, lr=1e-2, progress=False).fit({"x": x}, epochs=1)
+    result["compiled"] = parameters_vector(elbo)
+    result["writes"] = writes
+    result["rank"] = dist.get_rank()
+    torch.save(result, out / f"rank{dist.get_rank()}.pt")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,81 @@
+"""Multi-process training: two gloo processes started by torchrun on CPU (tests/ddp_worker.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).parent))  # toy_objectives sits beside the tests
+from ddp_worker import PER_RANK_BATCH  # noqa: E402
+from toy_objectives import Autoencoder, binary_data, parameters_vector  # noqa: E402
+
+from formula.checkpoint import load_checkpoint  # noqa: E402
+from formula.training import Trainer  # noqa: E402
+
+WORKER = Path(__file__).parent / "ddp_worker.py"
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """Run the worker once under torchrun with 2 processes; the two ranks' results and the output folder."""
+    out = tmp_path_factory.mktemp("ddp")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                              "MASTER_PORT")}
+    env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on CPU even where a GPU exists
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out)],
+        capture_output=True, text=True, timeout=180, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return results, out
+
+
+def _single_process(data):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = Autoencoder()
+        trainer = Trainer(model, batch_size=2 * PER_RANK_BATCH, lr=1e-2, progress=False)
+        trainer.fit(data, epochs=2)
+    finally:
+        torch.set_num_threads(before)
+    return model, trainer
+
+
+def test_parameters_are_identical_on_both_ranks(ranks):
+    (r0, r1), _ = ranks
+    for key in ("ae", "ae_loader", "vae", "compiled"):  # vae, compiled: different init and draws per rank
+        assert torch.equal(r0[key], r1[key]), key
+    assert r0["ae_history"] == r1["ae_history"]  # the logged means are gathered from both ranks
+    assert r0["ae_eval"] == r1["ae_eval"]
+
+
+def test_without_sampling_ddp_matches_one_process_on_the_global_batch(ranks):
+    (r0, _), _ = ranks
+    x = binary_data(64)
+    model, trainer = _single_process({"x": x})
+    torch.testing.assert_close(r0["ae"], parameters_vector(model), rtol=1e-5, atol=1e-6)
+    for name, values in trainer.history.items():
+        assert r0["ae_history"][name] == pytest.approx(values, rel=1e-5, abs=1e-6)
+    expected = trainer.evaluate({"x": x[:37]})
+    assert r0["ae_eval"] == pytest.approx(expected, rel=1e-5)
+    loader_model, _ = _single_process(DataLoader(TensorDataset(x), batch_size=2 * PER_RANK_BATCH))
+    torch.testing.assert_close(r0["ae_loader"], parameters_vector(loader_model), rtol=1e-5, atol=1e-6)
+
+
+def test_only_rank_zero_writes_the_checkpoint(ranks):
+    (r0, r1), out = ranks
+    assert len(r0["writes"]) == 1 and r1["writes"] == []
+    state = load_checkpoint(out / "vae.ckpt")
+    assert state["step"] == 2 * 64 // (2 * PER_RANK_BATCH)
+    assert not any(k.startswith("module.") for k in state["objective"])  # the DDP wrapper is not saved
+    saved = torch.cat([v.reshape(-1) for v in state["objective"].values()])
+    assert torch.equal(saved, r0["vae"])
