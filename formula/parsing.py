@@ -1,0 +1,951 @@
+"""Text -> AST: the Lark grammar (grammar/formula.lark) plus the transformer that builds `formula.nodes`.
+
+`parse(text)` returns a `Program`; every failure is a `FormulaSyntaxError` with the text and a caret. ASCII and
+LaTeX spellings build equal trees (LANGUAGE.md §1). Spelling tables (functions, families, divergences,
+relations) are registries in this module: adding a name needs no grammar change.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+import re
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from lark import Lark, Token, v_args
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.lark import PostLex
+from lark.visitors import Transformer_NonRecursive
+
+from . import nodes as n
+from .errors import FormulaError, FormulaSyntaxError
+
+MAX_LENGTH = 10_000  # characters; longer texts are refused before Lark sees them (Lark needs ~0.1 ms a token)
+MAX_NESTING = 100  # bracket depth
+MAX_TREE_DEPTH = 200  # depth of the built tree (unary chains, powers, nested log ...)
+
+# --- registries -------------------------------------------------------------------------------------------
+
+#: Divergences that may also be written with a comma, `NAME(a, b)` / `D_{NAME}(a, b)`. With `||` any upper-case
+#: name is a divergence.
+DIVERGENCES = {"KL", "JS", "MMD", "W", "TV", "H2", "CHI2", "RENYI", "F"}
+
+#: Explicit families: spelling -> canonical name. Keys with a `mathcal:` prefix need that wrapper (`\mathcal{N}`).
+FAMILIES = {
+    "mathcal:N": "Normal", "Normal": "Normal", "Gaussian": "Normal", "MVN": "Normal",
+    "Bern": "Bernoulli", "Bernoulli": "Bernoulli", "Ber": "Bernoulli",
+    "Cat": "Categorical", "Categorical": "Categorical",
+    "Laplace": "Laplace", "Lap": "Laplace", "Uniform": "Uniform", "mathcal:U": "Uniform",
+    "Beta": "Beta", "Dir": "Dirichlet", "Dirichlet": "Dirichlet", "Pois": "Poisson", "Poisson": "Poisson",
+    "Gamma": "Gamma", "Exp": "Exponential", "Exponential": "Exponential",
+}
+
+#: Names that mean the entropy when called with one argument and no condition.
+ENTROPY_NAMES = {"H"}
+
+#: Relation spellings -> nodes.RELATIONS.
+RELATIONS = {
+    "=": "=", ":=": ":=", "=:": "=:", ">=": ">=", "<=": "<=", ">": ">", "<": "<", "!=": "!=",
+    "\\geq": ">=", "\\ge": ">=", "\u2265": ">=", "\\leq": "<=", "\\le": "<=", "\u2264": "<=",
+    "\\neq": "!=", "\\ne": "!=", "\u2260": "!=", "\\approx": "approx", "\u2248": "approx",
+    "\\simeq": "approx", "\\in": "in", "\\coloneqq": ":=", "\\eqqcolon": "=:", "\\triangleq": ":=",
+    "\\equiv": "=",
+}
+
+GREEK_ALIASES = {"varepsilon": "epsilon", "vartheta": "theta", "varphi": "phi", "varrho": "rho",
+                 "varsigma": "sigma", "varpi": "pi"}
+
+MARKS = {"tilde": "tilde", "widetilde": "tilde", "hat": "hat", "widehat": "hat", "bar": "bar", "overline": "bar"}
+
+PER_EXAMPLE_INDICES = {"i", "n"}  # `x^{(i)}`: the example index, dropped
+
+
+def _log(arg: n.Expr, span: n.Span) -> n.Expr:
+    if isinstance(arg, (n.Dist, n.Family)):
+        return n.LogDensity(arg, span=span)
+    return n.Apply("log", (arg,), span=span)
+
+
+def _apply(fn: str) -> Callable[[n.Expr, n.Span], n.Expr]:
+    return lambda arg, span: n.Apply(fn, (arg,), span=span)
+
+
+#: Function spellings (after `\`, `\operatorname{..}` are stripped) -> builder of the node.
+FUNCTIONS: Dict[str, Callable[[n.Expr, n.Span], n.Expr]] = {
+    "log": _log, "ln": _log, "exp": _apply("exp"), "sqrt": _apply("sqrt"), "abs": _apply("abs"),
+    "det": _apply("det"), "tanh": _apply("tanh"), "sigma": _apply("sigmoid"), "sigmoid": _apply("sigmoid"),
+    "softplus": _apply("softplus"),
+    "sg": lambda arg, span: n.StopGrad(arg, span=span), "stopgrad": lambda arg, span: n.StopGrad(arg, span=span),
+}
+
+#: Terminal names -> words for error messages.
+TERMINAL_WORDS = {
+    "NAME": "a name", "CALL_NAME": "a distribution such as q(z|x)", "GREEK": "a Greek letter",
+    "NUMBER": "a number", "EXPECT": "an expectation E", "FUNC": "a function such as log",
+    "BIGOP": "a sum", "OPT": "min or max", "NABLA": "\\nabla", "FRAC": "\\frac", "PARTIAL": "\\partial",
+    "DECOR": "a decoration such as \\tilde", "UNDERBRACE": "\\underbrace", "LANGLE": "\\langle",
+    "RANGLE": "\\rangle", "TOP": "\\top", "SAMPLE_SUP": "'^{('", "DOTS": "'\\ldots'", "PRIMES": "a prime",
+    "REL": "a relation such as '=' or '\\geq'", "ADDOP": "'+' or '-'", "MULOP": "'*' or '/'",
+    "_LPAR": "'('", "_RPAR": "')'", "_LSQB": "'['", "_RSQB": "']'", "_LBRACE": "'{'", "_RBRACE": "'}'",
+    "_LBRACE_ESC": "'\\{'", "_RBRACE_ESC": "'\\}'", "_UNDERSCORE": "a subscript '_'", "_CARET": "'^'",
+    "_COLON": "':'", "_COMMA": "','", "_SEMI": "';'", "_NEWLINE": "a new line", "GIVEN": "'|'",
+    "DIVSEP": "'||'", "ABS_OPEN": "'|'", "ABS_CLOSE": "a closing '|'", "NORM_OPEN": "'\\|'",
+    "NORM_CLOSE": "a closing '\\|'", "SIM": "'~'", "$END": "the end of the formula",
+}
+_VALUE_STARTS = {"NAME", "CALL_NAME", "GREEK", "NUMBER", "_LPAR", "FRAC", "EXPECT", "FUNC", "BIGOP"}
+
+# --- the parser --------------------------------------------------------------------------------------------
+
+_OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC", "ABS_CLOSE",
+                 "NORM_CLOSE", "PRIMES", "TOP", "DOTS", "RANGLE"}
+_OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
+_CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
+
+
+class _Roles(PostLex):
+    """Gives `|`, `||`/`\\|` and `~` their role from the tokens before them (no lookahead, so the contextual
+    lexer stays in step). Directly inside a call's brackets, a bar after an operand separates (GIVEN in
+    `q(z|x)`, DIVSEP in `KL(q || p)`); elsewhere it closes an open `|..|` or `\\|..\\|`, or opens one.
+    `~` is SIM inside an expectation's subscript and LaTeX spacing elsewhere."""
+
+    always_accept = ("BAR", "DBAR", "MID", "LABS", "RABS", "LNORM", "RNORM", "TILDE")
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        stack: List[str] = []
+        recent: List[str] = ["", ""]  # the last two token types
+        call_at = -1  # stack depth at which the next ( or [ opens a call's arguments
+        for tok in stream:
+            kind = tok.type
+            if kind in ("BAR", "DBAR"):
+                closer, opener, sep = (("ABS_CLOSE", "ABS_OPEN", "GIVEN") if kind == "BAR"
+                                       else ("NORM_CLOSE", "NORM_OPEN", "DIVSEP"))
+                top = stack[-1] if stack else ""
+                if recent[-1] in _OPERAND_ENDS and top == "call":
+                    kind = sep
+                elif recent[-1] in _OPERAND_ENDS and top == opener:
+                    kind = closer
+                else:
+                    kind = opener
+            elif kind == "MID":
+                kind = "GIVEN"
+            elif kind in ("LABS", "RABS", "LNORM", "RNORM"):
+                kind = {"LABS": "ABS_OPEN", "RABS": "ABS_CLOSE", "LNORM": "NORM_OPEN", "RNORM": "NORM_CLOSE"}[kind]
+            elif kind == "TILDE":
+                if not (stack and stack[-1] == "esub"):
+                    continue
+                kind = "SIM"
+            if kind == "CALL_NAME":
+                call_at = len(stack)
+            elif kind in _OPENS:
+                if kind in ("_LPAR", "_LSQB") and call_at == len(stack):
+                    stack.append("call")
+                    call_at = -1
+                elif kind == "_LBRACE" and recent[-1] == "_UNDERSCORE" and recent[-2] in ("EXPECT", "RANGLE"):
+                    stack.append("esub")
+                else:
+                    stack.append(kind)
+            elif kind in ("ABS_OPEN", "NORM_OPEN"):
+                stack.append(kind)
+            elif kind == "SAMPLE_SUP":  # `^{(` opens two brackets
+                stack.extend(("_LBRACE", "_LPAR"))
+            elif (kind in _CLOSES or kind in ("ABS_CLOSE", "NORM_CLOSE")) and stack:
+                stack.pop()
+            recent = [recent[-1], kind]
+            yield tok if kind == tok.type else Token.new_borrow_pos(kind, tok.value, tok)
+
+
+def _grammar_text() -> str:
+    return importlib.resources.files("formula.grammar").joinpath("formula.lark").read_text(encoding="utf-8")
+
+
+_BUILD_LOCK = threading.Lock()
+LEXER = "basic"  # "contextual" gives the same trees (tested) but compiles a scanner per parser state: ~5x slower
+
+
+def _cache_file() -> "str | bool":
+    """Where Lark keeps the built LALR tables (a user-owned folder; ~10x faster start), or False."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "formula")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    return os.path.join(folder, "grammar-lalr.cache") if os.access(folder, os.W_OK) else False
+
+
+@functools.lru_cache(maxsize=None)
+def _lark() -> Lark:
+    """The LALR parser, built once on first use."""
+    with _BUILD_LOCK:
+        return Lark(_grammar_text(), parser="lalr", lexer=LEXER, postlex=_Roles(),
+                    propagate_positions=True, maybe_placeholders=False, cache=_cache_file())
+
+
+# --- pre-scan ---------------------------------------------------------------------------------------------
+
+_BRACKET_RE = re.compile(r"\\[{}]|\\(?:lbrace|rbrace)(?![A-Za-z])|\\[A-Za-z]+|\\.|[()\[\]{}]")
+_PAIRS = {"(": ")", "[": "]", "{": "}", "\\{": "\\}"}
+_CLOSERS = {v: k for k, v in _PAIRS.items()}
+_CONTINUES_AFTER = re.compile(r"(?:[-+*/=<>|,&(\[{^_]|\\(?:cdot|times|geq|leq|ge|le|approx|mid|sim|\\))\s*$")
+_CONTINUES_BEFORE = re.compile(
+    r"^\s*(?:[-+*/=<>|)\]}&^_]|\\(?:cdot|times|geq|leq|ge|le|approx|right|mid|sim|quad|qquad)(?![A-Za-z])|:=|=:)")
+
+
+def _prescan(text: str) -> str:
+    """Cheap checks before Lark (length, bracket balance and depth), and the text Lark gets: newlines that do
+    not end a statement and a trailing `.` or `,` become spaces (offsets are kept)."""
+    if len(text) > MAX_LENGTH:
+        raise FormulaSyntaxError(f"the formula is too long ({len(text)} characters; the limit is {MAX_LENGTH})",
+                                 text, (MAX_LENGTH, MAX_LENGTH + 1))
+    if not text.strip():
+        raise FormulaSyntaxError("the formula is empty", text, (0, len(text)))
+    chars = list(text)
+    stack: List[Tuple[str, int]] = []
+    for m in _BRACKET_RE.finditer(text):
+        tok = m.group()
+        tok = {"\\lbrace": "\\{", "\\rbrace": "\\}"}.get(tok, tok)
+        if tok in _PAIRS:
+            stack.append((tok, m.start()))
+            if len(stack) > MAX_NESTING:
+                raise FormulaSyntaxError(f"brackets are nested too deeply (more than {MAX_NESTING} levels)",
+                                         text, (m.start(), m.end()))
+        elif tok in _CLOSERS:
+            if not stack:
+                raise FormulaSyntaxError(f"unmatched {tok!r}: no bracket is open here", text, (m.start(), m.end()))
+            opener, at = stack.pop()
+            if _PAIRS[opener] != tok:
+                raise FormulaSyntaxError(f"the {opener!r} opened at character {at} is closed by {tok!r}; "
+                                         f"expected {_PAIRS[opener]!r}", text, (m.start(), m.end()))
+    if stack:
+        opener, at = stack[-1]
+        raise FormulaSyntaxError(f"unclosed {opener!r}: the formula ends before it is closed", text,
+                                 (at, at + len(opener)))
+    # Newlines and trailing punctuation, at bracket depth 0 only.
+    depth = 0
+    line_start = 0
+    for i, ch in enumerate(text + "\n"):
+        if i < len(text) and ch in "([{":
+            depth += 1
+        elif i < len(text) and ch in ")]}":
+            depth = max(0, depth - 1)
+        if ch != "\n":
+            continue
+        line = text[line_start:i]
+        stripped = line.rstrip()
+        end = line_start + len(stripped)
+        if depth == 0 and stripped and stripped[-1] in ".," and not stripped.endswith("...") \
+                and not stripped.endswith("\\,"):
+            chars[end - 1] = " "
+            stripped = stripped[:-1]
+        if i < len(text):
+            rest = text[i + 1:]
+            if depth > 0 or _CONTINUES_AFTER.search(stripped) or _CONTINUES_BEFORE.match(rest) \
+                    or not stripped.strip():
+                chars[i] = " "
+        line_start = i + 1
+    return "".join(chars)
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+
+
+_UNCLOSED_BARS = (
+    ("NORM_CLOSE", re.compile(r"\|\||\\\||\\Vert|\\parallel"),
+     "this '||' opens a norm that is never closed; between two distributions '||' belongs inside a divergence "
+     "such as KL(q || p)"),
+    ("ABS_CLOSE", re.compile(r"(?<![\\|])\|(?!\|)|\\vert"),
+     "this '|' opens an absolute value that is never closed; a condition '|' belongs inside a distribution "
+     "such as q(z|x)"),
+)
+
+
+def _words(expected: Sequence[str]) -> str:
+    names = set(expected)
+    parts: List[str] = []
+    if names & _VALUE_STARTS:
+        parts.append("a distribution such as q(z|x), a number or '('")
+        names -= _VALUE_STARTS | {"GREEK", "DECOR", "NABLA", "OPT", "LANGLE", "UNDERBRACE", "ABS_OPEN",
+                                  "NORM_OPEN", "_LSQB", "_LBRACE", "_LBRACE_ESC", "ADDOP", "DOTS", "SAMPLE_SUP"}
+    for name in sorted(names, key=lambda s: (s == "$END", s)):
+        word = TERMINAL_WORDS.get(name, name.lower())
+        if word not in parts:
+            parts.append(word)
+    if not parts:
+        return "something else"
+    if len(parts) > 6:
+        parts = parts[:6] + ["..."]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _describe(tok: Token) -> str:
+    words = {"GIVEN": "'|'", "DIVSEP": "'||'", "ABS_OPEN": "'|'", "ABS_CLOSE": "'|'", "NORM_OPEN": "'\\|'",
+             "NORM_CLOSE": "'\\|'", "_NEWLINE": "a new line"}
+    return words.get(tok.type, repr(str(tok.value).strip() or tok.value))
+
+
+def _syntax_error(err: UnexpectedInput, text: str) -> FormulaSyntaxError:
+    """A Lark error in words, pointing at the offending place."""
+    if isinstance(err, UnexpectedCharacters):
+        pos = err.pos_in_stream
+        cmd = _COMMAND_RE.match(text, pos)
+        if cmd:
+            return FormulaSyntaxError(f"unknown command {cmd.group()}", text, (pos, cmd.end()))
+        return FormulaSyntaxError(f"unexpected character {text[pos]!r}", text, (pos, pos + 1))
+    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+        end = len(text.rstrip())
+        expected = getattr(err, "expected", None) or getattr(err, "accepts", None) or ()
+        for closer, pattern, message in _UNCLOSED_BARS:
+            opener = None if closer not in expected else list(pattern.finditer(text))
+            if opener:
+                at = opener[-1]
+                return FormulaSyntaxError(message, text, (at.start(), at.end()))
+        return FormulaSyntaxError(f"the formula ends too early; expected {_words(expected)}", text,
+                                  (max(0, end - 1), max(1, end)))
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        start = tok.start_pos if tok.start_pos is not None else 0
+        end = tok.end_pos if tok.end_pos is not None else start + 1
+        expected = err.accepts or err.expected
+        if tok.type == "DIVSEP" or (tok.type == "NORM_OPEN" and str(tok.value) in ("||",)):
+            msg = "'||' separates the two arguments of a divergence such as KL(q || p)"
+        elif tok.type == "_NEWLINE" or (tok.type == "_SEMI"):
+            msg = f"the statement ends too early; expected {_words(expected)}"
+        else:
+            msg = f"unexpected {_describe(tok)}; expected {_words(expected)}"
+        return FormulaSyntaxError(msg, text, (start, max(end, start + 1)))
+    return FormulaSyntaxError("the formula does not parse", text, (0, len(text)))
+
+
+# --- building nodes ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    """A bracketed expression while its product is folded (parentheses make no node)."""
+
+    expr: n.Expr
+    span: n.Span
+
+
+@dataclass
+class _Seq:
+    """An unfolded product: `(op, item)` pairs, op None for juxtaposition; folded by `_Builder.fold`."""
+
+    items: List[Tuple[Optional[str], object]]
+    span: n.Span
+
+
+@dataclass
+class _Args:
+    vars: Tuple[n.Expr, ...]
+    given: Tuple[n.Expr, ...]
+    params: Tuple[n.Expr, ...]
+    has_given: bool
+
+
+@dataclass
+class _DivArgs:
+    left: n.Expr
+    right: n.Expr
+
+
+@dataclass
+class _Lower:
+    """The lower limit of a big operator as written (`t=1`, `y`, `i \\neq j`, `x_i \\in X`)."""
+
+    expr: n.Expr
+
+
+_WRAPPED = re.compile(r"\\([A-Za-z]+)\s*\{\s*(\\?[A-Za-z][A-Za-z0-9]*)\s*\}")
+
+
+def _unwrap(text: str) -> Tuple[Optional[str], str]:
+    """`\\mathcal{L}` -> ('mathcal', 'L'); `\\beta` -> (None, 'beta'); `q` -> (None, 'q')."""
+    m = _WRAPPED.fullmatch(text.strip())
+    if m:
+        return m.group(1), m.group(2).lstrip("\\")
+    return None, text.strip().lstrip("\\")
+
+
+def _span(meta) -> Optional[n.Span]:
+    if getattr(meta, "empty", True):
+        return None
+    return n.Span(meta.start_pos, meta.end_pos)
+
+
+def _tspan(tok: Token) -> n.Span:
+    return n.Span(tok.start_pos, tok.end_pos)
+
+
+def _join(a: Optional[n.Span], b: Optional[n.Span]) -> Optional[n.Span]:
+    if a is None or b is None:
+        return a or b
+    return n.Span(min(a.start, b.start), max(a.end, b.end))
+
+
+def _script_text(items: Sequence[n.Node]) -> str:
+    """The text of a name's subscript with Greek spelled out: `\\phi` -> 'phi', `{data}` -> 'data'."""
+    out = []
+    for item in items:
+        if isinstance(item, n.Var) and not item.index:
+            out.append(item.name)
+        elif isinstance(item, n.Num):
+            v = item.value
+            out.append(str(int(v)) if v == int(v) else str(v))
+        else:
+            raise _Fail("a distribution's subscript must be a name such as \\phi or a number", item.span)
+    return ",".join(out)
+
+
+class _Fail(Exception):
+    """A malformed construct found while building nodes (turned into FormulaSyntaxError with the text)."""
+
+    def __init__(self, message: str, span: Optional[n.Span]):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+
+def _uses(node: n.Node, var: n.Var) -> bool:
+    return any(isinstance(x, n.Var) and (x == var or (x.name == var.name and not x.index and not var.index))
+               for x in node.walk())
+
+
+@v_args(meta=True)
+class _Builder(Transformer_NonRecursive):
+    """Parse tree -> nodes. One instance per parse (it remembers which sums are still open to later terms)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open: Dict[int, object] = {}  # id(node) -> the unbracketed Sum/Prod at its tail
+        self._keep: List[object] = []  # keeps ids above valid
+
+    # -- statements --
+    def start(self, meta, children):
+        return n.Program(tuple(children), span=_span(meta))
+
+    def relation(self, meta, children):
+        if len(children) == 1:
+            return children[0]
+        members = tuple(children[0::2])
+        ops = tuple(RELATIONS[str(tok).strip()] for tok in children[1::2])
+        return n.Relation(members, ops, span=_span(meta))
+
+    # -- sums of terms --
+    def addchain(self, meta, children):
+        if len(children) == 1:
+            return self.value(children[0])
+        terms: List[n.Expr] = [self.value(children[0])]
+        for op, item in zip(children[1::2], children[2::2]):
+            term = self.value(item)
+            if str(op) == "-":
+                term = self._mark(n.Neg(term, span=_join(_tspan(op), term.span)), self._open.get(id(term)))
+            terms.append(term)
+        terms = self._absorb(terms)
+        return terms[0] if len(terms) == 1 else n.Add(tuple(terms), span=_span(meta))
+
+    def _absorb(self, terms: List[n.Expr]) -> List[n.Expr]:
+        """An unbracketed sum takes the later terms of its chain that use its index (LANGUAGE.md §1)."""
+        out: List[n.Expr] = []
+        used = [False] * len(terms)
+        for i, term in enumerate(terms):
+            if used[i]:
+                continue
+            tail = self._open.get(id(term))
+            if tail is not None:
+                taken = [t for j, t in enumerate(terms[i + 1:], i + 1) if not used[j] and _uses(t, tail.index)]
+                if taken:
+                    for j in range(i + 1, len(terms)):
+                        if any(terms[j] is t for t in taken):
+                            used[j] = True
+                    body = n.Add((tail.body, *taken), span=_join(tail.body.span, taken[-1].span))
+                    new_tail = replace(tail, body=body, span=_join(tail.span, taken[-1].span))
+                    term = _replace_tail(term, tail, new_tail)
+            out.append(term)
+        return out
+
+    def unary(self, meta, children):
+        op, item = children
+        value = self.value(item)
+        if str(op) == "+":
+            return value
+        return self._mark(n.Neg(value, span=_span(meta)), self._open.get(id(value)))
+
+    # -- products --
+    def product(self, meta, children):
+        items: List[Tuple[Optional[str], object]] = []
+        op: Optional[str] = None
+        for child in children:
+            if isinstance(child, Token) and child.type == "MULOP":
+                op = "/" if str(child) == "/" else "*"
+                continue
+            if isinstance(child, _Seq):  # a prefixed group form that hands the rest of its product back
+                _, first = child.items[0]
+                items.append((op, first))
+                items.extend(child.items[1:])
+            else:
+                items.append((op, child))
+            op = None
+        return _Seq(items, _span(meta))
+
+    def fold(self, seq: _Seq) -> n.Expr:
+        """Left-associative `*`, `/` and juxtaposition; a run of multiplications is one flat Mul."""
+        factors: List[n.Expr] = []
+        acc: Optional[n.Expr] = None
+        open_tail = None
+        for op, raw in seq.items:
+            item = self._plain(raw)
+            open_tail = None if isinstance(raw, _Group) else self._open.get(id(item))
+            if acc is None and not factors:
+                factors = [item]
+            elif op == "/":
+                num = factors[0] if len(factors) == 1 else n.Mul(tuple(factors), span=_cover(factors))
+                factors = [n.Div(num, item, span=_join(num.span, item.span))]
+                open_tail = None
+            else:
+                factors.append(item)
+            acc = factors[-1]
+        result = factors[0] if len(factors) == 1 else n.Mul(tuple(factors), span=_cover(factors))
+        return self._mark(result, open_tail)
+
+    def value(self, x) -> n.Expr:
+        if isinstance(x, _Seq):
+            return self.fold(x)
+        return self._plain(x)
+
+    @staticmethod
+    def _plain(x) -> n.Expr:
+        while isinstance(x, _Group):
+            x = x.expr
+        if isinstance(x, _Seq):
+            raise AssertionError("unfolded product")  # pragma: no cover
+        return x
+
+    def _mark(self, node, tail):
+        if tail is not None:
+            self._open[id(node)] = tail
+            self._keep.append(node)
+        return node
+
+    # -- prefix operators --
+    def _split(self, seq: _Seq) -> Tuple[n.Expr, Optional[_Seq]]:
+        """The argument of a prefix operator: a bracket right after it, else the whole product."""
+        op, first = seq.items[0]
+        if isinstance(first, _Group) and len(seq.items) > 1:
+            return first.expr, _Seq(seq.items[1:], seq.span)
+        return self.fold(seq), None
+
+    def _with_rest(self, node: n.Expr, rest: Optional[_Seq]):
+        if rest is None:
+            return node
+        return _Seq([(None, node)] + rest.items, rest.span)
+
+    def func(self, meta, children):
+        tok, seq = children
+        _, name = _unwrap(str(tok))
+        arg, rest = self._split(seq)
+        span = _join(_tspan(tok), seq.items[0][1].span if rest is not None else seq.span)
+        return self._with_rest(FUNCTIONS[name](arg, span), rest)
+
+    def expect(self, meta, children):
+        tok = children[0]
+        over = children[1] if len(children) == 3 else None
+        seq = children[-1]
+        body, rest = self._split(seq)
+        span = _join(_tspan(tok), seq.items[0][1].span if rest is not None else seq.span)
+        return self._with_rest(n.Expect(over, body, span=span), rest)
+
+    def bigop(self, meta, children):
+        tok = children[0]
+        lower = next(c for c in children if isinstance(c, _Lower)).expr
+        upper_items = [c for c in children[1:-1] if isinstance(c, list)]
+        upper = self._single(upper_items[0], "an upper limit") if upper_items else None
+        body = self.fold(children[-1])
+        fields = dict(lower=None, within=None, where=None)
+        if isinstance(lower, n.Relation) and len(lower.ops) == 1:
+            index = lower.members[0]
+            if lower.ops[0] == "=":
+                fields["lower"] = lower.members[1]
+            elif lower.ops[0] == "in":
+                fields["within"] = lower.members[1]
+            else:
+                fields["where"] = lower
+        elif isinstance(lower, n.Var):
+            index = lower
+        else:
+            raise _Fail("a sum's subscript must name its index: t=1, y, i \\neq j or x_i \\in X", lower.span)
+        if not isinstance(index, n.Var):
+            raise _Fail("a sum's index must be a variable", index.span)
+        cls = n.Prod if "prod" in str(tok) else n.Sum
+        node = cls(index, body, upper=upper, span=_span(meta), **fields)
+        return self._mark(node, node)
+
+    def grad(self, meta, children):
+        tok, items, seq = children
+        return n.Grad(tuple(items), self.fold(seq), span=_span(meta))
+
+    def optimize(self, meta, children):
+        tok, items, seq = children
+        sense = "min" if "min" in str(tok) else "max"
+        return n.Optimize(sense, tuple(items), self.fold(seq), span=_span(meta))
+
+    # -- scripts --
+    def braced(self, meta, children):
+        return list(children)
+
+    def bare(self, meta, children):
+        return [self._atom(children[0])]
+
+    def script_rel(self, meta, children):
+        child = children[0]
+        return _Lower(self._atom(child) if isinstance(child, Token) else child)
+
+    def _atom(self, tok: Token) -> n.Node:
+        if tok.type == "NUMBER":
+            return n.Num(float(tok), span=_tspan(tok))
+        if tok.type == "DOTS":
+            raise _Fail("'\\ldots' belongs in a list such as z_1,\\ldots,z_K", _tspan(tok))
+        if tok.type == "GREEK":
+            return self.greek(None, [tok])
+        return self.name(None, [tok])
+
+    def range(self, meta, children):
+        return n.Range(children[0], children[1], span=_span(meta))
+
+    def before(self, meta, children):
+        op = RELATIONS.get(str(children[0]).strip())
+        if op not in ("<", "<="):
+            raise _Fail("an index prefix is written <t or \\le t", _tspan(children[0]))
+        return n.Before(children[1], inclusive=op == "<=", span=_span(meta))
+
+    @staticmethod
+    def _single(items, what: str) -> n.Expr:
+        if len(items) != 1 or isinstance(items[0], (n.Range, n.Before)):
+            raise _Fail(f"{what} must be a single value", _cover(items))
+        return items[0]
+
+    # -- atoms --
+    def number(self, meta, children):
+        return n.Num(float(children[0]), span=_tspan(children[0]))
+
+    def name(self, meta, children):
+        tok = children[0]
+        _, base = _unwrap(str(tok))
+        return n.Var(base, span=_tspan(tok))
+
+    def greek(self, meta, children):
+        tok = children[0]
+        _, base = _unwrap(str(tok))
+        base = re.sub(r"[\s{}]|\\", "", base)
+        base = re.sub(r"^(mathbf|boldsymbol|bm|vec|mathit)", "", base) if base not in GREEK_ALIASES else base
+        return n.Var(GREEK_ALIASES.get(base, base), span=_tspan(tok))
+
+    def decorated(self, meta, children):
+        tok, inner = children
+        if isinstance(inner, Token):
+            inner = self._atom(inner)
+        inner = self._plain(inner)
+        if not isinstance(inner, n.Var):
+            raise _Fail(f"{str(tok)} decorates a variable", _span(meta))
+        return replace(inner, mark=MARKS[str(tok).lstrip("\\")], span=_span(meta))
+
+    def group(self, meta, children):
+        self._open.pop(id(children[0]), None)  # a bracketed sum takes no later terms
+        return _Group(children[0], _span(meta))
+
+    def abs(self, meta, children):
+        return n.Apply("abs", (children[1],), span=_span(meta))
+
+    def norm(self, meta, children):
+        return n.Norm(children[1], span=_span(meta))
+
+    def frac(self, meta, children):
+        tok, num, den = children
+        return n.Div(num, den, span=_span(meta))
+
+    def partial(self, meta, children):
+        _, _, num, _, wrt = children
+        return n.Partial(num, wrt, span=_span(meta))
+
+    def underbrace(self, meta, children):
+        _, body, items = children
+        return n.Labeled(body, self._single(items, "a label"), span=_span(meta))
+
+    def angle(self, meta, children):
+        _, body, _, over = children
+        return n.Expect(over, body, span=_span(meta))
+
+    # -- postfix: subscripts, powers, primes --
+    def sub(self, meta, children):
+        return ("sub", children[0], _span(meta))
+
+    def sup(self, meta, children):
+        return ("sup", children[0], _span(meta))
+
+    def transpose(self, meta, children):
+        return ("T", None, _span(meta))
+
+    def sample_sup(self, meta, children):
+        return ("sample", children[1], _span(meta))
+
+    def primes(self, meta, children):
+        return ("primes", len(str(children[0])), _span(meta))
+
+    def postfix(self, meta, children):
+        base, suffixes = children[0], children[1:]
+        if not suffixes:
+            return base
+        node = self._plain(base)
+        for kind, arg, where in suffixes:
+            span = _join(node.span, where)
+            if kind == "sub":
+                if isinstance(node, n.Var):
+                    node = replace(node, index=node.index + tuple(arg), span=span)
+                elif isinstance(node, n.Norm) and node.ord is None:
+                    node = replace(node, ord=self._single(arg, "a norm's order"), span=span)
+                else:
+                    raise _Fail("a subscript can only follow a variable, a distribution's name or a norm", where)
+            elif kind == "sup":
+                node = n.Pow(node, self._single(arg, "an exponent"), span=span)
+            elif kind == "T":
+                node = n.Apply("transpose", (node,), span=span)
+            elif kind == "sample":
+                if not isinstance(node, n.Var):
+                    raise _Fail("a sample superscript ^{(l)} can only follow a variable", where)
+                kept = tuple(x for x in arg if not (isinstance(x, n.Var) and x.name in PER_EXAMPLE_INDICES
+                                                     and not x.index))
+                node = replace(node, index=node.index + kept, span=span)
+            else:
+                if not isinstance(node, n.Var):
+                    raise _Fail("a prime can only follow a variable", where)
+                node = replace(node, primes=node.primes + arg, span=span)
+        return node
+
+    # -- calls --
+    def arglist(self, meta, children):
+        return [x for x in children if not isinstance(x, Token)]
+
+    def given(self, meta, children):
+        return ("given", children[1])
+
+    def params(self, meta, children):
+        return ("params", children[0])
+
+    def args(self, meta, children):
+        vars_: List[n.Expr] = []
+        given: List[n.Expr] = []
+        params: List[n.Expr] = []
+        has_given = False
+        for child in children:
+            if isinstance(child, tuple) and child[0] == "given":
+                given, has_given = child[1], True
+            elif isinstance(child, tuple) and child[0] == "params":
+                params = child[1]
+            else:
+                vars_ = child
+        return _Args(tuple(vars_), tuple(given), tuple(params), has_given)
+
+    def divargs(self, meta, children):
+        return _DivArgs(children[0], children[2])
+
+    def call(self, meta, children):
+        tok = children[0]
+        wrapper, base = _unwrap(str(tok))
+        script = next((c for c in children[1:] if isinstance(c, list)), None)
+        sub = _script_text(script) if script is not None else None
+        args = children[-1]
+        span = _span(meta)
+        if isinstance(args, _DivArgs):
+            kind = sub if (base == "D" and sub) else base
+            if not kind[:1].isupper() and not (base == "D" and sub):
+                raise _Fail(f"{base}(a || b) is not a divergence: a divergence has an upper-case name such as KL",
+                            _tspan(tok))
+            return n.Divergence(kind.upper(), _as_dist(args.left), _as_dist(args.right), span=span)
+        family = FAMILIES.get(f"{wrapper}:{base}") or (FAMILIES.get(base) if wrapper != "mathcal" else None)
+        if family is not None and not sub:
+            if args.has_given:
+                return n.Family(family, args.vars, args.given + args.params, span=span)
+            if args.params:
+                return n.Family(family, args.vars, args.params, span=span)
+            return n.Family(family, (), args.vars, span=span)
+        if base in ENTROPY_NAMES and not sub and len(args.vars) == 1 and not args.has_given and not args.params:
+            return n.Entropy(_as_dist(args.vars[0]), span=span)
+        div_kind = sub.upper() if (base == "D" and sub) else base.upper() if base.isupper() else None
+        if div_kind in DIVERGENCES and len(args.vars) == 2 and not args.has_given and not args.params:
+            return n.Divergence(div_kind, _as_dist(args.vars[0]), _as_dist(args.vars[1]), span=span)
+        return n.Dist(base, args.vars, args.given, sub, args.params, span=span)
+
+    # -- expectations --
+    def sampler_sub(self, meta, children):
+        child = children[0]
+        if isinstance(child, n.Sampler):
+            return child
+        return n.Sampler((_as_dist(child),), span=_span(meta))
+
+    def draws(self, meta, children):
+        return list(children)
+
+    def postfix_name(self, meta, children):
+        node = self.greek(None, [children[0]]) if children[0].type == "GREEK" else self.name(None, [children[0]])
+        if len(children) > 1:
+            node = replace(node, index=tuple(children[1]), span=_span(meta))
+        return node
+
+    def sampler(self, meta, children):
+        draws: List[object] = []
+        dists: List[n.Expr] = []
+        for child in children:
+            if isinstance(child, list):
+                draws = child
+            elif isinstance(child, Token) and child.type == "SIM":
+                continue
+            else:
+                dists.append(_as_dist(child))
+        drawn = _draw_vars(draws)
+        produced = [v for d in dists if isinstance(d, (n.Dist, n.Family)) for v in d.vars]
+        if set(drawn) == set(produced) and len(drawn) == len(produced):
+            drawn = ()
+        return n.Sampler(tuple(dists), tuple(drawn), span=_span(meta))
+
+
+def _cover(nodes_: Sequence[n.Node]) -> Optional[n.Span]:
+    spans = [x.span for x in nodes_ if getattr(x, "span", None) is not None]
+    if not spans:
+        return None
+    return n.Span(min(s.start for s in spans), max(s.end for s in spans))
+
+
+def _as_dist(node: n.Expr) -> n.Expr:
+    """A bare name where a distribution is expected (`\\mathbb{E}_q`, `KL(q \\| p)`, `q_\\phi`) is that Dist."""
+    if isinstance(node, n.Var) and node.mark is None and node.primes == 0:
+        sub = _script_text(node.index) if node.index else None
+        return n.Dist(node.name, sub=sub, span=node.span)
+    return node
+
+
+def _draw_vars(draws: Sequence[object]) -> Tuple[n.Var, ...]:
+    """`z_1, \\ldots, z_K` -> `z_{1:K}`; other draws as written."""
+    out: List[n.Var] = []
+    i = 0
+    items = list(draws)
+    while i < len(items):
+        item = items[i]
+        if isinstance(item, Token):  # DOTS
+            if not out or i + 1 >= len(items) or isinstance(items[i + 1], Token):
+                raise _Fail("'\\ldots' must stand between two draws, as in z_1,\\ldots,z_K", _tspan(item))
+            first, last = out.pop(), items[i + 1]
+            if first.base != last.base or len(first.index) != 1 or len(last.index) != 1:
+                raise _Fail("the draws around '\\ldots' must be one variable with two indices, as in "
+                            "z_1,\\ldots,z_K", _join(first.span, last.span))
+            both = _join(first.span, last.span)
+            out.append(n.Var(first.name, (n.Range(first.index[0], last.index[0], span=both),), first.mark,
+                             first.primes, span=both))
+            i += 2
+            continue
+        out.append(item)
+        i += 1
+    return tuple(out)
+
+
+def _replace_tail(node: n.Expr, old: n.Expr, new: n.Expr) -> n.Expr:
+    """`node` with the open sum `old` at its tail replaced by `new` (through products and negations)."""
+    if node is old:
+        return new
+    if isinstance(node, n.Neg):
+        return replace(node, arg=_replace_tail(node.arg, old, new), span=_join(node.span, new.span))
+    if isinstance(node, n.Mul):
+        factors = node.factors[:-1] + (_replace_tail(node.factors[-1], old, new),)
+        return replace(node, factors=factors, span=_join(node.span, new.span))
+    return node  # pragma: no cover - only marked paths reach here
+
+
+def _too_deep(tree: n.Node, limit: int) -> Optional[n.Node]:
+    """The first node found deeper than `limit` levels (iteratively: deep trees must not recurse), or None."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return node
+        stack.extend((child, depth + 1) for child in node.children())
+    return None
+
+
+# --- public functions ---------------------------------------------------------------------------------------
+
+
+def parse(text: str) -> n.Program:
+    """The AST of `text` (one statement a line or `;`-separated); raises FormulaSyntaxError with a caret.
+    Cached on the text."""
+    if not isinstance(text, str):
+        raise FormulaSyntaxError(f"a formula is a string, not {type(text).__name__}")
+    return _parse_cached(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(text: str) -> n.Program:
+    source = _prescan(text)
+    try:
+        tree = _lark().parse(source)
+        program = _Builder().transform(tree)
+    except FormulaError:
+        raise
+    except _Fail as fail:
+        raise FormulaSyntaxError(fail.message, text, fail.span or (0, len(text))) from None
+    except VisitError as err:
+        orig = err.orig_exc
+        if isinstance(orig, _Fail):
+            raise FormulaSyntaxError(orig.message, text, orig.span or (0, len(text))) from None
+        if isinstance(orig, FormulaError):
+            raise orig from None
+        raise FormulaSyntaxError(f"the formula does not parse ({orig})", text, (0, len(text))) from None
+    except UnexpectedInput as err:
+        raise _syntax_error(err, text) from None
+    except (LarkError, RecursionError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            StopIteration, AssertionError) as err:
+        raise FormulaSyntaxError(f"the formula does not parse ({type(err).__name__})", text,
+                                 (0, len(text))) from None
+    deep = _too_deep(program, MAX_TREE_DEPTH)
+    if deep is not None:
+        where = deep.span or n.Span(0, len(text))
+        raise FormulaSyntaxError(f"the formula is nested too deeply (more than {MAX_TREE_DEPTH} levels)",
+                                 text, (where.start, where.end))
+    return program
+
+
+parse.cache_clear = _parse_cached.cache_clear  # type: ignore[attr-defined]
+parse.cache_info = _parse_cached.cache_info  # type: ignore[attr-defined]
+
+
+def parse_expr(text: str) -> n.Expr:
+    """The single statement of a one-statement text (FormulaSyntaxError if there are several)."""
+    program = parse(text)
+    if len(program.statements) != 1:
+        second = program.statements[1].span
+        raise FormulaSyntaxError(f"expected one statement, found {len(program.statements)}", text,
+                                 (second.start, second.end) if second else (0, len(text)))
+    return program.statements[0]
+
+
+def parse_signature(text: str) -> n.Dist:
+    """A declaration signature such as `q(z|x)`, `p_B(z|b)`, `q(z_t|z_{t-1},x)`, `T(x,z)`: one distribution or
+    function whose arguments are variables; anything else raises FormulaSyntaxError with a caret."""
+    expr = parse_expr(text)
+    if not isinstance(expr, n.Dist) or not expr.vars:
+        span = expr.span or n.Span(0, len(text))
+        raise FormulaSyntaxError("a signature is one distribution or function such as q(z|x), p(z) or D(x)",
+                                 text, (span.start, span.end))
+    for arg in expr.vars + expr.given + expr.params:
+        if not isinstance(arg, n.Var):
+            span = arg.span or expr.span
+            raise FormulaSyntaxError("a signature's arguments must be variables such as z, x_t or z_{t-1}",
+                                     text, (span.start, span.end))
+    return expr
+
+
+__all__ = ["parse", "parse_expr", "parse_signature", "DIVERGENCES", "FAMILIES", "FUNCTIONS", "RELATIONS",
+           "MAX_LENGTH", "MAX_NESTING"]
