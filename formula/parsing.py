@@ -412,8 +412,28 @@ class _Fail(Exception):
 
 
 def _uses(node: n.Node, var: n.Var) -> bool:
-    return any(isinstance(x, n.Var) and (x == var or (x.name == var.name and not x.index and not var.index))
-               for x in node.walk())
+    """Whether `var` occurs free in `node`: a variable a KL, an entropy or a sampler integrates over is bound
+    there (M2's `\\sum_y q(y|x) f(y) + H[q(y|x)]` keeps the entropy outside the sum), but its indices are not."""
+    stack = [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, n.Var) and (x == var or (x.name == var.name and not x.index and not var.index)):
+            return True
+        bound = ((x.left, x.right) if isinstance(x, n.Divergence) else (x.dist,) if isinstance(x, n.Entropy)
+                 else x.dists if isinstance(x, n.Sampler) else None)
+        if bound is None:
+            stack.extend(x.children())
+            continue
+        for arg in bound:
+            if isinstance(arg, (n.Dist, n.Family)):
+                for v in arg.vars:
+                    stack.extend(v.children() if isinstance(v, n.Var) else (v,))
+                stack.extend(arg.given if isinstance(arg, n.Dist) else arg.args)
+            else:
+                stack.append(arg)
+        if isinstance(x, n.Sampler):
+            stack.extend(x.draws)
+    return False
 
 
 @v_args(meta=True)

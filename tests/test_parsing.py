@@ -458,3 +458,18 @@ def test_contextual_lexer_builds_the_same_trees():
     ]
     for text in texts:
         assert _Builder().transform(contextual.parse(_prescan(text))) == parse(text), text
+
+
+def test_sum_absorbs_only_free_uses_of_its_index():
+    """M2's unlabelled bound: the entropy's y is integrated, so the entropy stays outside the sum."""
+    from formula import nodes as N
+
+    tree = parse(r"\sum_{y} q(y|x) E_{q(z|x,y)}[\log p(x|y,z)] + H[q(y|x)]").objective
+    assert isinstance(tree, N.Add) and isinstance(tree.terms[0], N.Sum) and isinstance(tree.terms[1], N.Entropy)
+    dmm = parse(r"\sum_{t=1}^{T} E_{q(z_t|x)}[\log p(x_t|z_t)] - KL(q(z_t|x) \| p(z_t))").objective
+    assert isinstance(dmm, N.Sum)  # the KL's z_t is integrated but its index t is free
+
+
+def test_ascii_multi_letter_subscript_on_a_call():
+    assert parse_signature("p_data(x)") == parse_signature(r"p_{data}(x)")
+    assert parse("q_phi(z|x)") == parse(r"q_\phi(z|x)")
