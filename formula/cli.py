@@ -1,0 +1,120 @@
+"""The `formula` command line: print a formula three ways, or compare two.
+
+    formula pretty TEXT            Unicode, as a paper prints it
+    formula latex TEXT             LaTeX
+    formula ascii TEXT             the plain-ASCII spelling (parses back to the same tree)
+    formula equivalent A B         prints `equivalent` or `not equivalent`
+
+Exit status: 0 when the command ran (whatever `equivalent` answered), 1 on a formula error (its message, with
+the caret, on stderr), 2 on a usage error. Subcommands live in a registry: `register(name, handler, configure)`
+adds one (e.g. `formula check TEXT --dist SIG ...`) without touching `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+from .errors import FormulaError
+
+__all__ = ["Command", "COMMANDS", "register", "build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: `configure` adds its arguments, `handler` runs it and returns the exit status."""
+
+    name: str
+    handler: Handler
+    configure: Configure
+    help: str = ""
+
+
+COMMANDS: Dict[str, Command] = {}
+
+
+def register(name: str, handler: Handler, configure: Optional[Configure] = None, help: str = "") -> Command:
+    """Add (or replace) the subcommand `name`; returns the registered `Command`."""
+    command = Command(name, handler, configure or (lambda parser: None), help)
+    COMMANDS[name] = command
+    return command
+
+
+def _text_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", metavar="TEXT", help="the formula, ASCII or LaTeX (quote it for the shell)")
+
+
+def _printer(convert: Callable[[str], str]) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        print(convert(args.text))
+        return 0
+
+    return handler
+
+
+def _pretty(text: str) -> str:
+    from .symbolic import pretty
+
+    return pretty(text)
+
+
+def _latex(text: str) -> str:
+    from .parsing import parse
+    from .printing import to_latex
+
+    return to_latex(parse(text))
+
+
+def _ascii(text: str) -> str:
+    from .parsing import parse
+    from .printing import to_ascii
+
+    return to_ascii(parse(text))
+
+
+def _equivalent(args: argparse.Namespace) -> int:
+    from .symbolic import equivalent
+
+    print("equivalent" if equivalent(args.a, args.b) else "not equivalent")
+    return 0
+
+
+def _two_texts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="TEXT_A", help="the first formula")
+    parser.add_argument("b", metavar="TEXT_B", help="the second formula")
+
+
+register("pretty", _printer(_pretty), _text_argument, "print the formula in Unicode, as a paper prints it")
+register("latex", _printer(_latex), _text_argument, "print the formula as LaTeX")
+register("ascii", _printer(_ascii), _text_argument, "print the formula in its plain-ASCII spelling")
+register("equivalent", _equivalent, _two_texts,
+         "say whether two formulas denote the same objective (LANGUAGE.md §4); exit 0 either way")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with one subparser per registered command."""
+    parser = argparse.ArgumentParser(prog="formula", description="Parse, print and compare objective formulas.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS.values():
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(child)
+        child.set_defaults(_handler=command.handler)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line on `argv` (default `sys.argv[1:]`); returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse reports usage errors itself, then exits 2
+        return int(exit_.code or 0)
+    try:
+        return args._handler(args)
+    except FormulaError as err:
+        print(f"formula.{type(err).__name__}: {err}", file=sys.stderr)
+        return 1

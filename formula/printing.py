@@ -1,0 +1,454 @@
+"""AST -> text: the plain-ASCII spelling and the LaTeX a paper prints (LANGUAGE.md §1, §4).
+
+Both printers put in only the parentheses that precedence needs, so that `parse(to_ascii(t)) == t` and
+`parse(to_latex(t)) == t` for every tree the parser builds. Where ASCII has no spelling of its own (marks,
+norms, families, `\\underbrace`) the ASCII printer writes the LaTeX one: mixing spellings is legal.
+
+>>> from formula.nodes import Add, Neg, Divergence, Dist, Var
+>>> kl = Divergence("KL", Dist("q", (Var("z"),), (Var("x"),)), Dist("p", (Var("z"),)))
+>>> to_ascii(Add((Var("a"), Neg(kl))))
+'a - KL(q(z|x) || p(z))'
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Callable, Dict, Tuple
+
+from . import nodes as n
+
+__all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number"]
+
+GREEK = frozenset(
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi rho "
+    "varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon "
+    "Phi Psi Omega".split()
+)
+
+# Binding strength of what a printed piece is, low to high. A child printed inside a parent that needs more
+# than the child offers is parenthesised. PREFIX is a function or expectation with its argument in brackets
+# (`exp(a)`, `E_q[f]`, `sg[a]`): what follows it is not swallowed, but a `^2` or `^\top` written after the
+# bracket would land inside it, so it is not an atom.
+REL, ADD, NEG, MUL, PREFIX, POW, ATOM = 0, 10, 15, 20, 25, 30, 40
+
+
+class Piece(Tuple[str, int, bool]):
+    """A printed sub-tree: its text, its precedence, and whether it is open to the right (`sum_t f`,
+    `log p(x)`, `\nabla_x f`: the grammar gives them the rest of the product), so that a factor written
+    after it would be swallowed."""
+
+    def __new__(cls, text: str, prec: int, open_right: bool = False):
+        return super().__new__(cls, (text, prec, open_right))
+
+    text = property(lambda self: self[0])
+    prec = property(lambda self: self[1])
+    open_right = property(lambda self: self[2])
+
+
+_CONTINUING = ("-", "+", "(", "[", "{", "|", "\\left", "\\big", "\\Big", "\\bigg", "\\Bigg")
+
+
+def format_number(value: float) -> str:
+    """`2.0` -> `2`, `0.5` -> `0.5`, `1e-05` -> `0.00001`: positional, shortest exact decimal."""
+    if float(value).is_integer():
+        return str(int(value))
+    return format(Decimal(repr(float(value))), "f")
+
+
+def _uses_name(node: n.Node, name: str) -> bool:
+    """Whether a variable called `name` occurs anywhere in `node` (as a value or inside an index)."""
+    return any(isinstance(m, n.Var) and m.name == name for m in node.walk())
+
+
+class _Printer:
+    """Shared precedence logic; subclasses supply the spelling. Dispatch is by node class name
+    (`_print_Add`, ...), the way sympy's printers dispatch."""
+
+    # spelling, overridden per subclass
+    mid = "|"
+    parallel = " || "
+    times = " * "
+    ldots = "..."
+    expect = "E"
+    sample_sep = " ~ "
+    relation_ops: Dict[str, str] = {}
+
+    def __call__(self, node: n.Node) -> str:
+        return self.piece(node).text
+
+    def piece(self, node: n.Node) -> Piece:
+        method: Callable[[n.Node], Piece] = getattr(self, "_print_" + type(node).__name__, None)
+        if method is None:
+            raise TypeError(f"cannot print {type(node).__name__}")
+        return method(node)
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def paren(self, text: str) -> str:
+        return f"({text})"
+
+    def at(self, node: n.Node, prec: int, closed: bool = False) -> str:
+        """`node` printed where at least `prec` binds; `closed` when something follows it at this level."""
+        p = self.piece(node)
+        if p.prec < prec or (closed and p.open_right):
+            return self.paren(p.text)
+        return p.text
+
+    def args(self, items) -> str:
+        return ", ".join(self.at(a, ADD) for a in items)
+
+    # --- programs and statements ---------------------------------------------------------------------
+    def _print_Program(self, node: n.Program) -> Piece:
+        lines = [self(s) for s in node.statements]
+        out = lines[0]
+        for prev, line in zip(lines, lines[1:]):
+            # A line that ends with an operator, or a next line that starts with one or with a bracket, would
+            # continue the statement (or make `name (` a call): such statements are separated by `;` as well.
+            joins = prev[-1:] in "-+*/=<>|,&([{^_" or line.startswith(_CONTINUING)
+            out += (";\n" if joins else "\n") + line
+        return Piece(out, REL)
+
+    def _print_Relation(self, node: n.Relation) -> Piece:
+        parts = [self.at(node.members[0], ADD)]
+        for op, member in zip(node.ops, node.members[1:]):
+            parts.append(f" {self.relation_ops.get(op, op)} ")
+            parts.append(self.at(member, ADD))
+        return Piece("".join(parts), REL)
+
+    def _print_Optimize(self, node: n.Optimize) -> Piece:
+        over = ", ".join(self.at(o, ADD) for o in node.over)
+        return Piece(f"{self.optimize_op(node.sense)}_{{{over}}} {self.body(node.body)}", MUL, True)
+
+    # --- arithmetic ----------------------------------------------------------------------------------
+    def _print_Add(self, node: n.Add) -> Piece:
+        out = []
+        terms = node.terms
+        for i, term in enumerate(terms):
+            rest = terms[i + 1:]
+            closed = bool(rest) and self._swallows(term, rest)
+            if isinstance(term, n.Neg) and i > 0:
+                body = self.paren(self(term.arg)) if isinstance(term.arg, n.Neg) else self.at(term.arg, MUL, closed)
+                out.append(" - " + body)
+            else:
+                text = self.at(term, ADD + 1, closed)
+                out.append(text if i == 0 else " + " + text)
+        last = self.piece(terms[-1]) if terms else None
+        return Piece("".join(out), ADD, bool(last and last.open_right))
+
+    def _swallows(self, term: n.Expr, rest) -> bool:
+        """A sum or product written without brackets takes the later terms that use its index."""
+        inner = term.arg if isinstance(term, n.Neg) else term
+        while isinstance(inner, n.Mul) and inner.factors:
+            inner = inner.factors[-1]
+        if isinstance(inner, (n.Sum, n.Prod)):
+            return any(_uses_name(r, inner.index.name) for r in rest)
+        return False
+
+    def _print_Neg(self, node: n.Neg) -> Piece:
+        # the grammar's unary minus takes a whole product: `-a b` is -(a b), and `(-a) b` needs its brackets
+        arg = self.piece(node.arg)
+        text = self.paren(arg.text) if arg.prec < MUL or isinstance(node.arg, n.Neg) else arg.text
+        return Piece("-" + text, NEG, arg.open_right and text == arg.text)
+
+    def _print_Mul(self, node: n.Mul) -> Piece:
+        texts = []
+        for i, f in enumerate(node.factors):
+            last = i == len(node.factors) - 1
+            p = self.piece(f)
+            # `a / b * c` is (a/b) c, so only a leading quotient goes bare.
+            need = (p.prec < MUL or isinstance(f, n.Mul) or (not last and p.open_right)
+                    or (isinstance(f, n.Div) and self.div_is_binary and i > 0))
+            texts.append(self.paren(p.text) if need else p.text)
+        out = texts[0]
+        for t in texts[1:]:
+            out += self.mul_sep(out, t) + t
+        return Piece(out, MUL, self.piece(node.factors[-1]).open_right if node.factors else False)
+
+    div_is_binary = True
+
+    def mul_sep(self, left: str, right: str) -> str:
+        return self.times
+
+    def _print_Div(self, node: n.Div) -> Piece:
+        # left-associative: `a * b / c` is (a b)/c and `a / b / c` is (a/b)/c
+        num = self.at(node.num, MUL, closed=True)
+        den = self.at(node.den, PREFIX, closed=True)
+        return Piece(f"{num}/{den}", MUL)
+
+    def _print_Pow(self, node: n.Pow) -> Piece:
+        return Piece(f"{self.at(node.base, ATOM)}^{self.superscript(self.at(node.exp, ADD))}", POW)
+
+    def superscript(self, text: str) -> str:
+        return text if len(text) == 1 and text.isalnum() else self.script(text)
+
+    @staticmethod
+    def script(text: str) -> str:
+        """A braced superscript; `^{(` would read as a sample index `z^{(l)}`, so that gets an inner group."""
+        return f"{{{{{text}}}}}" if text.startswith("(") else f"{{{text}}}"
+
+    def _print_Num(self, node: n.Num) -> Piece:
+        return Piece(format_number(node.value), ATOM)
+
+    # --- names -----------------------------------------------------------------------------------------
+    def name(self, name: str) -> str:
+        return name
+
+    def index_item(self, item) -> str:
+        if isinstance(item, n.Range):
+            return f"{self.at(item.lo, ADD)}:{self.at(item.hi, ADD)}"
+        if isinstance(item, n.Before):
+            return f"{self.le if item.inclusive else '<'}{self.at(item.bound, ADD)}"
+        return self.at(item, ADD)
+
+    le = "<="
+
+    def subscript(self, text: str) -> str:
+        return f"_{text}" if len(text) == 1 and text.isalnum() else f"_{{{text}}}"
+
+    def _print_Var(self, node: n.Var) -> Piece:
+        text = self.name(node.name)
+        if node.mark:
+            text = f"\\{node.mark}{{{text}}}"
+        text += "'" * node.primes
+        if node.index:
+            items = ",".join(self.index_item(i) for i in node.index)
+            text += self.subscript(items.replace(" - ", "-").replace(" + ", "+"))
+        return Piece(text, ATOM)
+
+    def dist_name(self, name: str, sub) -> str:
+        text = self.name(name)
+        if sub is not None:
+            text += self.subscript(self.name(sub))
+        return text
+
+    def signature(self, vars_, given, params) -> str:
+        text = self.args(vars_)
+        if given:
+            text += self.mid + self.args(given)
+        if params:
+            text += "; " + self.args(params)
+        return text
+
+    def _print_Dist(self, node: n.Dist) -> Piece:
+        head = self.dist_name(node.name, node.sub)
+        if not (node.vars or node.given or node.params):
+            return Piece(head, ATOM)
+        return Piece(f"{head}({self.signature(node.vars, node.given, node.params)})", ATOM)
+
+    # --- probabilistic operators ----------------------------------------------------------------------
+    def sampler(self, s: n.Sampler) -> str:
+        dists = " ".join(self.at(d, ATOM) for d in s.dists)
+        if not s.draws:
+            return dists
+        draws = ", ".join(self.draw(d) for d in s.draws)
+        return f"{draws}{self.sample_sep}{dists}"
+
+    def draw(self, v: n.Var) -> str:
+        """`z_{1:K}` is written as the paper's sampling set `z_1,...,z_K`."""
+        if len(v.index) == 1 and isinstance(v.index[0], n.Range):
+            base = v.base
+            lo = self(n.Var(base.name, (v.index[0].lo,), base.mark, base.primes))
+            hi = self(n.Var(base.name, (v.index[0].hi,), base.mark, base.primes))
+            return f"{lo},{self.ldots},{hi}"
+        return self(v)
+
+    def _print_Sampler(self, node: n.Sampler) -> Piece:
+        return Piece(self.sampler(node), ATOM)
+
+    def _print_Expect(self, node: n.Expect) -> Piece:
+        head = self.expect
+        if node.over is not None:
+            head += f"_{{{self.sampler(node.over)}}}"
+        return Piece(head + self.bracket(self(node.body), "[", "]"), PREFIX)
+
+    def bracket(self, text: str, left: str, right: str) -> str:
+        return f"{left}{text}{right}"
+
+    def _print_LogDensity(self, node: n.LogDensity) -> Piece:
+        return Piece(f"{self.log} {self.at(node.dist, ATOM)}", MUL, True)
+
+    log = "log"
+
+    def _print_Divergence(self, node: n.Divergence) -> Piece:
+        inner = f"{self.at(node.left, ADD)}{self.parallel}{self.at(node.right, ADD)}"
+        return Piece(self.divergence_head(node.kind) + self.bracket(inner, "(", ")"), ATOM)
+
+    def divergence_head(self, kind: str) -> str:
+        return kind
+
+    def _print_Entropy(self, node: n.Entropy) -> Piece:
+        return Piece(self.entropy + self.bracket(self.at(node.dist, ADD), "[", "]"), ATOM)
+
+    entropy = "H"
+
+    def _print_Sum(self, node, op="sum") -> Piece:
+        index = self(node.index)
+        if node.where is not None:
+            sub = self(node.where)
+        elif node.within is not None:
+            sub = f"{index} \\in {self.at(node.within, ADD)}"
+        elif node.lower is not None:
+            sub = f"{index}={self.at(node.lower, ADD)}"
+        else:
+            sub = index
+        head = f"{self.big(op)}_{{{sub}}}"
+        if node.upper is not None:
+            head += f"^{self.script(self.at(node.upper, ADD))}"
+        return Piece(f"{head} {self.body(node.body)}", MUL, True)
+
+    def body(self, node: n.Expr) -> str:
+        """What a prefix operator (sum, min, nabla) takes: a product, bracketed if it is more."""
+        body = self.piece(node)
+        return body.text if body.prec >= MUL else self.bracket(body.text, "(", ")")
+
+    def _print_Prod(self, node: n.Prod) -> Piece:
+        return self._print_Sum(node, "prod")
+
+    def big(self, op: str) -> str:
+        return op
+
+    def _print_Family(self, node: n.Family) -> Piece:
+        head = self.family_head(node.family)
+        text = self.args(node.args)
+        if node.vars:
+            text = self.args(node.vars) + (self.mid + text if node.args else "")
+        return Piece(f"{head}({text})", ATOM)
+
+    FAMILIES = {"Normal": "\\mathcal{N}", "Bernoulli": "\\mathrm{Bern}", "Categorical": "\\mathrm{Cat}",
+                "Laplace": "\\mathrm{Laplace}", "Beta": "\\mathrm{Beta}", "Gamma": "\\mathrm{Gamma}",
+                "Dirichlet": "\\mathrm{Dir}", "Uniform": "\\mathcal{U}"}
+
+    def family_head(self, family: str) -> str:
+        return self.FAMILIES.get(family, f"\\mathrm{{{family}}}")
+
+    # --- elementwise math and calculus ----------------------------------------------------------------
+    def _print_Apply(self, node: n.Apply) -> Piece:
+        fn = node.fn
+        if fn == "transpose":
+            return Piece(f"{self.at(node.args[0], ATOM)}^\\top", POW)
+        if fn == "abs" and len(node.args) == 1:
+            return self.abs_(self.at(node.args[0], ADD))
+        if fn == "sqrt" and len(node.args) == 1:
+            return Piece(self.sqrt(self.at(node.args[0], ADD)), PREFIX)
+        # a function name takes the product after it: `log 1/K sum_k ...` as the IWAE paper writes it
+        if fn == "log" and len(node.args) == 1 and not isinstance(node.args[0], (n.Dist, n.Family)):
+            arg = self.piece(node.args[0])
+            if arg.prec >= MUL and not arg.text.startswith(("(", "\\left(", "-")):
+                return Piece(f"{self.function(fn)} {arg.text}", MUL, True)
+        return Piece(self.function(fn) + self.call_bracket(fn, self.args(node.args)), PREFIX)
+
+    def call_bracket(self, fn: str, text: str) -> str:
+        return self.bracket(text, "(", ")")
+
+    def function(self, fn: str) -> str:
+        return fn
+
+    def abs_(self, text: str) -> Piece:
+        return Piece(f"abs({text})", PREFIX)
+
+    def sqrt(self, text: str) -> str:
+        return f"sqrt({text})"
+
+    def _print_Norm(self, node: n.Norm) -> Piece:
+        text = self.bracket(self.at(node.arg, ADD), "\\|", "\\|")
+        if node.ord is not None:
+            text += self.subscript(self.at(node.ord, ADD))
+        return Piece(text, ATOM)
+
+    def _print_StopGrad(self, node: n.StopGrad) -> Piece:
+        return Piece(self.stopgrad + self.bracket(self.at(node.arg, ADD), "[", "]"), PREFIX)
+
+    stopgrad = "sg"
+
+    def _print_Grad(self, node: n.Grad) -> Piece:
+        wrt = ", ".join(self.at(w, ADD) for w in node.wrt)
+        return Piece(f"\\nabla_{{{wrt}}} {self.body(node.arg)}", MUL, True)
+
+    def _print_Partial(self, node: n.Partial) -> Piece:
+        return Piece(f"\\frac{{\\partial {self.at(node.num, POW)}}}{{\\partial {self.at(node.wrt, POW)}}}", ATOM)
+
+    def _print_Labeled(self, node: n.Labeled) -> Piece:
+        return Piece(f"\\underbrace{{{self.at(node.body, ADD)}}}_{{{self.at(node.label, ADD)}}}", ATOM)
+
+    def optimize_op(self, sense: str) -> str:
+        return f"\\{sense}"
+
+
+class AsciiPrinter(_Printer):
+    """The plain spelling of LANGUAGE.md §1: `E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z))`."""
+
+    relation_ops = {"approx": "\\approx", "in": "\\in"}
+
+
+class LatexPrinter(_Printer):
+    """What a paper prints: `\\mathbb{E}_{q(z \\mid x)}\\left[\\log p(x \\mid z)\\right]`, `\\frac{a}{b}`, `\\beta`."""
+
+    mid = " \\mid "
+    parallel = " \\,\\|\\, "
+    ldots = "\\ldots"
+    expect = "\\mathbb{E}"
+    sample_sep = " \\sim "
+    log = "\\log"
+    entropy = "\\mathcal{H}"
+    stopgrad = "\\text{sg}"
+    le = "\\le "
+    relation_ops = {">=": "\\geq", "<=": "\\leq", "!=": "\\neq", "approx": "\\approx", "in": "\\in"}
+    div_is_binary = False
+    FUNCTIONS = {"log": "\\log", "exp": "\\exp", "tanh": "\\tanh", "det": "\\det", "sigmoid": "\\sigma",
+                 "softplus": "\\operatorname{softplus}"}
+
+    def paren(self, text: str) -> str:
+        return f"\\left({text}\\right)"
+
+    def bracket(self, text: str, left: str, right: str) -> str:
+        return f"\\left{left}{text}\\right{right}"
+
+    def name(self, name: str) -> str:
+        if name in GREEK:
+            return "\\" + name
+        if len(name) > 1:
+            return f"\\mathrm{{{name}}}"
+        return name
+
+    def mul_sep(self, left: str, right: str) -> str:
+        if right[:1].isdigit() or right[:1] in "(.[-" or right.startswith("\\left"):
+            return " \\cdot "
+        return " "
+
+    def _print_Div(self, node: n.Div) -> Piece:
+        return Piece(f"\\frac{{{self.at(node.num, ADD)}}}{{{self.at(node.den, ADD)}}}", ATOM)
+
+    def divergence_head(self, kind: str) -> str:
+        return f"D_{{\\mathrm{{{kind}}}}}"
+
+    def superscript(self, text: str) -> str:
+        return self.script(text)
+
+    def function(self, fn: str) -> str:
+        return self.FUNCTIONS.get(fn, f"\\operatorname{{{fn}}}")
+
+    def abs_(self, text: str) -> Piece:
+        return Piece(f"\\left|{text}\\right|", ATOM)
+
+    def call_bracket(self, fn: str, text: str) -> str:
+        # `\sigma` is the logistic function only right before a plain `(`
+        return f"({text})" if fn == "sigmoid" else self.bracket(text, "(", ")")
+
+    def sqrt(self, text: str) -> str:
+        return f"\\sqrt{{{text}}}"
+
+    def big(self, op: str) -> str:
+        return "\\" + op
+
+
+_ASCII = AsciiPrinter()
+_LATEX = LatexPrinter()
+
+
+def to_ascii(node: n.Node) -> str:
+    """The plain-ASCII spelling of a `Program` or any `Expr`; `parse` reads it back to an equal tree."""
+    return _ASCII(node)
+
+
+def to_latex(node: n.Node) -> str:
+    """The LaTeX a paper prints for a `Program` or any `Expr`; `parse` reads it back to an equal tree."""
+    return _LATEX(node)

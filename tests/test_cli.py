@@ -1,0 +1,78 @@
+"""The `formula` command line, through `main([...])` and once as `python -m formula`."""
+
+import subprocess
+import sys
+
+import pytest
+
+from formula import cli
+from formula.parsing import parse
+
+VAE = "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))"
+VAE_LATEX = r"\mathbb{E}_{q_\phi(z|x)}\left[\log p_\theta(x|z)\right] - D_{KL}\left(q_\phi(z|x) \,\|\, p(z)\right)"
+
+
+def test_pretty(capsys):
+    assert cli.main(["pretty", VAE]) == 0
+    assert capsys.readouterr().out == "𝔼_{q(z|x)}[log p(x|z)] - D_KL[q(z|x) ‖ p(z)]\n"
+
+
+def test_latex_reads_back(capsys):
+    assert cli.main(["latex", VAE]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(r"\mathbb{E}_{q(z \mid x)}\left[\log p(x \mid z)\right]")
+    assert parse(out) == parse(VAE)
+
+
+def test_ascii(capsys):
+    assert cli.main(["ascii", VAE_LATEX]) == 0
+    assert capsys.readouterr().out == "E_{q_{phi}(z|x)}[log p_{theta}(x|z)] - KL(q_{phi}(z|x) || p(z))\n"
+
+
+@pytest.mark.parametrize("a, b, answer", [(VAE, VAE_LATEX, "equivalent"), (VAE, "KL(q(z|x)||p(z))", "not equivalent")])
+def test_equivalent_exits_zero_either_way(capsys, a, b, answer):
+    assert cli.main(["equivalent", a, b]) == 0
+    assert capsys.readouterr().out == answer + "\n"
+
+
+def test_formula_error_goes_to_stderr_with_caret(capsys):
+    assert cli.main(["pretty", "E_q(z|x)[log p(x|z)"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("formula.FormulaSyntaxError: ")
+    assert "^" in captured.err and "Traceback" not in captured.err
+
+
+def test_usage_error_exits_two(capsys):
+    assert cli.main(["no-such-command"]) == 2
+    assert cli.main([]) == 2
+    assert "usage: formula" in capsys.readouterr().err
+
+
+def test_register_adds_a_subcommand(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
+    seen = []
+
+    def configure(parser):
+        parser.add_argument("text")
+        parser.add_argument("--dist", action="append", default=[])
+
+    def handler(args):
+        seen.append((args.text, args.dist))
+        return 0
+
+    cli.register("check", handler, configure, help="check against signatures")
+    assert cli.main(["check", VAE, "--dist", "q(z|x)", "--dist", "p(x|z)"]) == 0
+    assert seen == [(VAE, ["q(z|x)", "p(x|z)"])]
+    assert "check" in cli.build_parser().format_help()
+
+
+def test_python_dash_m():
+    done = subprocess.run([sys.executable, "-m", "formula", "equivalent", VAE, VAE_LATEX],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "equivalent\n"
+    bad = subprocess.run([sys.executable, "-m", "formula", "latex", "KL(q(z|x) || )"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("formula.FormulaSyntaxError") and "Traceback" not in bad.stderr
