@@ -101,6 +101,7 @@ _VALUE_STARTS = {"NAME", "CALL_NAME", "GREEK", "NUMBER", "_LPAR", "FRAC", "EXPEC
 
 _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC", "ABS_CLOSE",
                  "NORM_CLOSE", "PRIMES", "TOP", "DOTS", "RANGLE"}
+_PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT"}  # operators whose sub/superscripts are not operands
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
 
@@ -117,8 +118,23 @@ class _Roles(PostLex):
         stack: List[str] = []
         recent: List[str] = ["", ""]  # the last two token types
         call_at = -1  # stack depth at which the next ( or [ opens a call's arguments
+        in_prefix = script_pending = False  # inside the scripts of \sum, \min, \nabla, E: `\min_{G} \|a\|`
         for tok in stream:
             kind = tok.type
+            script_end = False  # this token ends an operator's script: what follows is not after an operand
+            if kind in _PREFIX_OPS:
+                in_prefix, script_pending = True, False
+            elif in_prefix:
+                if kind in ("_UNDERSCORE", "_CARET"):
+                    script_pending = True
+                elif script_pending and kind == "_LBRACE":
+                    script_pending = False
+                elif script_pending and kind in ("NAME", "GREEK", "NUMBER"):
+                    script_pending, script_end = False, True
+                elif kind == "_RBRACE" and stack and stack[-1] in ("opsub", "esub"):
+                    script_end = True
+                elif not (stack and stack[-1] in ("opsub", "esub")):
+                    in_prefix = script_pending = False
             if kind in ("BAR", "DBAR"):
                 closer, opener, sep = (("ABS_CLOSE", "ABS_OPEN", "GIVEN") if kind == "BAR"
                                        else ("NORM_CLOSE", "NORM_OPEN", "DIVSEP"))
@@ -145,6 +161,8 @@ class _Roles(PostLex):
                     call_at = -1
                 elif kind == "_LBRACE" and recent[-1] == "_UNDERSCORE" and recent[-2] in ("EXPECT", "RANGLE"):
                     stack.append("esub")
+                elif kind == "_LBRACE" and in_prefix and recent[-1] in ("_UNDERSCORE", "_CARET"):
+                    stack.append("opsub")
                 else:
                     stack.append(kind)
             elif kind in ("ABS_OPEN", "NORM_OPEN"):
@@ -153,7 +171,7 @@ class _Roles(PostLex):
                 stack.extend(("_LBRACE", "_LPAR"))
             elif (kind in _CLOSES or kind in ("ABS_CLOSE", "NORM_CLOSE")) and stack:
                 stack.pop()
-            recent = [recent[-1], kind]
+            recent = [recent[-1], "SCRIPT_END" if script_end else kind]
             yield tok if kind == tok.type else Token.new_borrow_pos(kind, tok.value, tok)
 
 
@@ -419,6 +437,9 @@ def _uses(node: n.Node, var: n.Var) -> bool:
         x = stack.pop()
         if isinstance(x, n.Var) and (x == var or (x.name == var.name and not x.index and not var.index)):
             return True
+        if isinstance(x, (n.Sum, n.Prod)) and x.index.name == var.name:  # its own index shadows ours
+            stack.extend(b for b in (x.lower, x.upper, x.within) if b is not None)
+            continue
         bound = ((x.left, x.right) if isinstance(x, n.Divergence) else (x.dist,) if isinstance(x, n.Entropy)
                  else x.dists if isinstance(x, n.Sampler) else None)
         if bound is None:

@@ -114,9 +114,8 @@ def test_bad_formula_raises_formula_error():
         equivalent("E_q(z|x)[log p(x|z)", VAE)
 
 
-@pytest.mark.xfail(strict=True, reason="parser bug: in `sum_t a_t + sum_t b_t` the first sum absorbs the second "
-                                        "sum, whose t is its own bound index, not a use of the first sum's index")
 def test_two_sums_over_the_same_index():
+    """The second sum's t is its own bound index, not a use of the first sum's."""
     assert equivalent("sum_{t=1}^{T} a_t + sum_{t=1}^{T} b_t", "sum_{t=1}^{T} (a_t + b_t)")
     assert parse("sum_{t=1}^{T} a_t + sum_{t=1}^{T} b_t") == parse("(sum_{t=1}^{T} a_t) + sum_{t=1}^{T} b_t")
 

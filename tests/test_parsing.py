@@ -473,3 +473,16 @@ def test_sum_absorbs_only_free_uses_of_its_index():
 def test_ascii_multi_letter_subscript_on_a_call():
     assert parse_signature("p_data(x)") == parse_signature(r"p_{data}(x)")
     assert parse("q_phi(z|x)") == parse(r"q_\phi(z|x)")
+
+
+def test_logistic_with_sized_brackets_and_braced_transpose():
+    assert parse(r"\sigma\left(a\right)") == parse(r"\sigma(a)") == parse("sigmoid(a)")
+    assert parse(r"u^{\top} v") == parse(r"u^\top v")
+
+
+def test_bars_after_an_operators_script_open_a_norm():
+    """`}` or a name closing the script of \\sum, \\min, \\nabla or E is not an operand: a bar after it opens."""
+    tree = parse(r"\| \sum_{k=1}^{K} \|x_k\| \|").objective
+    assert isinstance(tree, n.Norm) and isinstance(tree.arg, n.Sum) and isinstance(tree.arg.body, n.Norm)
+    tree = parse(r"\|\min_G \|a\|\|").objective
+    assert isinstance(tree, n.Norm) and isinstance(tree.arg, n.Optimize)
