@@ -4,6 +4,7 @@
     formula latex TEXT             LaTeX
     formula ascii TEXT             the plain-ASCII spelling (parses back to the same tree)
     formula equivalent A B         prints `equivalent` or `not equivalent`
+    formula check TEXT --dist SIG  checks TEXT against signatures such as 'q(z|x)' (no networks)
 
 Exit status: 0 when the command ran (whatever `equivalent` answered), 1 on a formula error (its message, with
 the caret, on stderr), 2 on a usage error. Subcommands live in a registry: `register(name, handler, configure)`
@@ -94,6 +95,38 @@ register("latex", _printer(_latex), _text_argument, "print the formula as LaTeX"
 register("ascii", _printer(_ascii), _text_argument, "print the formula in its plain-ASCII spelling")
 register("equivalent", _equivalent, _two_texts,
          "say whether two formulas denote the same objective (LANGUAGE.md §4); exit 0 either way")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .checking import check_text, var_text
+    from .parsing import parse
+
+    sigs = tuple((s, "dist") for s in args.dist) + tuple((s, "function") for s in args.fn) + tuple(
+        (s, "data") for s in args.data)
+    checked = check_text(args.text, sigs)
+    print(f"ok: {var_text(parse(args.text).objective)}")
+    print(f"inputs: {', '.join(checked.inputs) or 'none'}"
+          + (f" (optional: {', '.join(checked.optional_inputs)})" if checked.optional_inputs else ""))
+    for draws in dict.fromkeys(checked.draws.values()):
+        for f in draws.joint.factors:
+            decl = checked.decls[f.decl]
+            print(f"draws {', '.join(var_text(v) for v in f.vars)} from {decl}")
+    return 0
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    _text_argument(parser)
+    parser.add_argument("--dist", action="append", default=[], metavar="SIG",
+                        help="a declared distribution's signature, e.g. 'q(z|x)' (repeat for each)")
+    parser.add_argument("--fn", action="append", default=[], metavar="SIG",
+                        help="a declared function's signature, e.g. 'D(x)'")
+    parser.add_argument("--data", action="append", default=[], metavar="SIG",
+                        help="the empirical distribution of the data, e.g. 'p_data(x)'")
+
+
+register("check", _check, _check_arguments,
+         "check a formula against declared signatures (no networks); exit 1 with the caret message if it does "
+         "not fit")
 
 
 def build_parser() -> argparse.ArgumentParser:

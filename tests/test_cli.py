@@ -61,10 +61,28 @@ def test_register_adds_a_subcommand(capsys, monkeypatch):
         seen.append((args.text, args.dist))
         return 0
 
-    cli.register("check", handler, configure, help="check against signatures")
-    assert cli.main(["check", VAE, "--dist", "q(z|x)", "--dist", "p(x|z)"]) == 0
-    assert seen == [(VAE, ["q(z|x)", "p(x|z)"])]
-    assert "check" in cli.build_parser().format_help()
+    cli.register("echo-signatures", handler, configure, help="a test command")
+    try:
+        assert cli.main(["echo-signatures", VAE, "--dist", "q(z|x)", "--dist", "p(x|z)"]) == 0
+        assert seen == [(VAE, ["q(z|x)", "p(x|z)"])]
+        assert "echo-signatures" in cli.build_parser().format_help()
+    finally:
+        del cli.COMMANDS["echo-signatures"]
+
+
+def test_check_against_signatures(capsys):
+    sigs = ["--dist", "q(z|x)", "--dist", "p(x|z)", "--dist", "p(z)"]
+    assert cli.main(["check", "E_q(z|x)[log p(x|z)] - beta KL(q(z|x)||p(z))", *sigs]) == 0
+    out = capsys.readouterr().out
+    assert "inputs: beta, x" in out and "draws z from q(z|x)" in out
+    assert cli.main(["check", "E_q(z|y)[log p(x|z)]", *sigs]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "formula.FormulaCheckError: no distribution q(z|y) is declared; declared: q(z|x), p(x|z), p(z)"
+    assert err[2] == "    ^^^^^^"
+    gan = ["--data", "p_data(x)", "--fn", "D(x)", "--fn", "G(z)", "--dist", "p(z)"]
+    text = r"\min_G \max_D E_{x \sim p_data(x)}[\log D(x)] + E_{z \sim p(z)}[\log(1 - D(G(z)))]"
+    assert cli.main(["check", text, *gan]) == 0
+    assert "inputs: x" in capsys.readouterr().out
 
 
 def test_python_dash_m():
