@@ -79,16 +79,21 @@ class Family:
 
 def kind_of(decl) -> str:
     """"data" for the empirical distribution, "function" for a declared network, else "dist"."""
-    from .distributions import Data, Function
-
-    return "data" if isinstance(decl, Data) else "function" if isinstance(decl, Function) else "dist"
+    return _family_of_type(type(decl)).kind
 
 
 def family_of(decl) -> Family:
-    kind = kind_of(decl)
-    fam = getattr(decl, "family", None)
-    return Family(kind, fam, bool(getattr(decl, "has_rsample", False)), bool(getattr(decl, "discrete", False)),
-                  type(decl).__name__)
+    """What the compiler needs of a declaration: read from its class (families are classes)."""
+    return _family_of_type(type(decl))
+
+
+@functools.lru_cache(maxsize=None)
+def _family_of_type(cls: type) -> Family:
+    from .distributions import Data, Function
+
+    kind = "data" if issubclass(cls, Data) else "function" if issubclass(cls, Function) else "dist"
+    return Family(kind, getattr(cls, "family", None), bool(getattr(cls, "has_rsample", False)),
+                  bool(getattr(cls, "discrete", False)), cls.__name__)
 
 
 # --- the builder ------------------------------------------------------------------------------------------
@@ -231,7 +236,8 @@ class _Builder:
             ints = tuple(f(ctx) for f in idx)
             if VECTOR in ints:
                 return ctx.sets[name]
-            t = ctx.trace.get((name, ints, mark, primes))
+            key = (name, ints, mark, primes)
+            t = ctx.trace.get(key)
             if t is not None:
                 return t
             concrete = var_text(N.Var(name, tuple(N.Num(float(i)) for i in ints), mark, primes))
@@ -244,7 +250,9 @@ class _Builder:
                 if not 1 <= step <= seq.shape[1]:
                     raise FormulaInputError(
                         f"{concrete} is step {step} of {base_name}, which has {seq.shape[1]} steps", text, _span(v))
-                return seq[:, step - 1]
+                # Kept in the trace so every use of x_t at this step is one tensor (conditionals memoise on it).
+                t = ctx.trace[key] = seq[:, step - 1]
+                return t
             raise FormulaInputError(f"no value for {concrete}: pass {concrete}=... (or the sequence {base_name})",
                                     text, _span(v))
 
