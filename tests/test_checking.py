@@ -64,8 +64,9 @@ def test_factorisation_that_does_not_cover_its_joint():
 
 def test_circular_factorisation():
     text = "p(x,z) = p(x|z) p(z|x)\nE_{q(z|x)}[log p(x,z)]"
-    with pytest.raises(fm.FormulaCheckError, match=r"the factorisation of p\(x, ?z\) is circular"):
+    with pytest.raises(fm.FormulaCheckError, match=r"the factorisation of p\(x, ?z\) is circular") as e:
         check(text, "p(x|z)", "p(z|x)", "q(z|x)")
+    assert e.value.span == (0, len("p(x,z)"))  # the joint on the factorisation's left
 
 
 def test_chain_rule_needs_a_cover():
@@ -77,8 +78,9 @@ def test_chain_rule_needs_a_cover():
 
 def test_expectation_needing_a_variable_not_yet_drawn():
     text = "E_{q(z_2|x)}[log p(x|z_2)] + E_{q(z_1|z_2)}[log p(z_1)]"
-    with pytest.raises(fm.FormulaCheckError, match="z_2 is a sampled variable, but no enclosing expectation draws"):
+    with pytest.raises(fm.FormulaCheckError, match="z_2 is a sampled variable, but no enclosing expectation draws") as e:
         check(text, "q(z_2|x)", "q(z_1|z_2)", "p(x|z)", "p(z)")
+    caret_at(e.value, text, "z_2", nth=2)  # the condition of q(z_1|z_2), the sampler that needs it
 
 
 def test_ambiguous_bare_expectation_lists_candidates():
