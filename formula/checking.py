@@ -120,6 +120,7 @@ class Checked:
     sequences: FrozenSet[str]  # inputs used as sequences [batch, T, ...]
     latents: FrozenSet[str]  # base names of sampled variables
     data_inputs: FrozenSet[str]  # inputs that are arguments of distributions or functions: [batch, *event]
+    starts: Dict[str, int]  # `z_0` -> the declaration `p(z_0)` it is drawn from at first use
     players: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
     def __hash__(self) -> int:  # dict fields: identity hash is enough, checks are cached by key
@@ -158,6 +159,7 @@ class _Checker:
         self.sequences: set = set()
         self.latent_bases: set = set()
         self.data_inputs: set = set()
+        self.starts: Dict[str, int] = {}  # values before a time sum's start drawn from their declaration
 
     # -- names --
 
@@ -230,8 +232,6 @@ class _Checker:
                 if fact is not None:
                     return fact
                 raise missing
-            if any(c for c in self.candidates(dist) if len(c.vars) == len(dist.vars)):
-                pass
         fact = self._from_factorisation(dist)
         if fact is not None:
             return fact
@@ -545,8 +545,7 @@ class _Checker:
     def _support_of(self, s) -> int:
         for node in s.body.walk():
             d = node.dist if isinstance(node, N.LogDensity) else node
-            if isinstance(d, N.Dist) and d.vars and d.vars[0] == s.index and d in self.densities or (
-                    isinstance(d, N.Dist) and d.vars and d.vars[0] == s.index):
+            if isinstance(d, N.Dist) and d.vars and d.vars[0] == s.index:
                 return self.resolve(d).factors[0].decl
         raise self.error(
             f"a sum over {var_text(s.index)} without bounds enumerates the values of a discrete variable, but no "
@@ -614,17 +613,17 @@ class _Checker:
                 self.sequences.add(var_text(v.base))
                 self.add_input(var_text(v.base), v, data=True)
                 return
-        if v.name in self.latent_bases and not self._declared_start(v):
+        if v.name in self.latent_bases:
             raise self.error(
                 f"{var_text(v)} is a sampled variable, but no enclosing expectation draws it here", v)
-        if v.name in self.latent_bases:
-            return
         self.add_input(var_text(v), v, data=data)
 
     def _declared_exactly(self, v: N.Var) -> bool:
-        return any(d.kind == "dist" and d.vars == (v,) and not d.given for d in self.decls)
-
-    def _declared_start(self, v: N.Var) -> bool:
+        """A distribution declared over exactly this variable with no conditions (`p(z_0)`): it is drawn."""
+        for d in self.decls:
+            if d.kind == "dist" and d.vars == (v,) and not d.given:
+                self.starts[var_text(v)] = d.index
+                return True
         return False
 
 
@@ -760,6 +759,7 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
         draws=dict(checker.draws), sums=dict(checker.sums), inputs=tuple(sorted(checker.inputs)),
         optional_inputs=optional, sequences=frozenset(checker.sequences),
         latents=frozenset(checker.latent_bases), data_inputs=frozenset(checker.data_inputs),
+        starts=dict(checker.starts),
         players=tuple(players),
     )
 

@@ -231,6 +231,7 @@ class _Builder:
             return lambda ctx: _lookup_input(ctx, base, v, text)
         base_name = var_text(v.base)
         name, mark, primes = v.name, v.mark, v.primes
+        starts = self.c.starts
 
         def indexed(ctx):
             ints = tuple(f(ctx) for f in idx)
@@ -244,6 +245,12 @@ class _Builder:
             value = ctx.inputs.get(concrete)
             if value is not None:
                 return value
+            start = starts.get(concrete)
+            if start is not None:  # z_0 with a declared p(z_0): drawn once per call, at first use
+                d = ctx.condition(start, ())
+                t = ctx.trace[key] = d.rsample(() if d.batch_shape else (ctx.n,)) if self.fam[start].reparameterised \
+                    else d.sample(() if d.batch_shape else (ctx.n,))
+                return t
             seq = ctx.inputs.get(base_name)
             if seq is not None and len(ints) == 1 and torch.is_tensor(seq) and seq.dim() >= 2:
                 step = ints[0]

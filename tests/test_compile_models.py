@@ -296,3 +296,25 @@ def test_td_vae_samples_the_factorised_joint_right_to_left():
     assert_same(value, hand, list(obj.parameters()))
     explained = obj.explain()
     assert explained.index("draw z_2") < explained.index("draw z_1")
+
+
+def test_deep_markov_model_with_a_declared_initial_state():
+    """z_0 drawn from a declared p(z_0) instead of being an input (LANGUAGE.md §3)."""
+    q, trans, emit = dmm()
+    start = fm.Normal("p(z_0)", loc=0.0, scale=1.0, shape=(Z,))
+    obj = fm.compile(DMM, [q, trans, emit, start])
+    assert obj.inputs == ("x",)
+    T = 3
+    x = torch.bernoulli(torch.full((B, T, X), 0.5))
+    torch.manual_seed(13)
+    value = obj(x=x)
+    torch.manual_seed(13)
+    hand, z_prev = 0.0, None
+    for t in range(T):
+        if z_prev is None:
+            z_prev = std_normal(Z).rsample((B,))
+        qd = normal(q.net(z_prev, x))
+        z = qd.rsample()
+        hand = hand + bern(emit.net(z=z)).log_prob(x[:, t]) - kl_divergence(qd, normal(trans.net(z_prev)))
+        z_prev = z
+    assert_same(value, hand, list(obj.parameters()))
