@@ -29,30 +29,40 @@ VECTOR = object()  # the value of a sum index that runs along a tensor dimension
 
 
 class _Ctx:
-    """Everything one evaluation needs: inputs, draws so far, bound sum indices, memoised conditionals."""
+    """Everything one evaluation needs: inputs, draws so far, bound sum indices, memoised conditionals.
 
-    __slots__ = ("decls", "inputs", "trace", "env", "n", "memo", "lead", "sets", "sequences")
+    The memo is keyed by declaration and by the trace keys and write versions of the conditioning values, not by
+    tensor identity, so torch.compile can trace a call without guarding on `id()` of its inputs.
+    """
+
+    __slots__ = ("decls", "inputs", "trace", "versions", "clock", "env", "n", "memo", "lead", "sequences")
 
     def __init__(self, decls, inputs, n, sequences):
         self.decls = decls
         self.inputs = inputs
         self.trace: Dict[tuple, torch.Tensor] = {}
+        self.versions: Dict[tuple, int] = {}
+        self.clock = 0
         self.env: Dict[str, Any] = {}
         self.n = n
-        self.memo: Dict[tuple, tuple] = {}
+        self.memo: Dict[tuple, Any] = {}
         self.lead = 1
-        self.sets: Dict[str, torch.Tensor] = {}
         self.sequences = sequences
 
-    def condition(self, i: int, given: Sequence[torch.Tensor]):
-        """Declaration i conditioned on `given`, memoised per call (the values are kept alive with the entry)."""
-        key = (i,) + tuple(map(id, given))
-        hit = self.memo.get(key)
-        if hit is not None:
-            return hit[0]
-        dist = self.decls[i].condition(*given)
-        self.memo[key] = (dist, given)
-        return dist
+    def put(self, key: tuple, value) -> None:
+        """Write a draw (or a sequence step) into the trace; conditionals memoised on the old value expire."""
+        self.clock += 1
+        self.trace[key] = value
+        self.versions[key] = self.clock
+
+    def drop(self, key: tuple, saved) -> None:
+        """Restore the trace entry a scope shadowed (or remove it)."""
+        if saved is None:
+            self.clock += 1
+            self.trace.pop(key, None)
+            self.versions[key] = self.clock
+        else:
+            self.put(key, saved)
 
 
 # --- plan records for explain() ---------------------------------------------------------------------------
@@ -235,8 +245,6 @@ class _Builder:
 
         def indexed(ctx):
             ints = tuple(f(ctx) for f in idx)
-            if VECTOR in ints:
-                return ctx.sets[name]
             key = (name, ints, mark, primes)
             t = ctx.trace.get(key)
             if t is not None:
@@ -247,9 +255,10 @@ class _Builder:
                 return value
             start = starts.get(concrete)
             if start is not None:  # z_0 with a declared p(z_0): drawn once per call, at first use
-                d = ctx.condition(start, ())
-                t = ctx.trace[key] = d.rsample(() if d.batch_shape else (ctx.n,)) if self.fam[start].reparameterised \
-                    else d.sample(() if d.batch_shape else (ctx.n,))
+                d = ctx.decls[start].condition()
+                shape = () if d.batch_shape else (ctx.n,)
+                t = d.rsample(shape) if self.fam[start].reparameterised else d.sample(shape)
+                ctx.put(key, t)
                 return t
             seq = ctx.inputs.get(base_name)
             if seq is not None and len(ints) == 1 and torch.is_tensor(seq) and seq.dim() >= 2:
@@ -257,8 +266,9 @@ class _Builder:
                 if not 1 <= step <= seq.shape[1]:
                     raise FormulaInputError(
                         f"{concrete} is step {step} of {base_name}, which has {seq.shape[1]} steps", text, _span(v))
-                # Kept in the trace so every use of x_t at this step is one tensor (conditionals memoise on it).
-                t = ctx.trace[key] = seq[:, step - 1]
+                # Kept in the trace so that every use of x_t at this step is one value of one version.
+                t = seq[:, step - 1]
+                ctx.put(key, t)
                 return t
             raise FormulaInputError(f"no value for {concrete}: pass {concrete}=... (or the sequence {base_name})",
                                     text, _span(v))
@@ -405,15 +415,11 @@ class _Builder:
         return joint_log_prob
 
     def factor_log_prob(self, f: Factor) -> Fn:
-        i = f.decl
-        if self.fam[i].kind == "data":
+        if self.fam[f.decl].kind == "data":
             raise self.error("the empirical distribution of the data has no density", self._node_of(f))
-        given = [self.var_lookup(g) if isinstance(g, N.Var) else self.build(g) for g in f.given]
+        cond = self.conditioned(f)
         (value,) = [self.var_lookup(v) for v in f.vars]
-        if len(given) == 1:
-            (g0,) = given
-            return lambda ctx: ctx.condition(i, (g0(ctx),)).log_prob(value(ctx))
-        return lambda ctx: ctx.condition(i, tuple(g(ctx) for g in given)).log_prob(value(ctx))
+        return lambda ctx: cond(ctx).log_prob(value(ctx))
 
     def _node_of(self, f: Factor) -> N.Node:
         return f.vars[0]
@@ -504,30 +510,27 @@ class _Builder:
             key_of = self.key_fn(var)
 
             def data(ctx):
-                ctx.trace[key_of(ctx)] = value(ctx)
+                ctx.put(key_of(ctx), value(ctx))
 
             return data, False
-        given = [self.var_lookup(g) if isinstance(g, N.Var) else self.build(g) for g in f.given]
+        cond = self.conditioned(f)
         reparam = fam.reparameterised
         set_size = self.index_fn(draws.set_size) if draws.set_var is not None and draws.set_var == var else None
         how = "reparameterised" if reparam else "score-function surrogate (leave-one-out baseline)"
         count = f", {var_text(draws.set_size)} draws along a new leading dimension" if set_size else ""
         self.explain.add(self.depth, f"draw {var_text(var)} ~ {self.sig(f)} [{fam.label}, {how}{count}]")
-        name = var.name
-        key_of = None if set_size is not None else self.key_fn(var)
+        set_key = (var.name, (VECTOR,), var.mark, var.primes)
+        key_of = (lambda ctx: set_key) if set_size is not None else self.key_fn(var)
 
         def step(ctx):
-            d = ctx.condition(i, tuple(g(ctx) for g in given))
+            d = cond(ctx)
             shape: Tuple[int, ...] = ()
             if set_size is not None:
                 shape = (int(set_size(ctx)),)
             if not d.batch_shape:
                 shape = shape + (ctx.n,)
             z = d.rsample(shape) if reparam else d.sample(shape)
-            if set_size is not None:
-                ctx.sets[name] = z
-            else:
-                ctx.trace[key_of(ctx)] = z
+            ctx.put(key_of(ctx), z)
             if reparam:
                 return None
             log_q = d.log_prob(z)
@@ -578,13 +581,13 @@ class _Builder:
             def support_sum(ctx):
                 values = ctx.decls[i].enumerate_support(*[g(ctx) for g in given], expand=True)
                 saved = ctx.trace.get(key)
-                ctx.trace[key] = values
+                ctx.put(key, values)
                 ctx.lead += 1
                 try:
                     value = body(ctx)
                 finally:
                     ctx.lead -= 1
-                    _restore(ctx.trace, key, saved)
+                    ctx.drop(key, saved)
                 return torch.logsumexp(value, 0) if log_space else value.sum(0)
 
             return support_sum
@@ -654,9 +657,24 @@ class _Builder:
         return builder(self, node)
 
     def conditioned(self, f: Factor) -> Fn:
+        """Declaration f.decl conditioned on f.given, memoised per call: an encoder used by an expectation and a
+        KL runs once."""
         i = f.decl
-        given = [self.var_lookup(g) if isinstance(g, N.Var) else self.build(g) for g in f.given]
-        return lambda ctx: ctx.condition(i, tuple(g(ctx) for g in given))
+        lookups = [self.var_lookup(g) if isinstance(g, N.Var) else self.build(g) for g in f.given]
+        if not all(isinstance(g, N.Var) for g in f.given):
+            return lambda ctx: ctx.decls[i].condition(*[g(ctx) for g in lookups])
+        keys = [self.key_fn(g) for g in f.given]
+
+        def cond(ctx):
+            values = [g(ctx) for g in lookups]  # first: a lookup may put a sequence step into the trace
+            versions = ctx.versions
+            memo_key = (i,) + tuple((k, versions.get(k, 0)) for k in [kf(ctx) for kf in keys])
+            dist = ctx.memo.get(memo_key)
+            if dist is None:
+                dist = ctx.memo[memo_key] = ctx.decls[i].condition(*values)
+            return dist
+
+        return cond
 
     def kl(self, node: N.Divergence) -> Fn:
         left, right = self.c.densities[node.left], self.c.densities[node.right]

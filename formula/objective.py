@@ -53,11 +53,13 @@ def _plan(text: str, signatures: Tuple[Tuple[N.Dist, str], ...], families: Tuple
     return Plan(checked, tuple(terms), "\n".join(lines), checked.data_inputs | checked.sequences)
 
 
-def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, analytic_kl: bool = True) -> "Objective":
+def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, analytic_kl: bool = True,
+            compile: Any = False) -> "Objective":
     """Compile an objective written as in the paper against the declared distributions and functions.
 
     `samples` is the number of independent draws per example for every expectation (values are averaged);
-    `analytic_kl=False` makes every KL a Monte Carlo estimate.
+    `analytic_kl=False` makes every KL a Monte Carlo estimate; `compile=True` (or a dict of options) runs each
+    call through `torch.compile` (inputs are still checked eagerly).
     """
     if not isinstance(text, str):
         raise FormulaError(f"a formula is a string, got {type(text).__name__}")
@@ -71,7 +73,11 @@ def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, a
     signatures = tuple((d.signature, kind_of(d)) for d in decls)
     families = tuple(family_of(d) for d in decls)
     plan = _plan(text, signatures, families, samples, bool(analytic_kl))
-    return Objective(plan, decls, samples)
+    objective = Objective(plan, decls, samples)
+    if compile:
+        options = dict(compile) if isinstance(compile, dict) else {}
+        objective.__dict__["_compiled"] = torch.compile(objective._run, **options)
+    return objective
 
 
 class Objective(torch.nn.Module):
@@ -150,8 +156,20 @@ class Objective(torch.nn.Module):
 
     def evaluate(self, **inputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """The total and every top-level term from one pass: the same draws."""
-        plan = self._plan
         n = self._check_inputs(inputs)
+        runner = self.__dict__.get("_compiled")
+        if runner is None:
+            return self._run(inputs, n)
+        try:
+            return runner(inputs, n)
+        except FormulaError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            raise FormulaInputError(f"evaluating the compiled objective failed with inputs "
+                                    f"{_shapes(inputs)}: {str(err).splitlines()[0]}", self.text) from None
+
+    def _run(self, inputs: Dict[str, Any], n: int) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        plan = self._plan
         s = self._samples
         if s > 1:
             inputs = {k: _replicate(v, s, n) if k in plan.data_inputs or _per_example(v, n) else v
@@ -165,9 +183,7 @@ class Objective(torch.nn.Module):
             except FormulaError:
                 raise
             except (RuntimeError, ValueError, IndexError, TypeError) as err:
-                shapes = ", ".join(f"{k} {list(v.shape)}" if torch.is_tensor(v) else f"{k}={v!r}"
-                                   for k, v in inputs.items())
-                raise FormulaInputError(f"evaluating the term {term.name} failed with inputs {shapes}: {err}",
+                raise FormulaInputError(f"evaluating the term {term.name} failed with inputs {_shapes(inputs)}: {err}",
                                         plan.checked.text, _span(term.expr)) from None
             if not (torch.is_tensor(value) and value.shape == (n * s,)):
                 value = self._per_example_value(value, term, n * s, inputs)
@@ -253,6 +269,10 @@ class Objective(torch.nn.Module):
         if name in self._plan.data_inputs:
             return "[batch, *event]"
         return "a scalar: number, 0-d tensor or [batch]"
+
+
+def _shapes(inputs: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {list(v.shape)}" if torch.is_tensor(v) else f"{k}={v!r}" for k, v in inputs.items())
 
 
 def _per_example(v, n) -> bool:
