@@ -7,7 +7,6 @@ broken framework becomes that row's "not available: <reason>" rather than a cras
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
@@ -64,33 +63,12 @@ def _vae_dists(fm, nets: VAENets, size: Size):
 
 def formula_vae(nets: VAENets, size: Size, compiled: bool = False) -> Contestant:
     """The VAE ELBO compiled from its formula; `compiled=True` asks `fm.compile(..., compile=True)` for
-    torch.compile, or, where fm.compile has no such option yet, applies `torch.compile` to the loss itself."""
+    torch.compile (inductor). Fresh input tensors every step: formula's memo keys on trace versions, not on
+    tensor identity, so new batches do not recompile."""
     fm = _fm()
     dists = _vae_dists(fm, nets, size)
-    if compiled and "compile" in inspect.signature(fm.compile).parameters:
-        elbo = fm.compile(VAE_TEXT, dists, compile=True)
-        return Contestant(_static_input(lambda x: -elbo(x=x).mean()), _params(nets), note="static input buffer")
-    elbo = fm.compile(VAE_TEXT, dists)
-    loss = lambda x: -elbo(x=x).mean()  # noqa: E731
-    if compiled:
-        return Contestant(_static_input(torch.compile(loss)), _params(nets),
-                          note="fm.compile has no compile= yet: torch.compile(loss), static input buffer")
-    return Contestant(loss, _params(nets))
-
-
-def _static_input(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Call `fn` always with the same input tensor, refilled in place: a graph that guards on the input's
-    identity (formula memoises conditionals on `id(tensor)`) would otherwise recompile every step."""
-    buffer: List[torch.Tensor] = []
-
-    def call(x: torch.Tensor) -> torch.Tensor:
-        if not buffer or buffer[0].shape != x.shape:
-            buffer[:] = [x.clone()]
-        else:
-            buffer[0].copy_(x)
-        return fn(buffer[0])
-
-    return call
+    elbo = fm.compile(VAE_TEXT, dists, compile=compiled)
+    return Contestant(lambda x: -elbo(x=x).mean(), _params(nets))
 
 
 def formula_iwae(nets: VAENets, size: Size) -> Contestant:
