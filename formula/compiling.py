@@ -279,18 +279,7 @@ class _Builder:
 
     @builds(N.Add)
     def b_add(self, node: N.Add) -> Fn:
-        parts = [self.build(t) for t in node.terms]
-        if len(parts) == 2:
-            a, b = parts
-            return lambda ctx: a(ctx) + b(ctx)
-
-        def add(ctx):
-            acc = parts[0](ctx)
-            for p in parts[1:]:
-                acc = acc + p(ctx)
-            return acc
-
-        return add
+        return _summed([self.build(t) for t in node.terms])
 
     @builds(N.Neg)
     def b_neg(self, node: N.Neg) -> Fn:
@@ -402,17 +391,7 @@ class _Builder:
 
     def log_density(self, dist: N.Dist) -> Fn:
         joint = self.c.densities[dist]
-        parts = [self.factor_log_prob(f) for f in joint.factors]
-        if len(parts) == 1:
-            return parts[0]
-
-        def joint_log_prob(ctx):
-            acc = parts[0](ctx)
-            for p in parts[1:]:
-                acc = acc + p(ctx)
-            return acc
-
-        return joint_log_prob
+        return _summed([self.factor_log_prob(f) for f in joint.factors])
 
     def factor_log_prob(self, f: Factor) -> Fn:
         if self.fam[f.decl].kind == "data":
@@ -430,8 +409,7 @@ class _Builder:
         if isinstance(node, N.Dist) and node not in self.c.calls:
             return self.log_density(node)
         if isinstance(node, N.Mul):
-            parts = [self.build_log(f) for f in node.factors]
-            return lambda ctx: functools.reduce(lambda a, b: a + b, [p(ctx) for p in parts])
+            return _summed([self.build_log(f) for f in node.factors])
         if isinstance(node, N.Div):
             a, b = self.build_log(node.num), self.build_log(node.den)
             return lambda ctx: a(ctx) - b(ctx)
@@ -748,6 +726,23 @@ def register_divergence(kind: str):
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _summed(parts: List[Fn]) -> Fn:
+    """The closure adding the values of `parts` (a sum of terms, of log-densities, of log-factors)."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, b = parts
+        return lambda ctx: a(ctx) + b(ctx)
+
+    def add(ctx):
+        acc = parts[0](ctx)
+        for p in parts[1:]:
+            acc = acc + p(ctx)
+        return acc
+
+    return add
 
 
 def _span(node: N.Node):

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # toy_objectives sits beside the tests
-from toy_objectives import Autoencoder, GaussianVAE, binary_data, compiled_vae, parameters_vector  # noqa: E402
+from toy_objectives import Autoencoder, GaussianVAE, binary_data, compiled_vae, parameters_vector
 
-from formula.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from formula.errors import FormulaError  # noqa: E402
-from formula.training import Trainer  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from formula.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from formula.errors import FormulaError
+from formula.training import Trainer
 
 
 def _warmup(step: int) -> float:

@@ -11,12 +11,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).parent))  # toy_objectives sits beside the tests
-from ddp_worker import PER_RANK_BATCH  # noqa: E402
-from toy_objectives import Autoencoder, binary_data, parameters_vector  # noqa: E402
+from ddp_worker import PER_RANK_BATCH
+from toy_objectives import Autoencoder, binary_data, parameters_vector
 
-from formula.checkpoint import load_checkpoint  # noqa: E402
-from formula.training import Trainer  # noqa: E402
+from formula.checkpoint import load_checkpoint
+from formula.training import Trainer
 
 WORKER = Path(__file__).parent / "ddp_worker.py"
 

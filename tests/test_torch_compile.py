@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # toy_objectives sits beside the tests
-from toy_objectives import Autoencoder, GaussianVAE, binary_data, parameters_vector  # noqa: E402
+from toy_objectives import Autoencoder, GaussianVAE, binary_data, parameters_vector
 
-from formula.training import Trainer  # noqa: E402
+from formula.training import Trainer
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def fresh_dynamo():
+    """Each test compiles from scratch (conftest.py already fixes one torch thread)."""
     yield
-    torch.set_num_threads(before)
     torch._dynamo.reset()
 
 

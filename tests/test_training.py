@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,21 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).parent))  # toy_objectives sits beside the tests
-from toy_objectives import KL, REC, Autoencoder, GaussianVAE, binary_data, parameters_vector  # noqa: E402
+from toy_objectives import KL, REC, Autoencoder, GaussianVAE, binary_data, parameters_vector
 
-from formula.errors import FormulaError, FormulaInputError  # noqa: E402
-from formula.training import TensorBatches, Trainer, TrainingDivergedError  # noqa: E402
+from formula.errors import FormulaError, FormulaInputError
+from formula.training import TensorBatches, Trainer, TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread (and CI has two cores); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def seeded():
+    """Every test starts from the same seed (conftest.py fixes one torch thread for the whole suite)."""
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_fit_learns_and_logs_every_term_per_epoch():
