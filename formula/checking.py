@@ -389,7 +389,7 @@ class _Checker:
         return Draws(Joint(factors))
 
     def _infer(self, e: N.Expect, named: Optional[N.Dist]) -> Joint:
-        needed = [v for v in _free_vars(e.body)]
+        needed = _free_vars(e.body)
         pool = self.candidates(named) if named is not None else [d for d in self.decls if d.kind == "dist"]
         pool = [d for d in pool if len(d.vars) == 1]
         factors = []
