@@ -321,6 +321,8 @@ class _Builder:
 
         def norm(ctx):
             x = a(ctx)
+            if not torch.is_tensor(x):
+                return abs(x)
             if x.dim() <= ctx.lead:
                 return x.abs()
             return torch.linalg.vector_norm(x.flatten(ctx.lead), ord=order, dim=-1)
@@ -786,7 +788,7 @@ def _detach(x):
 
 
 def _squared_norm(x, lead: int):
-    if x.dim() <= lead:
+    if not torch.is_tensor(x) or x.dim() <= lead:
         return x * x
     return (x * x).flatten(lead).sum(-1)
 

@@ -164,7 +164,7 @@ class Objective(torch.nn.Module):
             return runner(inputs, n)
         except FormulaError:
             raise
-        except (RuntimeError, ValueError, IndexError, TypeError) as err:
+        except (RuntimeError, ValueError, IndexError, TypeError, ArithmeticError) as err:
             raise FormulaInputError(f"evaluating the compiled objective failed with inputs "
                                     f"{_shapes(inputs)}: {str(err).splitlines()[0]}", self.text) from None
 
@@ -182,7 +182,7 @@ class Objective(torch.nn.Module):
                 value = fn(ctx)
             except FormulaError:
                 raise
-            except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            except (RuntimeError, ValueError, IndexError, TypeError, ArithmeticError) as err:
                 raise FormulaInputError(f"evaluating the term {term.name} failed with inputs {_shapes(inputs)}: {err}",
                                         plan.checked.text, _span(term.expr)) from None
             if not (torch.is_tensor(value) and value.shape == (n * s,)):
