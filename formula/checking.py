@@ -14,10 +14,10 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 from . import nodes as N
 from .errors import FormulaCheckError
 
-GREEK_PARAMETERS = frozenset(
-    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon "
-    "phi chi psi omega varphi vartheta varepsilon Theta Phi Psi Omega Lambda".split()
-)
+# Explicit families the compiler evaluates (the parser knows more spellings); `I` in their arguments is the
+# identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.
+EXPLICIT_FAMILIES = frozenset({"Normal"})
+IDENTITY = N.Var("I")
 
 
 # --- declarations -----------------------------------------------------------------------------------------
@@ -159,6 +159,7 @@ class _Checker:
         self.sequences: set = set()
         self.latent_bases: set = set()
         self.data_inputs: set = set()
+        self.in_family = False  # visiting an explicit family's arguments, where `I` is the identity
         self.starts: Dict[str, int] = {}  # values before a time sum's start drawn from their declaration
 
     # -- names --
@@ -449,7 +450,8 @@ class _Checker:
         self.visit_children(node, scope)
 
     def visit_Var(self, v: N.Var, scope: "_Scope") -> None:
-        self.ref(v, scope, data=False)
+        if not (self.in_family and v == IDENTITY):
+            self.ref(v, scope, data=False)
 
     def visit_Dist(self, d: N.Dist, scope):
         if not d.given:
@@ -466,10 +468,28 @@ class _Checker:
                 self.ref(v, scope)
 
     def visit_LogDensity(self, node: N.LogDensity, scope):
-        if not isinstance(node.dist, N.Dist):
-            raise self.error("log-densities of explicit families are not evaluated yet: declare the distribution",
-                             node.dist)
+        if isinstance(node.dist, N.Family):
+            fam = self.family(node.dist, scope)
+            if not fam.vars:
+                raise self.error("say what this density is of: \\mathcal{N}(x \\mid \\mu, \\sigma^2 I)", fam)
+            for v in fam.vars:
+                self.ref(v, scope)
+            return
         self.visit_Dist(node.dist, scope)
+
+    def family(self, fam: N.Family, scope) -> N.Family:
+        """An explicit family (`\\mathcal{N}(0, I)`): known to the compiler, its parameters are references
+        (`I`, the identity, is not an input)."""
+        if fam.family not in EXPLICIT_FAMILIES:
+            raise self.error(f"explicit {fam.family} families are not evaluated yet (known: "
+                             f"{', '.join(sorted(EXPLICIT_FAMILIES))}): declare the distribution", fam)
+        self.in_family = True
+        try:
+            for arg in fam.args:
+                self.visit(arg, scope)
+        finally:
+            self.in_family = False
+        return fam
 
     def _integrated(self, d: N.Expr, scope) -> Joint:
         """A KL/entropy argument: its variables are integrated over, its conditions are references."""
@@ -483,6 +503,10 @@ class _Checker:
         return joint
 
     def visit_Divergence(self, node: N.Divergence, scope):
+        if isinstance(node.right, N.Family) and isinstance(node.left, N.Dist):
+            self._integrated(node.left, scope)
+            self.family(node.right, scope)
+            return
         left = self._integrated(node.left, scope)
         right = self._integrated(node.right, scope)
         if _bases(left.vars) != _bases(right.vars) and sorted(map(repr, _bases(left.vars))) != sorted(

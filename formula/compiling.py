@@ -18,7 +18,7 @@ import torch
 
 from . import estimators as est
 from . import nodes as N
-from .checking import Checked, Decl, Draws, Factor, Joint, check, full_name, var_text
+from .checking import IDENTITY, Checked, Decl, Draws, Factor, Joint, check, full_name, var_text
 from .errors import FormulaCheckError, FormulaError, FormulaInputError
 
 Fn = Callable[["_Ctx"], Any]
@@ -158,6 +158,7 @@ class _Builder:
         self.analytic_kl = analytic_kl
         self.explain = _Explain([])
         self.depth = 0
+        self._identity = False  # building an explicit family's arguments, where `I` is the identity
 
     def error(self, msg: str, node: N.Node) -> FormulaCheckError:
         span = node.span
@@ -183,6 +184,8 @@ class _Builder:
 
     @builds(N.Var)
     def b_var(self, v: N.Var) -> Fn:
+        if v == IDENTITY and self._identity:  # `I` inside an explicit family's covariance
+            return lambda ctx: 1.0
         return self.var_lookup(v)
 
     def index_fn(self, item) -> Callable[["_Ctx"], Any]:
@@ -389,7 +392,37 @@ class _Builder:
 
     @builds(N.LogDensity)
     def b_logdensity(self, node: N.LogDensity) -> Fn:
+        if isinstance(node.dist, N.Family):
+            (var,) = node.dist.vars
+            value = self.var_lookup(var)
+            make = self.family_fn(node.dist)
+
+            def family_log_prob(ctx):
+                x = value(ctx)
+                return make(ctx, x, x.dim() - ctx.lead).log_prob(x)
+
+            return family_log_prob
         return self.log_density(node.dist)
+
+    def family_fn(self, fam: N.Family):
+        """`\\mathcal{N}(\\mu, \\sigma^2 I)` as a closure (ctx, like, event_dims) -> torch distribution shaped like
+        the tensor `like`: the mean, and the variance (the identity `I` is 1), broadcast to it."""
+        if len(fam.args) not in (1, 2):
+            raise self.error("a Normal family takes a mean and a variance: \\mathcal{N}(\\mu, \\sigma^2 I)", fam)
+        self._identity = True
+        try:
+            mean = self.build(fam.args[0])
+            variance = self.build(fam.args[1]) if len(fam.args) == 2 else (lambda ctx: 1.0)
+        finally:
+            self._identity = False
+
+        def make(ctx, like, event_dims):
+            loc = torch.zeros_like(like) + mean(ctx)
+            scale = torch.ones_like(like) * variance(ctx) ** 0.5
+            dist = torch.distributions.Normal(loc, scale, validate_args=False)
+            return torch.distributions.Independent(dist, event_dims, validate_args=False) if event_dims else dist
+
+        return make
 
     def log_density(self, dist: N.Dist) -> Fn:
         joint = self.c.densities[dist]
@@ -657,6 +690,8 @@ class _Builder:
         return cond
 
     def kl(self, node: N.Divergence) -> Fn:
+        if isinstance(node.right, N.Family):
+            return self.kl_to_family(node)
         left, right = self.c.densities[node.left], self.c.densities[node.right]
         if len(left.factors) == 1 and len(right.factors) == 1:
             lf, rf = left.factors[0], right.factors[0]
@@ -684,6 +719,30 @@ class _Builder:
 
             return kl_mc
         raise self.error("KL between joints is not evaluated yet: write it as an expectation of log-ratios", node)
+
+    def kl_to_family(self, node: N.Divergence) -> Fn:
+        """KL(q || \\mathcal{N}(\\mu, \\sigma^2 I)): the family takes q's shape; closed form where registered."""
+        (f,) = self.c.densities[node.left].factors
+        fl = self.fam[f.decl]
+        left = self.conditioned(f)
+        make = self.family_fn(node.right)
+        closed = self.analytic_kl and fl.family is not None and est.closed_form_kl_known(
+            fl.family, torch.distributions.Normal)
+        self.explain.add(self.depth, f"KL({self.sig(f)} || {var_text(node.right)}): "
+                         + (f"closed form [{fl.label} || Normal]" if closed else "Monte Carlo, one draw"))
+        reparam = fl.reparameterised
+
+        def kl_family(ctx):
+            p = left(ctx)
+            like = p.mean if closed else None
+            if closed:
+                return est.kl_closed(p, make(ctx, like, len(p.event_shape)))
+            z = p.rsample() if reparam else p.sample()
+            log_p = p.log_prob(z)
+            value = log_p - make(ctx, z, len(p.event_shape)).log_prob(z)
+            return value if reparam else est.score_surrogate(value, log_p)
+
+        return kl_family
 
     @builds(N.Entropy)
     def b_entropy(self, node: N.Entropy) -> Fn:

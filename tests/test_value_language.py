@@ -99,3 +99,19 @@ def test_no_stray_devices_or_dtypes():
             value = obj(x=x, K=3) if "K" in obj.inputs else obj(x=x)
             (-value.mean()).backward()
         assert value.device.type == "cpu" and value.dtype == torch.float64
+
+
+def test_explicit_normal_families_in_kl_and_log_density():
+    """`\\mathcal{N}(0, I)` as the prior of a KL, and `\\log \\mathcal{N}(x \\mid \\mu, \\sigma^2 I)`."""
+    q, p, prior = vae()
+    x = binary(4)
+    declared = fm.compile("KL(q(z|x)||p(z))", [q, p, prior])
+    written = fm.compile(r"D_{KL}(q(z|x) \| \mathcal{N}(0, I))", [q, p, prior])
+    assert "closed form [Normal || Normal]" in written.explain()
+    torch.testing.assert_close(written(x=x), declared(x=x))
+    f = fm.Function("f(x)", net=torch.nn.Linear(X, X))
+    gauss = fm.compile(r"\log \mathcal{N}(x \mid f(x), \sigma^2 I)", [f])
+    assert gauss.inputs == ("sigma", "x")
+    value = gauss(x=x, sigma=0.5)
+    hand = Independent(Normal(f.net(x), 0.5), 1).log_prob(x)
+    torch.testing.assert_close(value, hand)
