@@ -49,6 +49,12 @@ class Node:
                     if isinstance(item, Node):
                         yield item
 
+    def _repr_latex_(self) -> str:
+        """Notebooks render a parsed formula as the paper prints it."""
+        from .printing import to_latex  # printing reads the AST; imported late to keep this module standalone
+
+        return f"${to_latex(self)}$"
+
     def walk(self) -> Iterator["Node"]:
         """This node and all its descendants, pre-order (iterative: deep trees must not recurse)."""
         stack = [self]

@@ -262,3 +262,11 @@ def test_unicode_and_sympy_latex_print_every_tree(program):
     assert len(out.splitlines()) == len(program.statements)  # one line a statement
     assert latex(program) == to_latex(program)
     assert sympy.latex(to_sympy(program), order="none")
+
+
+def test_parsed_formulas_render_in_notebooks():
+    from formula.parsing import parse
+
+    tree = parse("E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))")
+    assert tree._repr_latex_() == "$" + to_latex(tree) + "$"
+    assert tree.objective._repr_latex_().startswith("$\\mathbb{E}_{q(z \\mid x)}")
