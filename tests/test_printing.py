@@ -270,3 +270,33 @@ def test_parsed_formulas_render_in_notebooks():
     tree = parse("E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))")
     assert tree._repr_latex_() == "$" + to_latex(tree) + "$"
     assert tree.objective._repr_latex_().startswith("$\\mathbb{E}_{q(z \\mid x)}")
+
+
+def _section5_programs():
+    """The acceptance formulas of docs/language.md §5, one program per model (lines under one comment)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    block = re.search(r"## 5\. Acceptance formulas.*?```text\n(.*?)```", doc, re.S).group(1)
+    programs, current = [], []
+    for line in block.splitlines():
+        if line.startswith("#"):
+            if current:
+                programs.append("\n".join(current))
+            current = []
+        elif line.strip():
+            current.append(line)
+    if current:
+        programs.append("\n".join(current))
+    # one model per program, except where a comment introduces two spellings of the same model (the VAE)
+    return [p for text in programs for p in ([text] if "=" in text else text.splitlines())]
+
+
+@pytest.mark.parametrize("text", _section5_programs())
+def test_every_section5_formula_round_trips_through_both_spellings(text):
+    from formula.parsing import parse
+
+    tree = parse(text)
+    assert parse(to_ascii(tree)) == tree
+    assert parse(to_latex(tree)) == tree
