@@ -13,6 +13,7 @@ from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from . import nodes as N
 from .errors import FormulaCheckError
+from .printing import to_ascii as var_text  # the ASCII spelling names inputs, terms and declarations
 
 # Explicit families the compiler evaluates (the parser knows more spellings); `I` in their arguments is the
 # identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.
@@ -36,17 +37,6 @@ class Decl:
 
     def __str__(self) -> str:
         return self.text or self.name
-
-
-def full_name(dist: N.Dist) -> str:
-    return f"{dist.name}_{dist.sub}" if dist.sub else dist.name
-
-
-def var_text(v: N.Expr) -> str:
-    """The ASCII spelling of a variable (`z`, `z_t`, `z_{t-1}`, `z'`): names of inputs and of terms."""
-    from .printing import to_ascii  # printing depends only on nodes
-
-    return to_ascii(v)
 
 
 # --- resolution results -------------------------------------------------------------------------------------
@@ -172,7 +162,7 @@ class _Checker:
 
     def candidates(self, dist: N.Dist, kinds=("dist", "data")) -> List[Decl]:
         """Declarations of the use's name: the subscripted name if declared, else the bare name (rule 2)."""
-        names = [full_name(dist)]
+        names = [dist.full_name]
         if dist.sub is not None:
             names.append(dist.name)
         for name in names:
@@ -240,7 +230,7 @@ class _Checker:
 
     def _from_factorisation(self, dist: N.Dist) -> Optional[Joint]:
         for lhs, factors, _ in self.factorisations:
-            if full_name(lhs) != full_name(dist) and lhs.name != dist.name:
+            if lhs.full_name != dist.full_name and lhs.name != dist.name:
                 continue
             if len(lhs.vars) != len(dist.vars) or len(lhs.given) != len(dist.given):
                 continue
@@ -455,7 +445,7 @@ class _Checker:
 
     def visit_Dist(self, d: N.Dist, scope):
         if not d.given:
-            fn = self.function_for(full_name(d), len(d.vars)) or (
+            fn = self.function_for(d.full_name, len(d.vars)) or (
                 self.function_for(d.name, len(d.vars)) if d.sub else None)
             if fn is not None:
                 self.calls[d] = fn.index
@@ -749,8 +739,6 @@ def objective_of(statement: N.Expr) -> N.Expr:
 
 def split_terms(objective: N.Expr) -> Tuple[Term, ...]:
     """Top-level terms with their signs; a term is named by its label or its ASCII spelling."""
-    from .printing import to_ascii
-
     body = objective
     while isinstance(body, N.Optimize):
         body = body.body
@@ -760,7 +748,7 @@ def split_terms(objective: N.Expr) -> Tuple[Term, ...]:
         sign = 1.0
         while isinstance(part, N.Neg):
             sign, part = -sign, part.arg
-        name = to_ascii(part.label) if isinstance(part, N.Labeled) else to_ascii(part)
+        name = var_text(part.label) if isinstance(part, N.Labeled) else var_text(part)
         terms.append(Term(name, sign, part))
     return tuple(terms)
 
@@ -796,9 +784,9 @@ def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
     decls = []
     for i, (sig, kind) in enumerate(signatures):
         node = parse_signature(sig)
-        decls.append(Decl(i, full_name(node), tuple(node.vars), tuple(node.given), kind, sig))
+        decls.append(Decl(i, node.full_name, tuple(node.vars), tuple(node.given), kind, sig))
     return check(text, parse(text), decls)
 
 
 __all__ = ["Decl", "Factor", "Joint", "Draws", "SumPlan", "Term", "Checked", "check", "check_text", "objective_of",
-           "split_terms", "full_name", "var_text"]
+           "split_terms", "var_text"]

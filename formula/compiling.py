@@ -18,7 +18,7 @@ import torch
 
 from . import estimators as est
 from . import nodes as N
-from .checking import IDENTITY, Checked, Decl, Draws, Factor, Joint, check, full_name, var_text
+from .checking import IDENTITY, Checked, Decl, Draws, Factor, Joint, check, var_text
 from .errors import FormulaCheckError, FormulaError, FormulaInputError
 
 Fn = Callable[["_Ctx"], Any]

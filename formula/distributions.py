@@ -34,30 +34,18 @@ from torch import nn
 from . import nodes
 from .delta import Delta
 from .errors import FormulaCheckError, FormulaError, FormulaInputError
+from .printing import to_ascii as var_text  # the same spelling the checker uses for names of inputs
 
 __all__ = [
     "Distribution", "Normal", "Bernoulli", "Categorical", "OneHotCategorical", "Laplace", "Beta", "Gamma",
     "Dirichlet", "RelaxedBernoulli", "RelaxedCategorical", "Deterministic", "Data", "Function", "FAMILIES",
-    "var_text", "declared_name",
+    "var_text",
 ]
 
 _ENUMERATION_LIMIT = 1 << 16  # most joint support values `enumerate_support` builds for a multi-element event
 
 
 # --- names -------------------------------------------------------------------------------------------------
-
-
-def var_text(var: nodes.Expr) -> str:
-    """The ASCII spelling of a variable (`x`, `z_t`, `z_{t-1}`, `x_{1:T}`, `z_{<t}`, `z'`, `\\tilde{x}`), used as its
-    name; it is the printer's spelling, so declared names and the checker's input names always agree."""
-    from .printing import to_ascii  # printing depends only on nodes
-
-    return to_ascii(var)
-
-
-def declared_name(dist: nodes.Dist) -> str:
-    """The full declared name of a signature: `q`, `p_B`, `p_prior` (`p_{prior}`)."""
-    return f"{dist.name}_{dist.sub}" if dist.sub else dist.name
 
 
 def _parse_declaration(signature: Any, kind: str) -> nodes.Dist:
@@ -113,7 +101,7 @@ class _Declared(nn.Module):
         node = _parse_declaration(signature, kind)
         self.signature_text = signature
         self.signature = node
-        self.name = declared_name(node)
+        self.name = node.full_name
         self.var_names = tuple(var_text(v) for v in node.vars)
         self.given_names = tuple(var_text(v) for v in node.given)
         if len(node.vars) > 1 and not self._multiple_vars:

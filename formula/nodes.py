@@ -135,6 +135,11 @@ class Dist(Expr):
     sub: Optional[str] = None
     params: Tuple[Expr, ...] = ()
 
+    @property
+    def full_name(self) -> str:
+        """The name with its subscript, as a declaration is named: `q`, `p_B`, `p_prior`, `q_phi`."""
+        return f"{self.name}_{self.sub}" if self.sub else self.name
+
 
 @dataclass(frozen=True)
 class Family(Expr):

@@ -13,7 +13,7 @@ from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, 
 import torch
 
 from . import nodes as N
-from .checking import Checked, Decl, Term, check, full_name, var_text
+from .checking import Checked, Decl, Term, check, var_text
 from .compiling import Family, Fn, _Builder, _Ctx, family_of, kind_of
 from .errors import FormulaCheckError, FormulaError, FormulaInputError
 
@@ -36,7 +36,7 @@ def _plan(text: str, signatures: Tuple[Tuple[N.Dist, str], ...], families: Tuple
           analytic_kl: bool) -> Plan:
     from .parsing import parse
 
-    decls = [Decl(i, full_name(sig), tuple(sig.vars), tuple(sig.given), kind, var_text(sig))
+    decls = [Decl(i, sig.full_name, tuple(sig.vars), tuple(sig.given), kind, var_text(sig))
              for i, (sig, kind) in enumerate(signatures)]
     checked = check(text, parse(text), decls)
     builder = _Builder(checked, families, samples, analytic_kl)
