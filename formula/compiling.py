@@ -259,8 +259,7 @@ class _Builder:
             start = starts.get(concrete)
             if start is not None:  # z_0 with a declared p(z_0): drawn once per call, at first use
                 d = ctx.decls[start].condition()
-                shape = () if d.batch_shape else (ctx.n,)
-                t = d.rsample(shape) if self.fam[start].reparameterised else d.sample(shape)
+                t = est.draw(d, _one_per_example(d, ctx.n), self.fam[start].reparameterised)
                 ctx.put(key, t)
                 return t
             seq = ctx.inputs.get(base_name)
@@ -537,12 +536,10 @@ class _Builder:
 
         def step(ctx):
             d = cond(ctx)
-            shape: Tuple[int, ...] = ()
+            shape = _one_per_example(d, ctx.n)
             if set_size is not None:
-                shape = (int(set_size(ctx)),)
-            if not d.batch_shape:
-                shape = shape + (ctx.n,)
-            z = d.rsample(shape) if reparam else d.sample(shape)
+                shape = (int(set_size(ctx)),) + shape
+            z = est.draw(d, shape, reparam)
             ctx.put(key_of(ctx), z)
             if reparam:
                 return None
@@ -711,8 +708,7 @@ class _Builder:
 
             def kl_mc(ctx):
                 p, q = pl(ctx), pr(ctx)
-                z = p.rsample(() if p.batch_shape else (ctx.n,)) if reparam else p.sample(
-                    () if p.batch_shape else (ctx.n,))
+                z = est.draw(p, _one_per_example(p, ctx.n), reparam)
                 log_p = p.log_prob(z)
                 value = log_p - q.log_prob(z)
                 return value if reparam else est.score_surrogate(value, log_p)
@@ -737,7 +733,7 @@ class _Builder:
             like = p.mean if closed else None
             if closed:
                 return est.kl_closed(p, make(ctx, like, len(p.event_shape)))
-            z = p.rsample() if reparam else p.sample()
+            z = est.draw(p, (), reparam)
             log_p = p.log_prob(z)
             value = log_p - make(ctx, z, len(p.event_shape)).log_prob(z)
             return value if reparam else est.score_surrogate(value, log_p)
@@ -760,8 +756,7 @@ class _Builder:
 
         def entropy_mc(ctx):
             d = cond(ctx)
-            shape = () if d.batch_shape else (ctx.n,)
-            z = d.rsample(shape) if reparam else d.sample(shape)
+            z = est.draw(d, _one_per_example(d, ctx.n), reparam)
             log_q = d.log_prob(z)
             return -log_q if reparam else est.score_surrogate(-log_q, log_q)
 
@@ -787,6 +782,12 @@ def register_divergence(kind: str):
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _one_per_example(d, n: int) -> Tuple[int, ...]:
+    """The sample shape giving one draw per example: none extra for a conditioned distribution (its batch shape
+    is the examples'), `(n,)` for an unconditioned one such as a prior."""
+    return () if d.batch_shape else (n,)
 
 
 def _summed(parts: List[Fn]) -> Fn:

@@ -6,8 +6,6 @@ closed-form KL registered or not), and recorded so that `explain()` can show it.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch.distributions import kl as _kl
 
@@ -47,12 +45,6 @@ def kl_closed(p: torch.distributions.Distribution, q: torch.distributions.Distri
     return _kl.kl_divergence(p, q)
 
 
-def log_mean_exp(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """log(mean(exp(x))) along `dim`, stable for log-densities near -1e4."""
-    n = x.shape[dim]
-    return torch.logsumexp(x, dim) - torch.log(torch.tensor(float(n), dtype=x.dtype, device=x.device))
-
-
 def draw(dist: torch.distributions.Distribution, sample_shape, reparameterised: bool) -> torch.Tensor:
     """A draw with a pathwise gradient where the family has one; otherwise a plain (detached) sample."""
     if reparameterised:
@@ -60,5 +52,4 @@ def draw(dist: torch.distributions.Distribution, sample_shape, reparameterised: 
     return dist.sample(sample_shape)
 
 
-__all__ = ["score_surrogate", "closed_form_kl_known", "closed_form_entropy_known", "kl_closed", "log_mean_exp",
-           "draw"]
+__all__ = ["score_surrogate", "closed_form_kl_known", "closed_form_entropy_known", "kl_closed", "draw"]
