@@ -12,7 +12,7 @@ import time
 
 VAE = "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))"
 FIRST_CALL = (
-    "import time; t = time.perf_counter(); import formula.parsing as P; "
+    "import time; t = time.perf_counter(); import formula.lang.parser as P; "
     f"P.parse({VAE!r}); print(time.perf_counter() - t)"
 )
 
@@ -33,7 +33,7 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def main(repeats: int = 20) -> None:
-    from formula import parsing
+    import formula.lang.parser as parsing
 
     # A fresh interpreter each time: import + grammar load + LALR table construction + first parse.
     first = [float(subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True,

@@ -12,22 +12,23 @@ True
 from importlib import import_module
 
 from .errors import FormulaCheckError, FormulaError, FormulaInputError, FormulaSyntaxError
+from .text import printing as _printing  # noqa: F401  (cheap: registers how notebooks display a parsed formula)
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    "parse": "parsing",
-    "to_ascii": "printing", "to_latex": "printing",
-    "to_sympy": "symbolic", "pretty": "symbolic", "latex": "symbolic", "equivalent": "symbolic",
-    "Distribution": "distributions", "Normal": "distributions", "Bernoulli": "distributions",
-    "Categorical": "distributions", "OneHotCategorical": "distributions", "Laplace": "distributions",
-    "Beta": "distributions", "Gamma": "distributions", "Dirichlet": "distributions",
-    "RelaxedBernoulli": "distributions", "RelaxedCategorical": "distributions", "Deterministic": "distributions",
-    "Data": "distributions", "Function": "distributions",
-    "compile": "objective", "Objective": "objective",
-    "Trainer": "training", "TrainingDivergedError": "training",
-    "CheckpointError": "checkpoint",
+    "parse": "lang.parser",
+    "to_ascii": "text.printing", "to_latex": "text.printing",
+    "to_sympy": "text.symbolic", "pretty": "text.symbolic", "latex": "text.symbolic", "equivalent": "text.symbolic",
+    "Distribution": "families.declarations", "Normal": "families.declarations", "Bernoulli": "families.declarations",
+    "Categorical": "families.declarations", "OneHotCategorical": "families.declarations", "Laplace": "families.declarations",
+    "Beta": "families.declarations", "Gamma": "families.declarations", "Dirichlet": "families.declarations",
+    "RelaxedBernoulli": "families.declarations", "RelaxedCategorical": "families.declarations", "Deterministic": "families.declarations",
+    "Data": "families.declarations", "Function": "families.declarations",
+    "compile": "compiler.objective", "Objective": "compiler.objective",
+    "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
+    "CheckpointError": "train.checkpoint",
 }
 
 __all__ = ["FormulaError", "FormulaSyntaxError", "FormulaCheckError", "FormulaInputError", *_LAZY]

@@ -59,27 +59,27 @@ def _printer(convert: Callable[[str], str]) -> Handler:
 
 
 def _pretty(text: str) -> str:
-    from .symbolic import pretty
+    from .text.symbolic import pretty
 
     return pretty(text)
 
 
 def _latex(text: str) -> str:
-    from .parsing import parse
-    from .printing import to_latex
+    from .lang.parser import parse
+    from .text.printing import to_latex
 
     return to_latex(parse(text))
 
 
 def _ascii(text: str) -> str:
-    from .parsing import parse
-    from .printing import to_ascii
+    from .lang.parser import parse
+    from .text.printing import to_ascii
 
     return to_ascii(parse(text))
 
 
 def _equivalent(args: argparse.Namespace) -> int:
-    from .symbolic import equivalent
+    from .text.symbolic import equivalent
 
     print("equivalent" if equivalent(args.a, args.b) else "not equivalent")
     return 0
@@ -94,12 +94,12 @@ register("pretty", _printer(_pretty), _text_argument, "print the formula in Unic
 register("latex", _printer(_latex), _text_argument, "print the formula as LaTeX")
 register("ascii", _printer(_ascii), _text_argument, "print the formula in its plain-ASCII spelling")
 register("equivalent", _equivalent, _two_texts,
-         "say whether two formulas denote the same objective (LANGUAGE.md §4); exit 0 either way")
+         "say whether two formulas denote the same objective (docs/language.md §4); exit 0 either way")
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .checking import check_text, var_text
-    from .parsing import parse
+    from .check.checker import check_text, var_text
+    from .lang.parser import parse
 
     sigs = tuple((s, "dist") for s in args.dist) + tuple((s, "function") for s in args.fn) + tuple(
         (s, "data") for s in args.data)

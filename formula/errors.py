@@ -1,7 +1,7 @@
 """The errors a user sees: every mistake in a formula, a declaration or a call is a `FormulaError`.
 
 Each error carries the formula text and the span it points at, and renders as the message, the quoted line
-and a caret under the span (LANGUAGE.md §6).
+and a caret under the span (docs/language.md §6).
 """
 
 from __future__ import annotations

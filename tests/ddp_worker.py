@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_objectives import Autoencoder, GaussianVAE, binary_data, compiled_vae, parameters_vector  # noqa: E402
 
-import formula.training as training  # noqa: E402
-from formula.training import Trainer  # noqa: E402
+import formula.train.trainer as training  # noqa: E402
+from formula.train.trainer import Trainer  # noqa: E402
 
 PER_RANK_BATCH = 8
 

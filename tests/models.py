@@ -1,4 +1,4 @@
-"""Small networks and declarations shared by the compile tests: every model of LANGUAGE.md §5 in miniature."""
+"""Small networks and declarations shared by the compile tests: every model of docs/language.md §5 in miniature."""
 
 import torch
 from torch import nn

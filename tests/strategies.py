@@ -1,6 +1,6 @@
 """Hypothesis strategies that build ASTs in the parser's canonical form.
 
-Canonical means what `formula.parsing.parse` itself returns: flat `Add`/`Mul` (no `Mul` directly inside a
+Canonical means what `formula.lang.parser.parse` itself returns: flat `Add`/`Mul` (no `Mul` directly inside a
 `Mul`), no negative `Num` (`-2` is `Neg(Num(2))`), no one-term `Add`/`Mul`, `Sampler.draws` only where they
 differ from the sampling distributions' variables, `log` of a distribution as `LogDensity`, Greek names
 spelled out. Names avoid the language's reserved words (`E`, `H`, `log`, `sum`, ...).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from formula import nodes as n
+import formula.lang.nodes as n
 
 LETTERS = ("a", "b", "c", "u", "v", "w", "x", "y", "z", "s", "ab", "ELBO")
 GREEK = ("alpha", "beta", "gamma", "lambda", "tau")

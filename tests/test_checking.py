@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import formula as fm
-from formula.checking import check_text
+from formula.check.checker import check_text
 from models import vae
 
 VAE_SIGS = (("q(z|x)", "dist"), ("p(x|z)", "dist"), ("p(z)", "dist"))

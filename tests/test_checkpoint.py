@@ -10,9 +10,9 @@ import torch
 
 from toy_objectives import Autoencoder, GaussianVAE, binary_data, compiled_vae, parameters_vector
 
-from formula.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from formula.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from formula.errors import FormulaError
-from formula.training import Trainer
+from formula.train.trainer import Trainer
 
 
 def _warmup(step: int) -> float:

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from formula import cli
-from formula.parsing import parse
+from formula.lang.parser import parse
 
 VAE = "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))"
 VAE_LATEX = r"\mathbb{E}_{q_\phi(z|x)}\left[\log p_\theta(x|z)\right] - D_{KL}\left(q_\phi(z|x) \,\|\, p(z)\right)"

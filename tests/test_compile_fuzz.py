@@ -3,7 +3,7 @@
 from hypothesis import HealthCheck, given, settings
 
 import formula as fm
-from formula.printing import to_ascii
+from formula.text.printing import to_ascii
 from models import binary, vae
 from strategies import programs
 

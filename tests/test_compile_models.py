@@ -1,4 +1,4 @@
-"""Every model of LANGUAGE.md §5 compiled and compared with the same objective written by hand in PyTorch.
+"""Every model of docs/language.md §5 compiled and compared with the same objective written by hand in PyTorch.
 
 Draws are made in the same order from the same seed, so values and gradients agree exactly (1e-5); where the
 estimator is a score-function surrogate, the value agrees exactly and the gradient in expectation
@@ -299,7 +299,7 @@ def test_td_vae_samples_the_factorised_joint_right_to_left():
 
 
 def test_deep_markov_model_with_a_declared_initial_state():
-    """z_0 drawn from a declared p(z_0) instead of being an input (LANGUAGE.md §3)."""
+    """z_0 drawn from a declared p(z_0) instead of being an input (docs/language.md §3)."""
     q, trans, emit = dmm()
     start = fm.Normal("p(z_0)", loc=0.0, scale=1.0, shape=(Z,))
     obj = fm.compile(DMM, [q, trans, emit, start])

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from ddp_worker import PER_RANK_BATCH
 from toy_objectives import Autoencoder, binary_data, parameters_vector
 
-from formula.checkpoint import load_checkpoint
-from formula.training import Trainer
+from formula.train.checkpoint import load_checkpoint
+from formula.train.trainer import Trainer
 
 WORKER = Path(__file__).parent / "ddp_worker.py"
 

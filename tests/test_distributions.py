@@ -1,4 +1,4 @@
-"""Declared distributions and functions (formula.distributions): the contract the compiler calls every step."""
+"""Declared distributions and functions (formula.families.declarations): the contract the compiler calls every step."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-import formula.distributions as fd
-from formula.delta import Delta
+import formula.families.declarations as fd
+from formula.families.delta import Delta
 from formula.errors import FormulaCheckError, FormulaError, FormulaInputError
 
 B, K, X, E = 5, 2, 4, 3  # batch, draws, input width, event width (also the number of categories)

@@ -1,4 +1,4 @@
-"""`equivalent(a, b)` (LANGUAGE.md §4): yes up to algebra that keeps the value, no when anything that changes
+"""`equivalent(a, b)` (docs/language.md §4): yes up to algebra that keeps the value, no when anything that changes
 the objective differs. Every case is checked in both argument orders."""
 
 import warnings
@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import HypothesisWarning
 
 from formula import FormulaSyntaxError
-from formula import nodes as n
-from formula.parsing import parse
-from formula.symbolic import canonical, equivalent
+import formula.lang.nodes as n
+from formula.lang.parser import parse
+from formula.text.symbolic import canonical, equivalent
 
 from strategies import expressions
 
@@ -20,7 +20,7 @@ VAE = "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))"
 VAE_LATEX = r"\mathbb{E}_{q_\phi(z|x)}\left[\log p_\theta(x|z)\right] - D_{KL}\left(q_\phi(z|x) \,\|\, p(z)\right)"
 
 EQUIVALENT = {
-    "ascii vs latex VAE (LANGUAGE.md §5)": (VAE, VAE_LATEX),
+    "ascii vs latex VAE (docs/language.md §5)": (VAE, VAE_LATEX),
     "reordered sum": ("a + b + c", "c + a + b"),
     "reordered product": ("a * b * c", "c b a"),
     "coefficient after the term": ("beta*KL(q(z|x)||p(z))", r"KL(q(z|x)||p(z))*\beta"),

@@ -1,4 +1,4 @@
-"""Our closed-form KL registrations (formula.kl), each checked against a Monte Carlo estimate."""
+"""Our closed-form KL registrations (formula.families.kl_rules), each checked against a Monte Carlo estimate."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 import torch.distributions as D
 from torch.distributions import kl_divergence
 
-import formula.distributions as fd
-from formula.delta import Delta
-from formula.kl import closed_form, closed_form_known
+import formula.families.declarations as fd
+from formula.families.delta import Delta
+from formula.families.kl_rules import closed_form, closed_form_known
 
 N = 50_000  # Monte Carlo draws: standard error under 0.01 on these small KLs, tolerance 0.05-0.1
 

@@ -21,7 +21,6 @@ def _copy_sources(dest: Path) -> None:
         (dest / "README.md").write_text("formula\n")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "formula", dest / "formula", ignore=ignore)
-    shutil.copytree(ROOT / "grammar", dest / "grammar", ignore=ignore)
 
 
 def test_wheel_ships_the_grammar_and_parses(tmp_path):
@@ -37,7 +36,7 @@ def test_wheel_ships_the_grammar_and_parses(tmp_path):
         pytest.skip("setuptools is not installed in this environment")  # pragma: no cover
     assert build.returncode == 0, build.stderr
     (wheel,) = wheels.glob("formula-*.whl")
-    assert "formula/grammar/formula.lark" in zipfile.ZipFile(wheel).namelist()
+    assert "formula/lang/grammar.lark" in zipfile.ZipFile(wheel).namelist()
 
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
@@ -46,9 +45,9 @@ def test_wheel_ships_the_grammar_and_parses(tmp_path):
     assert install.returncode == 0, install.stderr
 
     script = textwrap.dedent("""
-        import formula.parsing, sys
-        assert formula.parsing.__file__.startswith(sys.argv[1]), formula.parsing.__file__
-        tree = formula.parsing.parse("E_q(z|x)[log p(x|z)]")
+        import formula.lang.parser, sys
+        assert formula.lang.parser.__file__.startswith(sys.argv[1]), formula.lang.parser.__file__
+        tree = formula.lang.parser.parse("E_q(z|x)[log p(x|z)]")
         print(type(tree.objective).__name__)
     """)
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}

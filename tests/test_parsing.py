@@ -1,10 +1,10 @@
-"""Text -> AST: every acceptance formula of LANGUAGE.md §5, each row of the §1 table and each item of the
+"""Text -> AST: every acceptance formula of docs/language.md §5, each row of the §1 table and each item of the
 "paper notation" list parse to the trees the printers and the checker expect."""
 
 import pytest
 
-from formula import nodes as n
-from formula.parsing import parse, parse_expr, parse_signature
+import formula.lang.nodes as n
+from formula.lang.parser import parse, parse_expr, parse_signature
 
 # --- compact constructors for expected trees --------------------------------------------------------------
 
@@ -74,7 +74,7 @@ def expr(text):
     return parse_expr(text)
 
 
-# --- LANGUAGE.md §5, with the trees written out -----------------------------------------------------------
+# --- docs/language.md §5, with the trees written out -----------------------------------------------------------
 
 VAE = ADD(E([q_zx], LOG(p_xz)), NEG(KL(q_zx, p_z)))
 
@@ -173,7 +173,7 @@ def test_td_vae_program():
     assert program.objective == objective
 
 
-# --- LANGUAGE.md §1 table: each row, both spellings ---------------------------------------------------------
+# --- docs/language.md §1 table: each row, both spellings ---------------------------------------------------------
 
 SAME = [
     # distribution
@@ -237,7 +237,7 @@ def test_table_rows(text, tree):
     assert expr(text) == tree
 
 
-# --- LANGUAGE.md §1 "Paper notation that must also be understood" ----------------------------------------
+# --- docs/language.md §1 "Paper notation that must also be understood" ----------------------------------------
 
 NOTATION = [
     # decorations and indices
@@ -424,7 +424,7 @@ def test_grammar_has_no_lalr_conflicts():
 
     from lark import Lark, logger
 
-    from formula.parsing import _grammar_text, _Roles
+    from formula.lang.parser import _grammar_text, _Roles
 
     messages = []
 
@@ -447,7 +447,7 @@ def test_contextual_lexer_builds_the_same_trees():
     """The basic lexer is used for speed; Lark's contextual lexer must agree on every formula here."""
     from lark import Lark
 
-    from formula.parsing import _Builder, _grammar_text, _prescan, _Roles
+    from formula.lang.parser import _Builder, _grammar_text, _prescan, _Roles
 
     contextual = Lark(_grammar_text(), parser="lalr", lexer="contextual", postlex=_Roles(),
                       propagate_positions=True, maybe_placeholders=False)
@@ -462,7 +462,7 @@ def test_contextual_lexer_builds_the_same_trees():
 
 def test_sum_absorbs_only_free_uses_of_its_index():
     """M2's unlabelled bound: the entropy's y is integrated, so the entropy stays outside the sum."""
-    from formula import nodes as N
+    import formula.lang.nodes as N
 
     tree = parse(r"\sum_{y} q(y|x) E_{q(z|x,y)}[\log p(x|y,z)] + H[q(y|x)]").objective
     assert isinstance(tree, N.Add) and isinstance(tree.terms[0], N.Sum) and isinstance(tree.terms[1], N.Entropy)

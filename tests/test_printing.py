@@ -1,5 +1,5 @@
 """Printers on hand-built ASTs: the ASCII and LaTeX spelling of every node type, the Unicode and LaTeX of the
-acceptance formulas (LANGUAGE.md §5), and the sympy hooks."""
+acceptance formulas (docs/language.md §5), and the sympy hooks."""
 
 import warnings
 
@@ -8,10 +8,10 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import HypothesisWarning
 
-from formula import nodes as n
-from formula.parsing import parse
-from formula.printing import format_number, to_ascii, to_latex
-from formula.symbolic import latex, pretty, to_sympy
+import formula.lang.nodes as n
+from formula.lang.parser import parse
+from formula.text.printing import format_number, to_ascii, to_latex
+from formula.text.symbolic import latex, pretty, to_sympy
 
 from strategies import programs
 
@@ -181,7 +181,7 @@ def test_vae_latex_keeps_parameter_subscripts():
 
 
 def test_dmm_prints_like_the_paper():
-    # the KL uses t, so it belongs to the sum (LANGUAGE.md §1); printed, the sum's body is bracketed
+    # the KL uses t, so it belongs to the sum (docs/language.md §1); printed, the sum's body is bracketed
     assert pretty(DMM) == "∑_{t=1}^{T} (𝔼_{q(zₜ|zₜ₋₁, x)}[log p(xₜ|zₜ)] - D_KL[q(zₜ|zₜ₋₁, x) ‖ p(zₜ|zₜ₋₁)])"
     expected = (r"\sum_{t=1}^{T} \left(\mathbb{E}_{q(z_t \mid z_{t-1}, x)}\left[\log p(x_t \mid z_t)\right] - "
                 r"D_{\mathrm{KL}}\left(q(z_t \mid z_{t-1}, x) \,\|\, p(z_t \mid z_{t-1})\right)\right)")
@@ -265,7 +265,7 @@ def test_unicode_and_sympy_latex_print_every_tree(program):
 
 
 def test_parsed_formulas_render_in_notebooks():
-    from formula.parsing import parse
+    from formula.lang.parser import parse
 
     tree = parse("E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))")
     assert tree._repr_latex_() == "$" + to_latex(tree) + "$"
@@ -295,7 +295,7 @@ def _section5_programs():
 
 @pytest.mark.parametrize("text", _section5_programs())
 def test_every_section5_formula_round_trips_through_both_spellings(text):
-    from formula.parsing import parse
+    from formula.lang.parser import parse
 
     tree = parse(text)
     assert parse(to_ascii(tree)) == tree

@@ -1,4 +1,4 @@
-"""Printing then parsing gives the same tree (LANGUAGE.md §4), for trees the parser builds."""
+"""Printing then parsing gives the same tree (docs/language.md §4), for trees the parser builds."""
 
 import warnings
 
@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import HypothesisWarning
 
-from formula import nodes as n
-from formula.parsing import parse
-from formula.printing import to_ascii, to_latex
-from formula.symbolic import equivalent
+import formula.lang.nodes as n
+from formula.lang.parser import parse
+from formula.text.printing import to_ascii, to_latex
+from formula.text.symbolic import equivalent
 
 from strategies import expressions, programs
 

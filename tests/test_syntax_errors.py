@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from formula.errors import FormulaError, FormulaSyntaxError
-from formula.parsing import MAX_LENGTH, MAX_NESTING, parse, parse_expr, parse_signature
+from formula.lang.parser import MAX_LENGTH, MAX_NESTING, parse, parse_expr, parse_signature
 
 VALID = [
     "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))",

@@ -8,7 +8,7 @@ import torch
 
 from toy_objectives import Autoencoder, GaussianVAE, binary_data, parameters_vector
 
-from formula.training import Trainer
+from formula.train.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)

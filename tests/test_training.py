@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from toy_objectives import KL, REC, Autoencoder, GaussianVAE, binary_data, parameters_vector
 
 from formula.errors import FormulaError, FormulaInputError
-from formula.training import TensorBatches, Trainer, TrainingDivergedError
+from formula.train.trainer import TensorBatches, Trainer, TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,5 @@
 """Checking: resolve every distribution, function and variable of a parsed formula against the declared
-signatures (LANGUAGE.md §2) and decide what is sampled, what is an input, and how each sum is evaluated.
+signatures (docs/language.md §2) and decide what is sampled, what is an input, and how each sum is evaluated.
 
 Works on signatures alone (no networks), so `formula check` and `fm.compile` share it. The result, a `Checked`
 program, is immutable and cached per (text, signatures); the compiler turns it into a torch module.
@@ -11,9 +11,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
-from . import nodes as N
-from .errors import FormulaCheckError
-from .printing import to_ascii as var_text  # the ASCII spelling names inputs, terms and declarations
+from ..lang import nodes as N
+from ..errors import FormulaCheckError
+from ..text.printing import to_ascii as var_text  # the ASCII spelling names inputs, terms and declarations
 
 # Explicit families the compiler evaluates (the parser knows more spellings); `I` in their arguments is the
 # identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.
@@ -779,7 +779,7 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
 @functools.lru_cache(maxsize=256)
 def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
     """`check` from text and (signature text, kind) pairs: the cached path of `fm.compile` and `formula check`."""
-    from .parsing import parse, parse_signature
+    from ..lang.parser import parse, parse_signature
 
     decls = []
     for i, (sig, kind) in enumerate(signatures):

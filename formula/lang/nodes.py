@@ -1,4 +1,4 @@
-"""The AST: one frozen dataclass per concept of the objective language (LANGUAGE.md).
+"""The AST: one frozen dataclass per concept of the objective language (docs/language.md).
 
 Nodes are spelling-free: ASCII and LaTeX forms of the same formula build equal trees. Every node carries
 the character span it came from (`span`), which takes no part in equality or hashing, so
@@ -7,7 +7,7 @@ the character span it came from (`span`), which takes no part in equality or has
 Conventions the parser, printers and checker share:
 
 * A name followed by parentheses (`q(z|x)`, `D(x)`, `p_B(z_2|b_2)`) is a `Dist`; whether it is a density or a
-  declared function is decided by the checker (LANGUAGE.md §2 rule 5).
+  declared function is decided by the checker (docs/language.md §2 rule 5).
 * A bare `Dist` in value position means its density value; `log` of a `Dist` is a `LogDensity`.
 * Subtraction is `Add` with a `Neg` term; `a / b` and `\\frac{a}{b}` are both `Div`.
 * `E_{z ~ q(z|x)}` and `E_{q(z|x)}` are the same `Expect`: `Sampler.draws` is kept only when it differs from
@@ -50,10 +50,9 @@ class Node:
                         yield item
 
     def _repr_latex_(self) -> str:
-        """Notebooks render a parsed formula as the paper prints it."""
-        from .printing import to_latex  # printing reads the AST; imported late to keep this module standalone
-
-        return f"${to_latex(self)}$"
+        """Notebooks render a parsed formula as the paper prints it (the text stage registers the printer)."""
+        printer = DISPLAY.get("latex")
+        return f"${printer(self)}$" if printer is not None else repr(self)
 
     def walk(self) -> Iterator["Node"]:
         """This node and all its descendants, pre-order (iterative: deep trees must not recurse)."""
@@ -62,6 +61,10 @@ class Node:
             node = stack.pop()
             yield node
             stack.extend(reversed(list(node.children())))
+
+
+#: Printers for notebook display, filled by `formula.text.printing` (the AST does not import the text stage).
+DISPLAY: dict = {}
 
 
 class Expr(Node):
@@ -106,7 +109,7 @@ class Var(Expr):
 
     @property
     def base(self) -> "Var":
-        """The variable without its index (what resolution by position compares, LANGUAGE.md §2 rule 4)."""
+        """The variable without its index (what resolution by position compares, docs/language.md §2 rule 4)."""
         return Var(self.name, (), self.mark, self.primes)
 
 
@@ -349,7 +352,7 @@ class Program(Node):
 
     @property
     def objective(self) -> Expr:
-        """The last statement, which by LANGUAGE.md §2 holds the objective."""
+        """The last statement, which by docs/language.md §2 holds the objective."""
         return self.statements[-1]
 
 

@@ -12,10 +12,10 @@ from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, 
 
 import torch
 
-from . import nodes as N
-from .checking import Checked, Decl, Term, check, var_text
-from .compiling import Family, Fn, _Builder, _Ctx, family_of, kind_of
-from .errors import FormulaCheckError, FormulaError, FormulaInputError
+from ..lang import nodes as N
+from ..check.checker import Checked, Decl, Term, check, var_text
+from .builder import Family, Fn, _Builder, _Ctx, family_of, kind_of
+from ..errors import FormulaCheckError, FormulaError, FormulaInputError
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Plan:
 @functools.lru_cache(maxsize=256)
 def _plan(text: str, signatures: Tuple[Tuple[N.Dist, str], ...], families: Tuple[Family, ...], samples: int,
           analytic_kl: bool) -> Plan:
-    from .parsing import parse
+    from ..lang.parser import parse
 
     decls = [Decl(i, sig.full_name, tuple(sig.vars), tuple(sig.given), kind, var_text(sig))
              for i, (sig, kind) in enumerate(signatures)]
@@ -128,7 +128,7 @@ class Objective(torch.nn.Module):
 
     def __str__(self) -> str:
         if self._pretty is None:
-            from .symbolic import pretty
+            from ..text.symbolic import pretty
 
             self._pretty = pretty(self._plan.checked.statement)
         return self._pretty
@@ -138,7 +138,7 @@ class Objective(torch.nn.Module):
         return f"Objective({self.text!r}, [{decls}])"
 
     def latex(self) -> str:
-        from .symbolic import latex
+        from ..text.symbolic import latex
 
         return latex(self._plan.checked.statement)
 

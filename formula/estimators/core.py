@@ -30,8 +30,8 @@ def score_surrogate(value: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 
 
 def closed_form_kl_known(p_family: type, q_family: type) -> bool:
-    """Whether a closed-form KL exists for the pair of base families (torch's registry and `formula.kl`)."""
-    from .kl import closed_form_known
+    """Whether a closed-form KL exists for the pair of base families (torch's registry and `formula.families.kl_rules`)."""
+    from ..families.kl_rules import closed_form_known
 
     return closed_form_known(p_family, q_family)
 

@@ -16,10 +16,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from . import estimators as est
-from . import nodes as N
-from .checking import IDENTITY, Checked, Decl, Draws, Factor, Joint, check, var_text
-from .errors import FormulaCheckError, FormulaError, FormulaInputError
+from ..estimators import core as est
+from ..lang import nodes as N
+from ..check.checker import IDENTITY, Checked, Decl, Draws, Factor, Joint, check, var_text
+from ..errors import FormulaCheckError, FormulaError, FormulaInputError
 
 Fn = Callable[["_Ctx"], Any]
 VECTOR = object()  # the value of a sum index that runs along a tensor dimension
@@ -99,7 +99,7 @@ def family_of(decl) -> Family:
 
 @functools.lru_cache(maxsize=None)
 def _family_of_type(cls: type) -> Family:
-    from .distributions import Data, Function
+    from ..families.declarations import Data, Function
 
     kind = "data" if issubclass(cls, Data) else "function" if issubclass(cls, Function) else "dist"
     return Family(kind, getattr(cls, "family", None), bool(getattr(cls, "has_rsample", False)),

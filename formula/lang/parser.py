@@ -1,7 +1,7 @@
-"""Text -> AST: the Lark grammar (grammar/formula.lark) plus the transformer that builds `formula.nodes`.
+"""Text -> AST: the Lark grammar (formula/lang/grammar.lark) plus the transformer that builds `formula.lang.nodes`.
 
 `parse(text)` returns a `Program`; every failure is a `FormulaSyntaxError` with the text and a caret. ASCII and
-LaTeX spellings build equal trees (LANGUAGE.md §1). Spelling tables (functions, families, divergences,
+LaTeX spellings build equal trees (docs/language.md §1). Spelling tables (functions, families, divergences,
 relations) are registries in this module: adding a name needs no grammar change.
 """
 
@@ -21,7 +21,7 @@ from lark.lark import PostLex
 from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as n
-from .errors import FormulaError, FormulaSyntaxError
+from ..errors import FormulaError, FormulaSyntaxError
 
 MAX_LENGTH = 10_000  # characters; longer texts are refused before Lark sees them (Lark needs ~0.1 ms a token)
 MAX_NESTING = 100  # bracket depth
@@ -176,7 +176,7 @@ class _Roles(PostLex):
 
 
 def _grammar_text() -> str:
-    return importlib.resources.files("formula.grammar").joinpath("formula.lark").read_text(encoding="utf-8")
+    return importlib.resources.files("formula.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
 
 
 _BUILD_LOCK = threading.Lock()
@@ -491,7 +491,7 @@ class _Builder(Transformer_NonRecursive):
         return terms[0] if len(terms) == 1 else n.Add(tuple(terms), span=_span(meta))
 
     def _absorb(self, terms: List[n.Expr]) -> List[n.Expr]:
-        """An unbracketed sum takes the later terms of its chain that use its index (LANGUAGE.md §1)."""
+        """An unbracketed sum takes the later terms of its chain that use its index (docs/language.md §1)."""
         out: List[n.Expr] = []
         used = [False] * len(terms)
         for i, term in enumerate(terms):

@@ -1,4 +1,4 @@
-"""AST -> text: the plain-ASCII spelling and the LaTeX a paper prints (LANGUAGE.md §1, §4).
+"""AST -> text: the plain-ASCII spelling and the LaTeX a paper prints (docs/language.md §1, §4).
 
 Both printers put in only the parentheses that precedence needs, so that `parse(to_ascii(t)) == t` and
 `parse(to_latex(t)) == t` for every tree the parser builds. Where ASCII has no spelling of its own (marks,
@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Callable, Dict, Tuple
 
-from . import nodes as n
+from ..lang import nodes as n
 
 __all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number"]
 
@@ -374,7 +374,7 @@ class _Printer:
 
 
 class AsciiPrinter(_Printer):
-    """The plain spelling of LANGUAGE.md §1: `E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z))`."""
+    """The plain spelling of docs/language.md §1: `E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z))`."""
 
     relation_ops = {"approx": "\\approx", "in": "\\in"}
 
@@ -452,3 +452,6 @@ def to_ascii(node: n.Node) -> str:
 def to_latex(node: n.Node) -> str:
     """The LaTeX a paper prints for a `Program` or any `Expr`; `parse` reads it back to an equal tree."""
     return _LATEX(node)
+
+
+n.DISPLAY["latex"] = to_latex

@@ -1,4 +1,4 @@
-"""The AST as sympy expressions: to print like a paper (Unicode, LaTeX) and to decide equivalence (LANGUAGE.md §4).
+"""The AST as sympy expressions: to print like a paper (Unicode, LaTeX) and to decide equivalence (docs/language.md §4).
 
 Our AST stays the source of truth. `to_sympy` converts it to sympy, keeping the paper's term order
 (`evaluate=False`), with small `sympy.Expr` subclasses for what sympy has no class for (expectations,
@@ -25,7 +25,7 @@ from sympy.core.symbol import Str
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pretty.stringpict import prettyForm
 
-from . import nodes as n
+from ..lang import nodes as n
 from .printing import GREEK, format_number, to_latex
 
 __all__ = [
@@ -620,7 +620,7 @@ class Statements(_Node):
 
 def _parse(item: NodeOrText) -> n.Node:
     if isinstance(item, str):
-        from .parsing import parse
+        from ..lang.parser import parse
 
         return parse(item)
     if not isinstance(item, n.Node):
@@ -846,7 +846,7 @@ def _statements(node: n.Node) -> List[n.Node]:
 
 
 def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
-    """Whether two formulas denote the same objective up to algebra that keeps its value (LANGUAGE.md §4).
+    """Whether two formulas denote the same objective up to algebra that keeps its value (docs/language.md §4).
 
     Multi-statement texts are compared statement by statement.
     """

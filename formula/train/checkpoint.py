@@ -17,7 +17,7 @@ from typing import Any, Mapping, Union
 
 import torch
 
-from .errors import FormulaError
+from ..errors import FormulaError
 
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "check_state_dict"]
 

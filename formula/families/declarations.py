@@ -1,4 +1,4 @@
-"""Declared distributions and functions: what a formula's names resolve to (API.md, "Declaring distributions").
+"""Declared distributions and functions: what a formula's names resolve to (docs/api.md, "Declaring distributions").
 
 A declaration is an `nn.Module` holding a signature (`q(z|x)`) and either a network that maps the conditioning
 values to the parameters of a `torch.distributions` family, or fixed/learnable parameters. Following zuko's
@@ -31,10 +31,10 @@ import torch
 import torch.distributions as D
 from torch import nn
 
-from . import nodes
+from ..lang import nodes
 from .delta import Delta
-from .errors import FormulaCheckError, FormulaError, FormulaInputError
-from .printing import to_ascii as var_text  # the same spelling the checker uses for names of inputs
+from ..errors import FormulaCheckError, FormulaError, FormulaInputError
+from ..text.printing import to_ascii as var_text  # the same spelling the checker uses for names of inputs
 
 __all__ = [
     "Distribution", "Normal", "Bernoulli", "Categorical", "OneHotCategorical", "Laplace", "Beta", "Gamma",
@@ -52,7 +52,7 @@ def _parse_declaration(signature: Any, kind: str) -> nodes.Dist:
     """Parse and check a declaration's signature; every mistake is a FormulaCheckError with a caret."""
     if not isinstance(signature, str):
         raise FormulaCheckError(f"{kind}: the signature must be a string such as 'q(z|x)', got {signature!r}")
-    from .parsing import parse_signature  # lazy: the parser is the heavier import
+    from ..lang.parser import parse_signature  # lazy: the parser is the heavier import
 
     try:
         node = parse_signature(signature)
@@ -119,7 +119,7 @@ class _Declared(nn.Module):
         return self.given_names
 
     def _keywords_for(self, net: Callable, names: Tuple[str, ...]) -> Optional[Tuple[str, ...]]:
-        """Keyword names to call `net` with, or None to call it positionally (API.md's rule).
+        """Keyword names to call `net` with, or None to call it positionally (docs/api.md's rule).
 
         Keywords when every name is a distinct Python identifier; a net whose signature cannot take those
         keywords but can take the values positionally (`forward(self, inputs)`) is called positionally.
@@ -620,4 +620,4 @@ class Function(_Declared):
         return f"{self.signature_text}, {net}" if net else self.signature_text
 
 
-from . import kl as _kl  # noqa: E402,F401  (registers our closed-form KL pairs with torch)
+from . import kl_rules as _kl  # noqa: E402,F401  (registers our closed-form KL pairs with torch)

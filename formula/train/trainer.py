@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as ddp
 from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
-from .errors import FormulaError, FormulaInputError
+from ..errors import FormulaError, FormulaInputError
 
 __all__ = ["Trainer", "TrainingDivergedError", "OPTIMIZERS", "TensorBatches"]
 

@@ -1,0 +1,1 @@
+"""Checked tree -> plan -> torch: node builders, the runtime context, the Objective module."""

@@ -1,0 +1,1 @@
+"""Declarations: distributions and functions a formula names, built on torch.distributions."""

@@ -1,0 +1,1 @@
+"""Training: the Trainer, update rules, checkpoints and torchrun/DDP."""

@@ -1,1 +1,0 @@
-"""The Lark grammar of the objective language, shipped as package data (formula.grammar)."""
