@@ -115,7 +115,13 @@ class Objective(torch.nn.Module):
 
     @property
     def term_names(self) -> Tuple[str, ...]:
+        """The top-level terms by printed name, in the formula's order (the keys of `terms()`)."""
         return tuple(t.name for t, _ in self._plan.terms)
+
+    @property
+    def term_signs(self) -> Tuple[float, ...]:
+        """+1.0 or -1.0 for each of `term_names`: the total is the signed sum of the terms."""
+        return tuple(t.sign for t, _ in self._plan.terms)
 
     @property
     def players(self):
