@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import os
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -183,23 +182,13 @@ _BUILD_LOCK = threading.Lock()
 LEXER = "basic"  # "contextual" gives the same trees (tested) but compiles a scanner per parser state: ~5x slower
 
 
-def _cache_file() -> "str | bool":
-    """Where Lark keeps the built LALR tables (a user-owned folder; ~10x faster start), or False."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "formula")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:
-        return False
-    return os.path.join(folder, "grammar-lalr.cache") if os.access(folder, os.W_OK) else False
-
-
 @functools.lru_cache(maxsize=None)
 def _lark() -> Lark:
-    """The LALR parser, built once on first use."""
+    """The LALR parser, built once per process from the grammar shipped in the package (~80 ms). No disk
+    cache: Lark's cache is a pickle, and loading one from a folder the package does not own runs its code."""
     with _BUILD_LOCK:
         return Lark(_grammar_text(), parser="lalr", lexer=LEXER, postlex=_Roles(),
-                    propagate_positions=True, maybe_placeholders=False, cache=_cache_file())
+                    propagate_positions=True, maybe_placeholders=False)
 
 
 # --- pre-scan ---------------------------------------------------------------------------------------------
