@@ -96,6 +96,28 @@ TERMINAL_WORDS = {
 }
 _VALUE_STARTS = {"NAME", "CALL_NAME", "GREEK", "NUMBER", "_LPAR", "FRAC", "EXPECT", "FUNC", "BIGOP"}
 
+# --- work done, for tests that bound it instead of timing it ---------------------------------------------
+
+
+@dataclass
+class Work:
+    """What the latest uncached parse in this thread did: tokens the lexer produced and AST nodes the depth
+    check visited. Tests bound these instead of timing a parse (a loaded machine makes seconds meaningless)."""
+
+    tokens: int = 0
+    nodes: int = 0
+
+
+_WORK = threading.local()
+
+
+def last_work() -> Work:
+    """The `Work` record of this thread's latest uncached parse (a fresh one before any parse)."""
+    if not hasattr(_WORK, "current"):
+        _WORK.current = Work()
+    return _WORK.current
+
+
 # --- the parser --------------------------------------------------------------------------------------------
 
 _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC", "ABS_CLOSE",
@@ -118,7 +140,9 @@ class _Roles(PostLex):
         recent: List[str] = ["", ""]  # the last two token types
         call_at = -1  # stack depth at which the next ( or [ opens a call's arguments
         in_prefix = script_pending = False  # inside the scripts of \sum, \min, \nabla, E: `\min_{G} \|a\|`
+        work = last_work()
         for tok in stream:
+            work.tokens += 1
             kind = tok.type
             script_end = False  # this token ends an operator's script: what follows is not after an operand
             if kind in _PREFIX_OPS:
@@ -897,8 +921,10 @@ def _replace_tail(node: n.Expr, old: n.Expr, new: n.Expr) -> n.Expr:
 def _too_deep(tree: n.Node, limit: int) -> Optional[n.Node]:
     """The first node found deeper than `limit` levels (iteratively: deep trees must not recurse), or None."""
     stack = [(tree, 1)]
+    work = last_work()
     while stack:
         node, depth = stack.pop()
+        work.nodes += 1
         if depth > limit:
             return node
         stack.extend((child, depth + 1) for child in node.children())
@@ -918,6 +944,7 @@ def parse(text: str) -> n.Program:
 
 @functools.lru_cache(maxsize=1024)
 def _parse_cached(text: str) -> n.Program:
+    _WORK.current = Work()
     source = _prescan(text)
     try:
         tree = _lark().parse(source)
