@@ -7,16 +7,19 @@
     formula check TEXT --dist SIG  checks TEXT against signatures such as 'q(z|x)' (no networks)
 
 Exit status: 0 when the command ran (whatever `equivalent` answered), 1 on a formula error (its message, with
-the caret, on stderr), 2 on a usage error. Subcommands live in a registry: `register(name, handler, configure)`
-adds one (e.g. `formula check TEXT --dist SIG ...`) without touching `main`.
+the caret, on stderr), 2 on a usage error or an internal error (one line asking for a report; the traceback
+only under `--debug`). `formula --version` prints the version. Subcommands live in a registry:
+`register(name, handler, configure)` adds one without touching `main`. The language is docs/language.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import traceback
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from .errors import FormulaError
 
@@ -107,11 +110,24 @@ def _check(args: argparse.Namespace) -> int:
     print(f"ok: {var_text(parse(args.text).objective)}")
     print(f"inputs: {', '.join(checked.inputs) or 'none'}"
           + (f" (optional: {', '.join(checked.optional_inputs)})" if checked.optional_inputs else ""))
-    for draws in dict.fromkeys(checked.draws.values()):
-        for f in draws.joint.factors:
-            decl = checked.decls[f.decl]
-            print(f"draws {', '.join(var_text(v) for v in f.vars)} from {decl}")
+    for factor in dict.fromkeys(_drawn_factors(checked)):
+        print(f"draws {', '.join(var_text(v) for v in factor.vars)} from {checked.decls[factor.decl]}")
     return 0
+
+
+def _drawn_factors(checked) -> Iterator:
+    """The factors the checked terms' expectations draw, in the order they appear (a walk of the checked tree)."""
+    from .check import resolved
+
+    stack = [t.expr for t in reversed(checked.terms)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, resolved.Expectation):
+            yield from (d.bound.factor for d in node.draws if not d.data)
+        if isinstance(node, (tuple, list)):
+            stack.extend(reversed(node))
+        elif dataclasses.is_dataclass(node) and not isinstance(node, type):
+            stack.extend(reversed([getattr(node, f.name) for f in dataclasses.fields(node) if f.name != "src"]))
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +147,14 @@ register("check", _check, _check_arguments,
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser with one subparser per registered command."""
-    parser = argparse.ArgumentParser(prog="formula", description="Parse, print and compare objective formulas.")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="formula", description="Parse, print, compare and check objective formulas.",
+        epilog="The language (ASCII and LaTeX spellings, what each form means) is described in docs/language.md. "
+               "Exit status: 0 done, 1 formula error, 2 usage or internal error.")
+    parser.add_argument("--version", action="version", version=f"formula {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS.values():
         child = sub.add_parser(command.name, help=command.help, description=command.help)
@@ -151,3 +174,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except FormulaError as err:
         print(f"formula.{type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    except Exception as err:  # noqa: BLE001 - any other exception is a bug in formula, not the user's mistake
+        if args.debug:
+            traceback.print_exc()
+        first = (str(err).splitlines() or [""])[0][:200]
+        print(f"formula: internal error, please report ({type(err).__name__}: {first}); run with --debug for "
+              "the traceback", file=sys.stderr)
+        return 2

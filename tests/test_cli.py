@@ -94,3 +94,42 @@ def test_python_dash_m():
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert bad.stderr.startswith("formula.FormulaSyntaxError") and "Traceback" not in bad.stderr
+
+
+def test_version_and_help_name_the_language_page(capsys):
+    from formula import __version__
+
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"formula {__version__}"
+    assert "docs/language.md" in cli.build_parser().format_help()
+
+
+def _crash(args):
+    raise KeyError("boom")
+
+
+@pytest.fixture
+def crashing_command(monkeypatch):
+    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
+    cli.register("crash", _crash, help="raises an internal error")
+
+
+def test_internal_error_is_one_line_and_exit_two(capsys, crashing_command):
+    assert cli.main(["crash"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error, please report" in err and "KeyError" in err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(capsys, crashing_command):
+    assert cli.main(["--debug", "crash"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error, please report" in err.splitlines()[-1]
+
+
+def test_formula_error_exits_one_not_two(capsys):
+    assert cli.main(["latex", "KL(q(z|x) || )"]) == 1
+    assert cli.main(["equivalent", "a +", "a"]) == 1
+    assert "Traceback" not in capsys.readouterr().err

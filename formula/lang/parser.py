@@ -8,7 +8,6 @@ relations) are registries in this module: adding a name needs no grammar change.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -20,65 +19,29 @@ from lark.lark import PostLex
 from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as n
+from . import spellings, terminals
 from ..errors import FormulaError, FormulaSyntaxError
 
 MAX_LENGTH = 10_000  # characters; longer texts are refused before Lark sees them (Lark needs ~0.1 ms a token)
 MAX_NESTING = 100  # bracket depth
 MAX_TREE_DEPTH = 200  # depth of the built tree (unary chains, powers, nested log ...)
 
-# --- registries -------------------------------------------------------------------------------------------
+# --- spellings ------------------------------------------------------------------------------------------
+# Every name with several spellings (functions, families, divergences, relations, decorations) is one row of
+# formula/lang/spellings.py; the tables are re-exported here for callers of the parser.
 
-#: Divergences that may also be written with a comma, `NAME(a, b)` / `D_{NAME}(a, b)`. With `||` any upper-case
-#: name is a divergence.
-DIVERGENCES = {"KL", "JS", "MMD", "W", "TV", "H2", "CHI2", "RENYI", "F"}
-
-#: Explicit families: spelling -> canonical name. Keys with a `mathcal:` prefix need that wrapper (`\mathcal{N}`).
-FAMILIES = {
-    "mathcal:N": "Normal", "Normal": "Normal", "Gaussian": "Normal", "MVN": "Normal",
-    "Bern": "Bernoulli", "Bernoulli": "Bernoulli", "Ber": "Bernoulli",
-    "Cat": "Categorical", "Categorical": "Categorical",
-    "Laplace": "Laplace", "Lap": "Laplace", "Uniform": "Uniform", "mathcal:U": "Uniform",
-    "Beta": "Beta", "Dir": "Dirichlet", "Dirichlet": "Dirichlet", "Pois": "Poisson", "Poisson": "Poisson",
-    "Gamma": "Gamma", "Exp": "Exponential", "Exponential": "Exponential",
-}
+DIVERGENCES = spellings.DIVERGENCES
+FAMILIES = spellings.FAMILIES
+FUNCTIONS = spellings.FUNCTIONS
+RELATIONS = spellings.RELATIONS
 
 #: Names that mean the entropy when called with one argument and no condition.
 ENTROPY_NAMES = {"H"}
 
-#: Relation spellings -> nodes.RELATIONS.
-RELATIONS = {
-    "=": "=", ":=": ":=", "=:": "=:", ">=": ">=", "<=": "<=", ">": ">", "<": "<", "!=": "!=",
-    "\\geq": ">=", "\\ge": ">=", "\u2265": ">=", "\\leq": "<=", "\\le": "<=", "\u2264": "<=",
-    "\\neq": "!=", "\\ne": "!=", "\u2260": "!=", "\\approx": "approx", "\u2248": "approx",
-    "\\simeq": "approx", "\\in": "in", "\\coloneqq": ":=", "\\eqqcolon": "=:", "\\triangleq": ":=",
-    "\\equiv": "=",
-}
-
 GREEK_ALIASES = {"varepsilon": "epsilon", "vartheta": "theta", "varphi": "phi", "varrho": "rho",
                  "varsigma": "sigma", "varpi": "pi"}
 
-MARKS = {"tilde": "tilde", "widetilde": "tilde", "hat": "hat", "widehat": "hat", "bar": "bar", "overline": "bar"}
-
 PER_EXAMPLE_INDICES = {"i", "n"}  # `x^{(i)}`: the example index, dropped
-
-
-def _log(arg: n.Expr, span: n.Span) -> n.Expr:
-    if isinstance(arg, (n.Dist, n.Family)):
-        return n.LogDensity(arg, span=span)
-    return n.Apply("log", (arg,), span=span)
-
-
-def _apply(fn: str) -> Callable[[n.Expr, n.Span], n.Expr]:
-    return lambda arg, span: n.Apply(fn, (arg,), span=span)
-
-
-#: Function spellings (after `\`, `\operatorname{..}` are stripped) -> builder of the node.
-FUNCTIONS: Dict[str, Callable[[n.Expr, n.Span], n.Expr]] = {
-    "log": _log, "ln": _log, "exp": _apply("exp"), "sqrt": _apply("sqrt"), "abs": _apply("abs"),
-    "det": _apply("det"), "tanh": _apply("tanh"), "sigma": _apply("sigmoid"), "sigmoid": _apply("sigmoid"),
-    "softplus": _apply("softplus"),
-    "sg": lambda arg, span: n.StopGrad(arg, span=span), "stopgrad": lambda arg, span: n.StopGrad(arg, span=span),
-}
 
 #: Terminal names -> words for error messages.
 TERMINAL_WORDS = {
@@ -199,7 +162,7 @@ class _Roles(PostLex):
 
 
 def _grammar_text() -> str:
-    return importlib.resources.files("formula.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
+    return terminals.grammar_text()
 
 
 _BUILD_LOCK = threading.Lock()
@@ -487,7 +450,7 @@ class _Builder(Transformer_NonRecursive):
         if len(children) == 1:
             return children[0]
         members = tuple(children[0::2])
-        ops = tuple(RELATIONS[str(tok).strip()] for tok in children[1::2])
+        ops = tuple(RELATIONS.canonical(str(tok).strip()) for tok in children[1::2])
         return n.Relation(members, ops, span=_span(meta))
 
     # -- sums of terms --
@@ -604,7 +567,7 @@ class _Builder(Transformer_NonRecursive):
         _, name = _unwrap(str(tok))
         arg, rest = self._split(seq)
         span = _join(_tspan(tok), seq.items[0][1].span if rest is not None else seq.span)
-        return self._with_rest(FUNCTIONS[name](arg, span), rest)
+        return self._with_rest(FUNCTIONS.lookup(name).build(arg, span), rest)
 
     def expect(self, meta, children):
         tok = children[0]
@@ -672,7 +635,7 @@ class _Builder(Transformer_NonRecursive):
         return n.Range(children[0], children[1], span=_span(meta))
 
     def before(self, meta, children):
-        op = RELATIONS.get(str(children[0]).strip())
+        op = RELATIONS.canonical(str(children[0]).strip())
         if op not in ("<", "<="):
             raise _Fail("an index prefix is written <t or \\le t", _tspan(children[0]))
         return n.Before(children[1], inclusive=op == "<=", span=_span(meta))
@@ -706,7 +669,7 @@ class _Builder(Transformer_NonRecursive):
         inner = self._plain(inner)
         if not isinstance(inner, n.Var):
             raise _Fail(f"{str(tok)} decorates a variable", _span(meta))
-        return replace(inner, mark=MARKS[str(tok).lstrip("\\")], span=_span(meta))
+        return replace(inner, mark=spellings.DECORATIONS.canonical(str(tok).lstrip("\\")), span=_span(meta))
 
     def group(self, meta, children):
         self._open.pop(id(children[0]), None)  # a bracketed sum takes no later terms
@@ -820,7 +783,8 @@ class _Builder(Transformer_NonRecursive):
                 raise _Fail(f"{base}(a || b) is not a divergence: a divergence has an upper-case name such as KL",
                             _tspan(tok))
             return n.Divergence(kind.upper(), _as_dist(args.left), _as_dist(args.right), span=span)
-        family = FAMILIES.get(f"{wrapper}:{base}") or (FAMILIES.get(base) if wrapper != "mathcal" else None)
+        family = FAMILIES.canonical(f"{wrapper}:{base}") or (FAMILIES.canonical(base) if wrapper != "mathcal"
+                                                             else None)
         if family is not None and not sub:
             if args.has_given:
                 return n.Family(family, args.vars, args.given + args.params, span=span)
@@ -830,7 +794,8 @@ class _Builder(Transformer_NonRecursive):
         if base in ENTROPY_NAMES and not sub and len(args.vars) == 1 and not args.has_given and not args.params:
             return n.Entropy(_as_dist(args.vars[0]), span=span)
         div_kind = sub.upper() if (base == "D" and sub) else base.upper() if base.isupper() else None
-        if div_kind in DIVERGENCES and len(args.vars) == 2 and not args.has_given and not args.params:
+        div_kind = div_kind and DIVERGENCES.canonical(div_kind)
+        if div_kind and len(args.vars) == 2 and not args.has_given and not args.params:
             return n.Divergence(div_kind, _as_dist(args.vars[0]), _as_dist(args.vars[1]), span=span)
         return n.Dist(base, args.vars, args.given, sub, args.params, span=span)
 
@@ -973,6 +938,14 @@ def _parse_cached(text: str) -> n.Program:
                                  text, (where.start, where.end))
     return program
 
+
+def _spellings_changed() -> None:
+    """A spelling row was added or removed: rebuild the grammar's terminals and forget parsed texts."""
+    _lark.cache_clear()
+    _parse_cached.cache_clear()
+
+
+spellings.on_change(_spellings_changed)
 
 parse.cache_clear = _parse_cached.cache_clear  # type: ignore[attr-defined]
 parse.cache_info = _parse_cached.cache_info  # type: ignore[attr-defined]

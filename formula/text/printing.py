@@ -4,7 +4,7 @@ Both printers put in only the parentheses that precedence needs, so that `parse(
 `parse(to_latex(t)) == t` for every tree the parser builds. Where ASCII has no spelling of its own (marks,
 norms, families, `\\underbrace`) the ASCII printer writes the LaTeX one: mixing spellings is legal.
 
->>> from formula.nodes import Add, Neg, Divergence, Dist, Var
+>>> from formula.lang.nodes import Add, Neg, Divergence, Dist, Var
 >>> kl = Divergence("KL", Dist("q", (Var("z"),), (Var("x"),)), Dist("p", (Var("z"),)))
 >>> to_ascii(Add((Var("a"), Neg(kl))))
 'a - KL(q(z|x) || p(z))'
@@ -13,9 +13,10 @@ norms, families, `\\underbrace`) the ASCII printer writes the LaTeX one: mixing 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Callable, Dict, Tuple
+from typing import Callable, Tuple
 
 from ..lang import nodes as n
+from ..lang import spellings
 
 __all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number"]
 
@@ -71,7 +72,12 @@ class _Printer:
     ldots = "..."
     expect = "E"
     sample_sep = " ~ "
-    relation_ops: Dict[str, str] = {}
+    spelling = "ascii"  # which spelling of a table row (formula/lang/spellings.py) this printer writes
+
+    def spelled(self, table: spellings.Table, name: str, default: str) -> str:
+        """The row's spelling for this printer, or `default` for a name the table does not hold."""
+        row = table.get(name)
+        return default if row is None else getattr(row, self.spelling)
 
     def __call__(self, node: n.Node) -> str:
         return self.piece(node).text
@@ -110,7 +116,7 @@ class _Printer:
     def _print_Relation(self, node: n.Relation) -> Piece:
         parts = [self.at(node.members[0], ADD)]
         for op, member in zip(node.ops, node.members[1:]):
-            parts.append(f" {self.relation_ops.get(op, op)} ")
+            parts.append(f" {self.spelled(spellings.RELATIONS, op, op)} ")
             parts.append(self.at(member, ADD))
         return Piece("".join(parts), REL)
 
@@ -207,7 +213,7 @@ class _Printer:
     def _print_Var(self, node: n.Var) -> Piece:
         text = self.name(node.name)
         if node.mark:
-            text = f"\\{node.mark}{{{text}}}"
+            text = f"{self.spelled(spellings.DECORATIONS, node.mark, node.mark)}{{{text}}}"
         text += "'" * node.primes
         if node.index:
             items = ",".join(self.index_item(i) for i in node.index)
@@ -264,16 +270,14 @@ class _Printer:
         return f"{left}{text}{right}"
 
     def _print_LogDensity(self, node: n.LogDensity) -> Piece:
-        return Piece(f"{self.log} {self.at(node.dist, ATOM)}", MUL, True)
-
-    log = "log"
+        return Piece(f"{self.function('log')} {self.at(node.dist, ATOM)}", MUL, True)
 
     def _print_Divergence(self, node: n.Divergence) -> Piece:
         inner = f"{self.at(node.left, ADD)}{self.parallel}{self.at(node.right, ADD)}"
         return Piece(self.divergence_head(node.kind) + self.bracket(inner, "(", ")"), ATOM)
 
     def divergence_head(self, kind: str) -> str:
-        return kind
+        return self.spelled(spellings.DIVERGENCES, kind, kind)
 
     def _print_Entropy(self, node: n.Entropy) -> Piece:
         return Piece(self.entropy + self.bracket(self.at(node.dist, ADD), "[", "]"), ATOM)
@@ -313,12 +317,8 @@ class _Printer:
             text = self.args(node.vars) + (self.mid + text if node.args else "")
         return Piece(f"{head}({text})", ATOM)
 
-    FAMILIES = {"Normal": "\\mathcal{N}", "Bernoulli": "\\mathrm{Bern}", "Categorical": "\\mathrm{Cat}",
-                "Laplace": "\\mathrm{Laplace}", "Beta": "\\mathrm{Beta}", "Gamma": "\\mathrm{Gamma}",
-                "Dirichlet": "\\mathrm{Dir}", "Uniform": "\\mathcal{U}"}
-
     def family_head(self, family: str) -> str:
-        return self.FAMILIES.get(family, f"\\mathrm{{{family}}}")
+        return self.spelled(spellings.FAMILIES, family, f"\\mathrm{{{family}}}")
 
     # --- elementwise math and calculus ----------------------------------------------------------------
     def _print_Apply(self, node: n.Apply) -> Piece:
@@ -340,7 +340,7 @@ class _Printer:
         return self.bracket(text, "(", ")")
 
     def function(self, fn: str) -> str:
-        return fn
+        return self.spelled(spellings.FUNCTIONS, fn, fn)
 
     def abs_(self, text: str) -> Piece:
         return Piece(f"abs({text})", PREFIX)
@@ -355,9 +355,7 @@ class _Printer:
         return Piece(text, ATOM)
 
     def _print_StopGrad(self, node: n.StopGrad) -> Piece:
-        return Piece(self.stopgrad + self.bracket(self.at(node.arg, ADD), "[", "]"), PREFIX)
-
-    stopgrad = "sg"
+        return Piece(self.function("sg") + self.bracket(self.at(node.arg, ADD), "[", "]"), PREFIX)
 
     def _print_Grad(self, node: n.Grad) -> Piece:
         wrt = ", ".join(self.at(w, ADD) for w in node.wrt)
@@ -376,8 +374,6 @@ class _Printer:
 class AsciiPrinter(_Printer):
     """The plain spelling of docs/language.md §1: `E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z))`."""
 
-    relation_ops = {"approx": "\\approx", "in": "\\in"}
-
 
 class LatexPrinter(_Printer):
     """What a paper prints: `\\mathbb{E}_{q(z \\mid x)}\\left[\\log p(x \\mid z)\\right]`, `\\frac{a}{b}`, `\\beta`."""
@@ -387,14 +383,10 @@ class LatexPrinter(_Printer):
     ldots = "\\ldots"
     expect = "\\mathbb{E}"
     sample_sep = " \\sim "
-    log = "\\log"
     entropy = "\\mathcal{H}"
-    stopgrad = "\\text{sg}"
     le = "\\le "
-    relation_ops = {">=": "\\geq", "<=": "\\leq", "!=": "\\neq", "approx": "\\approx", "in": "\\in"}
+    spelling = "latex"
     div_is_binary = False
-    FUNCTIONS = {"log": "\\log", "exp": "\\exp", "tanh": "\\tanh", "det": "\\det", "sigmoid": "\\sigma",
-                 "softplus": "\\operatorname{softplus}"}
 
     def paren(self, text: str) -> str:
         return f"\\left({text}\\right)"
@@ -418,20 +410,22 @@ class LatexPrinter(_Printer):
         return Piece(f"\\frac{{{self.at(node.num, ADD)}}}{{{self.at(node.den, ADD)}}}", ATOM)
 
     def divergence_head(self, kind: str) -> str:
-        return f"D_{{\\mathrm{{{kind}}}}}"
+        return self.spelled(spellings.DIVERGENCES, kind, f"D_{{\\mathrm{{{kind}}}}}")
 
     def superscript(self, text: str) -> str:
         return self.script(text)
 
     def function(self, fn: str) -> str:
-        return self.FUNCTIONS.get(fn, f"\\operatorname{{{fn}}}")
+        return self.spelled(spellings.FUNCTIONS, fn, f"\\operatorname{{{fn}}}")
 
     def abs_(self, text: str) -> Piece:
         return Piece(f"\\left|{text}\\right|", ATOM)
 
     def call_bracket(self, fn: str, text: str) -> str:
-        # `\sigma` is the logistic function only right before a plain `(`
-        return f"({text})" if fn == "sigmoid" else self.bracket(text, "(", ")")
+        # a call-only command (`\sigma`) is the function only right before `(`: keep the bracket plain
+        row = spellings.FUNCTIONS.get(fn)
+        call_only = row is not None and row.latex.lstrip("\\") in row.call_commands
+        return f"({text})" if call_only else self.bracket(text, "(", ")")
 
     def sqrt(self, text: str) -> str:
         return f"\\sqrt{{{text}}}"

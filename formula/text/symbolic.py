@@ -26,6 +26,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pretty.stringpict import prettyForm
 
 from ..lang import nodes as n
+from ..lang import spellings
 from .printing import GREEK, format_number, to_latex
 
 __all__ = [
@@ -38,11 +39,12 @@ __all__ = [
 NodeOrText = Union[str, n.Node]
 
 _SUB = dict(zip("0123456789+-=()aeoxhklmnpstijruv", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ"))
-_FAMILY_PRETTY = {"Normal": "𝒩", "Bernoulli": "Bern", "Categorical": "Cat", "Dirichlet": "Dir", "Uniform": "𝒰"}
-_FAMILY_LATEX = {"Normal": "\\mathcal{N}", "Uniform": "\\mathcal{U}"}
-_REL_PRETTY = {">=": "≥", "<=": "≤", "!=": "≠", "approx": "≈", "in": "∈", ":=": "≔", "=:": "≕"}
-_REL_LATEX = {">=": "\\geq", "<=": "\\leq", "!=": "\\neq", "approx": "\\approx", "in": "\\in"}
-_REL_STR = {"approx": "\\approx", "in": "\\in"}
+
+
+def _spell(table: spellings.Table, name: str, which: str, default: Optional[str] = None) -> str:
+    """A name's spelling from its row in formula/lang/spellings.py (`which`: ascii, latex, unicode, sympy)."""
+    row = table.get(name)
+    return (default if default is not None else name) if row is None else getattr(row, which)
 
 
 # --- pretty-form helpers -----------------------------------------------------------------------------------
@@ -167,7 +169,7 @@ class Variable(_Node):
 
     def _sympystr(self, p):
         name, index, mark, primes = self._parts()
-        text = f"\\{mark}{{{name}}}" if mark else name
+        text = f"{_spell(spellings.DECORATIONS, mark, 'latex')}{{{name}}}" if mark else name
         text += "'" * primes
         if index:
             text += _str_sub(",".join(p._print(i) for i in index).replace(" - ", "-").replace(" + ", "+"))
@@ -177,7 +179,7 @@ class Variable(_Node):
         name, index, mark, primes = self._parts()
         text = _name_latex(name)
         if mark:
-            text = f"\\{mark}{{{text}}}"
+            text = f"{_spell(spellings.DECORATIONS, mark, 'latex')}{{{text}}}"
         text += "'" * primes
         if index:
             text += _tex_sub(",".join(p._print(i) for i in index).replace(" - ", "-").replace(" + ", "+"))
@@ -187,7 +189,7 @@ class Variable(_Node):
         name, index, mark, primes = self._parts()
         form = p._print(sympy.Symbol(name))
         if mark:
-            accent = {"tilde": "\u0303", "hat": "\u0302", "bar": "\u0304"}.get(mark, "")
+            accent = _spell(spellings.DECORATIONS, mark, "unicode", "")
             form = prettyForm(_text(form) + accent) if _text(form) and len(_text(form)) == 1 else form
         form = _cat(form, "′" * primes)
         if index:
@@ -250,17 +252,17 @@ class FamilyDist(_Node):
 
     def _sympystr(self, p):
         family = self.args[0].name
-        head = "\\mathcal{N}" if family == "Normal" else f"\\mathrm{{{family}}}"
+        head = _spell(spellings.FAMILIES, family, "ascii", f"\\mathrm{{{family}}}")
         return head + "(" + "".join(self._inner(p, _join, "|")) + ")"
 
     def _latex(self, p):
         family = self.args[0].name
-        head = _FAMILY_LATEX.get(family, f"\\mathrm{{{family}}}")
+        head = _spell(spellings.FAMILIES, family, "latex", f"\\mathrm{{{family}}}")
         return head + "\\left(" + "".join(self._inner(p, _join, " \\mid ")) + "\\right)"
 
     def _pretty(self, p):
         family = self.args[0].name
-        return _cat(_FAMILY_PRETTY.get(family, family), "(", *self._inner(p, _pjoin, "|"), ")")
+        return _cat(_spell(spellings.FAMILIES, family, "unicode"), "(", *self._inner(p, _pjoin, "|"), ")")
 
 
 class LogDensity(_Node):
@@ -269,13 +271,13 @@ class LogDensity(_Node):
     precedence = PRECEDENCE["Func"]
 
     def _sympystr(self, p):
-        return "log " + p._print(self.args[0])
+        return _spell(spellings.FUNCTIONS, "log", "ascii") + " " + p._print(self.args[0])
 
     def _latex(self, p):
-        return "\\log " + p._print(self.args[0])
+        return _spell(spellings.FUNCTIONS, "log", "latex") + " " + p._print(self.args[0])
 
     def _pretty(self, p):
-        return _cat("log ", p._print(self.args[0]))
+        return _cat(_spell(spellings.FUNCTIONS, "log", "unicode") + " ", p._print(self.args[0]))
 
 
 class Expectation(_Node):
@@ -345,16 +347,20 @@ class DivergenceOf(_Node):
     """`D_KL[q ‖ p]`: args `(Str kind, left, right)` (not named `Divergence`: sympy keys printing precedence on
     class names, and its vector `Divergence` would claim this one)."""
 
+    def _head(self, which: str, default: str) -> str:
+        return _spell(spellings.DIVERGENCES, self.args[0].name, which, default)
+
     def _sympystr(self, p):
-        return f"{self.args[0].name}({p._print(self.args[1])} || {p._print(self.args[2])})"
+        kind = self.args[0].name
+        return f"{self._head('ascii', kind)}({p._print(self.args[1])} || {p._print(self.args[2])})"
 
     def _latex(self, p):
-        kind = self.args[0].name
-        return (f"D_{{\\mathrm{{{kind}}}}}\\left({p._print(self.args[1])} \\,\\|\\, "
-                f"{p._print(self.args[2])}\\right)")
+        head = self._head("latex", f"D_{{\\mathrm{{{self.args[0].name}}}}}")
+        return f"{head}\\left({p._print(self.args[1])} \\,\\|\\, {p._print(self.args[2])}\\right)"
 
     def _pretty(self, p):
-        return _cat(f"D_{self.args[0].name}[", p._print(self.args[1]), " ‖ ", p._print(self.args[2]), "]")
+        head = self._head("unicode", f"D_{self.args[0].name}")
+        return _cat(f"{head}[", p._print(self.args[1]), " ‖ ", p._print(self.args[2]), "]")
 
 
 class Entropy(_Node):
@@ -455,14 +461,11 @@ class Power(_Node):
 class Call(_Node):
     """An elementwise or calculus function with a fixed meaning: args `(Str fn, *args)`."""
 
-    _LATEX = {"log": "\\log", "exp": "\\exp", "tanh": "\\tanh", "det": "\\det", "sigmoid": "\\sigma"}
-    _PRETTY = {"sigmoid": "σ", "sqrt": "√"}
-
     def _sympystr(self, p):
         fn, args = self.args[0].name, self.args[1:]
         if fn == "transpose":
             return f"{_paren_if(p, args[0], PRECEDENCE['Pow'])}^{{\\top}}"
-        return f"{fn}({_join(p, args, ', ')})"
+        return f"{_spell(spellings.FUNCTIONS, fn, 'ascii')}({_join(p, args, ', ')})"
 
     def _latex(self, p):
         fn, args = self.args[0].name, self.args[1:]
@@ -472,7 +475,7 @@ class Call(_Node):
             return f"\\left|{_join(p, args, ', ')}\\right|"
         if fn == "sqrt":
             return f"\\sqrt{{{_join(p, args, ', ')}}}"
-        head = self._LATEX.get(fn, f"\\operatorname{{{fn}}}")
+        head = _spell(spellings.FUNCTIONS, fn, "latex", f"\\operatorname{{{fn}}}")
         return f"{head}\\left({_join(p, args, ', ')}\\right)"
 
     def _pretty(self, p):
@@ -481,7 +484,7 @@ class Call(_Node):
             return _cat(_paren_if(p, args[0], PRECEDENCE["Pow"]), "ᵀ")
         if fn == "abs":
             return _cat("|", _pjoin(p, args, ", "), "|")
-        return _cat(self._PRETTY.get(fn, fn), "(", _pjoin(p, args, ", "), ")")
+        return _cat(_spell(spellings.FUNCTIONS, fn, "unicode"), "(", _pjoin(p, args, ", "), ")")
 
 
 class NormOf(_Node):
@@ -506,13 +509,13 @@ class StopGradient(_Node):
     """`sg[a]`."""
 
     def _sympystr(self, p):
-        return f"sg[{p._print(self.args[0])}]"
+        return f"{_spell(spellings.FUNCTIONS, 'sg', 'ascii')}[{p._print(self.args[0])}]"
 
     def _latex(self, p):
-        return f"\\text{{sg}}\\left[{p._print(self.args[0])}\\right]"
+        return f"{_spell(spellings.FUNCTIONS, 'sg', 'latex')}\\left[{p._print(self.args[0])}\\right]"
 
     def _pretty(self, p):
-        return _cat("sg[", p._print(self.args[0]), "]")
+        return _cat(_spell(spellings.FUNCTIONS, "sg", "unicode") + "[", p._print(self.args[0]), "]")
 
 
 class GradientOf(_Node):
@@ -569,21 +572,21 @@ class RelationChain(_Node):
         members, ops = self._pairs()
         out = p._print(members[0])
         for op, m in zip(ops, members[1:]):
-            out += f" {_REL_STR.get(op, op)} {p._print(m)}"
+            out += f" {_spell(spellings.RELATIONS, op, 'ascii')} {p._print(m)}"
         return out
 
     def _latex(self, p):
         members, ops = self._pairs()
         out = p._print(members[0])
         for op, m in zip(ops, members[1:]):
-            out += f" {_REL_LATEX.get(op, op)} {p._print(m)}"
+            out += f" {_spell(spellings.RELATIONS, op, 'latex')} {p._print(m)}"
         return out
 
     def _pretty(self, p):
         members, ops = self._pairs()
         parts = [p._print(members[0])]
         for op, m in zip(ops, members[1:]):
-            parts += [f" {_REL_PRETTY.get(op, op)} ", p._print(m)]
+            parts += [f" {_spell(spellings.RELATIONS, op, 'unicode')} ", p._print(m)]
         return _cat(*parts)
 
 

@@ -1,0 +1,346 @@
+"""One table per kind of name, one row per name with every spelling it has (issue 8: adding a name is one row).
+
+The rows feed the grammar's terminals (`parser` generates the keyword alternatives of `FUNC`, `DECOR` and `REL`
+into `grammar.lark` when it builds the parser), the transformer (spelling -> node), the ASCII and LaTeX printers
+(`formula.text.printing`), the Unicode printer and sympy (`formula.text.symbolic`) and the compiler (a
+function's torch callable and its Python-number fallback, as dotted paths: this stage never imports torch).
+
+>>> FUNCTIONS["tanh"].torch, FUNCTIONS["tanh"].number
+('torch.tanh', 'math.tanh')
+>>> RELATIONS.canonical("\\\\geq")
+'>='
+
+Adding a name from outside the package (a test, a plugin) is `register(row)`; it invalidates the built parser,
+so the next `parse` knows the new spelling. `unregister(row)` takes it out again.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar
+
+from . import nodes as n
+
+__all__ = [
+    "Function", "FamilyName", "DivergenceName", "RelationName", "Decoration", "Table", "FUNCTIONS", "FAMILIES",
+    "DIVERGENCES", "RELATIONS", "DECORATIONS", "register", "unregister", "register_function", "register_family",
+    "on_change", "resolve", "keywords",
+]
+
+Builder = Callable[[n.Expr, Optional[n.Span]], n.Expr]
+
+
+def _apply(name: str) -> Builder:
+    return lambda arg, span: n.Apply(name, (arg,), span=span)
+
+
+def _log(arg: n.Expr, span: Optional[n.Span]) -> n.Expr:
+    """`log` of a distribution is its log-density; of anything else, the elementwise log."""
+    if isinstance(arg, (n.Dist, n.Family)):
+        return n.LogDensity(arg, span=span)
+    return n.Apply("log", (arg,), span=span)
+
+
+def _stopgrad(arg: n.Expr, span: Optional[n.Span]) -> n.Expr:
+    return n.StopGrad(arg, span=span)
+
+
+# --- rows --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function with a fixed meaning (`Apply.fn == name`).
+
+    `words` are its ASCII spellings (also accepted inside `\\operatorname{..}`, `\\mathrm{..}`, `\\text{..}`),
+    `commands` its LaTeX commands without the backslash, `call_commands` commands that mean it only right before
+    `(` (`\\sigma(a)`, while `\\sigma` alone is a Greek scalar). `latex`/`unicode`/`sympy` are how the printers
+    write it (the ASCII printer writes `words[0]`; `sympy` names sympy's function of the same meaning where it
+    has one, e.g. `Abs`). `torch` is the dotted path of the callable the compiler
+    applies to a tensor, `number` of a float -> float fallback for a Python number (None: tensors only).
+    `build` makes the node from the argument (default `Apply(name, (arg,))`).
+    """
+
+    name: str
+    words: Tuple[str, ...] = ()
+    commands: Tuple[str, ...] = ()
+    call_commands: Tuple[str, ...] = ()
+    latex: Optional[str] = None
+    unicode: Optional[str] = None
+    sympy: Optional[str] = None
+    torch: Optional[str] = None
+    number: Optional[str] = None
+    build: Optional[Builder] = field(default=None, compare=False)
+
+    def __post_init__(self):
+        default_latex = (f"\\{self.commands[0]}" if self.commands else f"\\{self.call_commands[0]}"
+                         if self.call_commands else f"\\operatorname{{{self.ascii}}}")
+        object.__setattr__(self, "latex", self.latex or default_latex)
+        object.__setattr__(self, "unicode", self.unicode or self.ascii)
+        object.__setattr__(self, "sympy", self.sympy or self.name)
+        object.__setattr__(self, "build", self.build or _apply(self.name))
+
+    @property
+    def ascii(self) -> str:
+        """The ASCII printer's spelling."""
+        return self.words[0] if self.words else self.name
+
+    def spellings(self) -> Tuple[str, ...]:
+        """Every spelling as a key of the transformer's lookup (the text after `\\` or inside a wrapper)."""
+        return self.words + self.commands + self.call_commands
+
+
+@dataclass(frozen=True)
+class FamilyName:
+    """An explicit family (`Family.family == name`): `words` are accepted bare or wrapped (`Normal(..)`,
+    `\\mathrm{Bern}(..)`), `calligraphic` only inside `\\mathcal{..}` (`\\mathcal{N}`). The ASCII printer
+    writes `ascii` (default: the LaTeX spelling, since mixing spellings is legal)."""
+
+    name: str
+    words: Tuple[str, ...] = ()
+    calligraphic: Tuple[str, ...] = ()
+    latex: Optional[str] = None
+    unicode: Optional[str] = None
+    ascii: Optional[str] = None
+
+    def __post_init__(self):
+        latex = self.latex or (f"\\mathcal{{{self.calligraphic[0]}}}" if self.calligraphic
+                               else f"\\mathrm{{{self.words[0] if self.words else self.name}}}")
+        object.__setattr__(self, "latex", latex)
+        object.__setattr__(self, "unicode", self.unicode or (self.words[0] if self.words else self.name))
+        object.__setattr__(self, "ascii", self.ascii or latex)
+
+    def spellings(self) -> Tuple[str, ...]:
+        return self.words + tuple(f"mathcal:{c}" for c in self.calligraphic)
+
+
+@dataclass(frozen=True)
+class DivergenceName:
+    """A divergence (`Divergence.kind == name`): `words` may be written `NAME(a, b)`, `D_{NAME}(a, b)`,
+    `\\text{NAME}(a, b)` as well as with `||` (with `||` any upper-case name is a divergence)."""
+
+    name: str
+    words: Tuple[str, ...] = ()
+    latex: Optional[str] = None
+    unicode: Optional[str] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "words", self.words or (self.name,))
+        object.__setattr__(self, "latex", self.latex or f"D_{{\\mathrm{{{self.name}}}}}")
+        object.__setattr__(self, "unicode", self.unicode or f"D_{self.name}")
+
+    @property
+    def ascii(self) -> str:
+        return self.name
+
+    def spellings(self) -> Tuple[str, ...]:
+        return self.words
+
+
+@dataclass(frozen=True)
+class RelationName:
+    """A relation (`Relation.ops[i] == name`) with every input spelling; `\\cmd` spellings are LaTeX commands."""
+
+    name: str
+    written: Tuple[str, ...] = ()
+    ascii: Optional[str] = None
+    latex: Optional[str] = None
+    unicode: Optional[str] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "ascii", self.ascii or self.name)
+        object.__setattr__(self, "latex", self.latex or self.ascii)
+        object.__setattr__(self, "unicode", self.unicode or self.ascii)
+
+    def spellings(self) -> Tuple[str, ...]:
+        return self.written if self.name in self.written else (self.name,) + self.written
+
+
+@dataclass(frozen=True)
+class Decoration:
+    """A meaningful mark on a variable (`Var.mark == name`): LaTeX `commands` (`tilde`, `widetilde`), the
+    LaTeX the printers write, and the Unicode combining character."""
+
+    name: str
+    commands: Tuple[str, ...] = ()
+    latex: Optional[str] = None
+    unicode: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "commands", self.commands or (self.name,))
+        object.__setattr__(self, "latex", self.latex or f"\\{self.commands[0]}")
+
+    @property
+    def ascii(self) -> str:
+        """ASCII has no decorations of its own: the LaTeX spelling (mixing spellings is legal)."""
+        return self.latex
+
+    def spellings(self) -> Tuple[str, ...]:
+        return self.commands
+
+
+# --- tables ------------------------------------------------------------------------------------------------
+
+Row = TypeVar("Row")
+_LISTENERS: List[Callable[[], None]] = []
+
+
+class Table(Mapping, Generic[Row]):
+    """Rows of one kind by canonical name, plus the lookup from any spelling to its row."""
+
+    def __init__(self, kind: type, rows: Tuple = ()):
+        self.kind = kind
+        self._rows: Dict[str, Row] = {}
+        self._by_spelling: Dict[str, Row] = {}
+        for row in rows:
+            self._add(row)
+
+    def __getitem__(self, name: str) -> Row:
+        return self._rows[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def lookup(self, spelling: str) -> Optional[Row]:
+        """The row that `spelling` names, or None."""
+        return self._by_spelling.get(spelling)
+
+    def canonical(self, spelling: str) -> Optional[str]:
+        row = self.lookup(spelling)
+        return None if row is None else row.name
+
+    def spellings(self) -> List[str]:
+        return list(self._by_spelling)
+
+    def _add(self, row) -> None:
+        taken = [s for s in row.spellings() if s in self._by_spelling and self._by_spelling[s].name != row.name]
+        if taken:
+            raise ValueError(f"{', '.join(taken)} already spell {self._by_spelling[taken[0]].name}")
+        if row.name in self._rows:
+            self._remove(self._rows[row.name])
+        self._rows[row.name] = row
+        for s in row.spellings():
+            self._by_spelling[s] = row
+
+    def _remove(self, row) -> None:
+        old = self._rows.pop(row.name, None)
+        if old is not None:
+            for s in old.spellings():
+                self._by_spelling.pop(s, None)
+
+
+FUNCTIONS: Table[Function] = Table(Function, (
+    Function("log", ("log", "ln"), ("log", "ln"), torch="torch.log", number="math.log", build=_log),
+    Function("exp", ("exp",), ("exp",), torch="torch.exp", number="math.exp"),
+    Function("sqrt", ("sqrt",), ("sqrt",), unicode="√", torch="torch.sqrt", number="math.sqrt"),
+    Function("abs", ("abs",), latex="\\left|", sympy="Abs", torch="torch.abs", number="builtins.abs"),
+    Function("det", ("det",), ("det",), torch="torch.linalg.det"),
+    Function("tanh", ("tanh",), ("tanh",), torch="torch.tanh", number="math.tanh"),
+    Function("sigmoid", ("sigmoid",), call_commands=("sigma",), unicode="σ", torch="torch.sigmoid",
+             number="formula.lang.scalar_math.sigmoid"),
+    Function("softplus", ("softplus",), torch="torch.nn.functional.softplus",
+             number="formula.lang.scalar_math.softplus"),
+    Function("sg", ("sg", "stopgrad"), latex="\\text{sg}", build=_stopgrad),
+    # written only as a postfix `^\top` (the grammar's TOP); the row carries what the compiler needs
+    Function("transpose", (), latex="^\\top", unicode="ᵀ", torch="torch.adjoint"),
+))
+
+FAMILIES: Table[FamilyName] = Table(FamilyName, (
+    FamilyName("Normal", ("Normal", "Gaussian", "MVN"), ("N",), unicode="𝒩"),
+    FamilyName("Bernoulli", ("Bern", "Bernoulli", "Ber")),
+    FamilyName("Categorical", ("Cat", "Categorical")),
+    FamilyName("Laplace", ("Laplace", "Lap")),
+    FamilyName("Uniform", ("Uniform",), ("U",), unicode="𝒰"),
+    FamilyName("Beta", ("Beta",)),
+    FamilyName("Dirichlet", ("Dir", "Dirichlet")),
+    FamilyName("Poisson", ("Pois", "Poisson"), latex="\\mathrm{Poisson}"),
+    FamilyName("Gamma", ("Gamma",)),
+    FamilyName("Exponential", ("Exp", "Exponential"), latex="\\mathrm{Exponential}"),
+))
+
+DIVERGENCES: Table[DivergenceName] = Table(DivergenceName, tuple(
+    DivergenceName(name) for name in ("KL", "JS", "MMD", "W", "TV", "H2", "CHI2", "RENYI", "F")))
+
+RELATIONS: Table[RelationName] = Table(RelationName, (
+    RelationName("=", ("=", "\\equiv")),
+    RelationName(":=", (":=", "\\coloneqq", "\\triangleq"), unicode="≔"),
+    RelationName("=:", ("=:", "\\eqqcolon"), unicode="≕"),
+    RelationName(">=", (">=", "\\geq", "\\ge", "\u2265"), latex="\\geq", unicode="≥"),
+    RelationName("<=", ("<=", "\\leq", "\\le", "\u2264"), latex="\\leq", unicode="≤"),
+    RelationName(">", (">",)),
+    RelationName("<", ("<",)),
+    RelationName("!=", ("!=", "\\neq", "\\ne", "\u2260"), latex="\\neq", unicode="≠"),
+    RelationName("approx", ("\\approx", "\u2248", "\\simeq"), ascii="\\approx", unicode="≈"),
+    RelationName("in", ("\\in",), ascii="\\in", unicode="∈"),
+))
+
+DECORATIONS: Table[Decoration] = Table(Decoration, (
+    Decoration("tilde", ("tilde", "widetilde"), unicode="\u0303"),
+    Decoration("hat", ("hat", "widehat"), unicode="\u0302"),
+    Decoration("bar", ("bar", "overline"), unicode="\u0304"),
+))
+
+_TABLES = (FUNCTIONS, FAMILIES, DIVERGENCES, RELATIONS, DECORATIONS)
+
+
+def _table_for(row) -> Table:
+    for table in _TABLES:
+        if isinstance(row, table.kind):
+            return table
+    raise TypeError(f"{type(row).__name__} is not a spelling row")
+
+
+def on_change(callback: Callable[[], None]) -> None:
+    """Call `callback` after every `register`/`unregister` (the parser drops its built grammar)."""
+    _LISTENERS.append(callback)
+
+
+def _changed() -> None:
+    for callback in _LISTENERS:
+        callback()
+
+
+def register(row):
+    """Add (or replace) a row in the table of its kind; the next parse and print know it. Returns the row."""
+    _table_for(row)._add(row)
+    _changed()
+    return row
+
+
+def unregister(row) -> None:
+    """Take a row (by its canonical name) out of its table again."""
+    _table_for(row)._remove(row)
+    _changed()
+
+
+def register_function(name: str, *words: str, **fields) -> Function:
+    """`register_function("relu", "relu", torch="torch.relu", number=None)`: one row in FUNCTIONS."""
+    return register(Function(name, tuple(words) or (name,), **fields))
+
+
+def register_family(name: str, *words: str, **fields) -> FamilyName:
+    """`register_family("StudentT", "StudentT", "\\\\mathrm{t}")`: one row in FAMILIES."""
+    return register(FamilyName(name, tuple(words) or (name,), **fields))
+
+
+def resolve(path: str):
+    """The object a row's dotted path names (`"torch.nn.functional.softplus"`): for the compiler, which owns
+    torch. Only table paths come here, never a user's text."""
+    module, _, attr = path.rpartition(".")
+    if not module:
+        raise ValueError(f"{path!r} is not a dotted path")
+    return getattr(importlib.import_module(module), attr)
+
+
+def keywords() -> List[str]:
+    """Every reserved word a user might mistype (function words, divergence and family names, E, H, sum ...):
+    the vocabulary of `formula.lang.suggest.did_you_mean`."""
+    words = [w for row in FUNCTIONS.values() for w in row.words + row.commands]
+    words += [w for row in DIVERGENCES.values() for w in row.words]
+    words += [w for row in FAMILIES.values() for w in row.words]
+    words += ["E", "H", "sum", "prod", "min", "max"]
+    return list(dict.fromkeys(words))

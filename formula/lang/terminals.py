@@ -1,0 +1,69 @@
+"""The grammar text with its keyword terminals generated from the spelling tables (formula/lang/spellings.py).
+
+`grammar.lark` holds `@FUNCTIONS@`, `@DECORATIONS@` and `@RELATIONS@` where the alternatives of `FUNC`,
+`DECOR` and `REL` go; `grammar_text()` fills them in, so a new spelling is one table row.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from typing import Iterable
+
+from . import spellings
+
+__all__ = ["grammar_text", "functions_regex", "decorations_regex", "relations_regex"]
+
+#: sizing commands allowed between `\sigma` and its `(`
+_SIZING = r"\\(?:left|bigl|Bigl|biggl|Biggl|big|Big|bigg|Bigg)(?![A-Za-z])\s*"
+_WRAPPERS = r"\\(?:operatorname|mathrm|text|textrm)\s*\{\s*"
+
+
+def _alternation(words: Iterable[str]) -> str:
+    """`(?:a|b)` of the escaped words, longest first (Python's `re` takes the first alternative that matches)."""
+    unique = sorted(set(words), key=lambda w: (-len(w), w))
+    return "(?:" + "|".join(re.escape(w) for w in unique) + ")"
+
+
+def functions_regex() -> str:
+    """`\\log`, `\\sigma(` (only before a bracket), `log`, `\\operatorname{softplus}` ... from FUNCTIONS."""
+    rows = list(spellings.FUNCTIONS.values())
+    commands = [c for r in rows for c in r.commands]
+    call_commands = [c for r in rows for c in r.call_commands]
+    words = [w for r in rows for w in r.words]
+    parts = []
+    if commands:
+        parts.append(r"\\" + _alternation(commands) + r"(?![A-Za-z])")
+    if call_commands:
+        parts.append(r"\\" + _alternation(call_commands) + r"(?=\s*(?:" + _SIZING + r")?\()")
+    if words:
+        parts.append(_alternation(words) + r"(?![A-Za-z0-9])")
+        parts.append(_WRAPPERS + _alternation(words) + r"\s*\}")
+    return "|".join(parts)
+
+
+def decorations_regex() -> str:
+    """`\\tilde`, `\\widehat`, `\\overline` ... from DECORATIONS."""
+    return r"\\" + _alternation(c for r in spellings.DECORATIONS.values() for c in r.commands) + r"(?![A-Za-z])"
+
+
+def relations_regex() -> str:
+    """`=`, `:=`, `\\geq`, `≥` ... from RELATIONS; a command may not run on into a longer name (`\\in` is not
+    `\\infty`)."""
+    written = [s for r in spellings.RELATIONS.values() for s in r.spellings()]
+    commands = [s[1:] for s in written if s.startswith("\\")]
+    symbols = [s for s in written if not s.startswith("\\")]
+    return r"\\" + _alternation(commands) + r"(?![A-Za-z])|" + _alternation(symbols)
+
+
+def _lark_literal(regex: str) -> str:
+    return regex.replace("/", "\\/")
+
+
+def grammar_text() -> str:
+    """The grammar shipped in the package with the generated terminals filled in."""
+    text = importlib.resources.files("formula.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
+    for marker, build in (("@FUNCTIONS@", functions_regex), ("@DECORATIONS@", decorations_regex),
+                          ("@RELATIONS@", relations_regex)):
+        text = text.replace(marker, _lark_literal(build()))
+    return text
