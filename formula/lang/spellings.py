@@ -25,8 +25,14 @@ from . import nodes as n
 __all__ = [
     "Function", "FamilyName", "DivergenceName", "RelationName", "Decoration", "Table", "FUNCTIONS", "FAMILIES",
     "DIVERGENCES", "RELATIONS", "DECORATIONS", "register", "unregister", "register_function", "register_family",
-    "on_change", "resolve", "keywords",
+    "on_change", "resolve", "keywords", "GREEK_LETTERS",
 ]
+
+#: Greek letters by their LaTeX names (a name such as `beta` is printed `\\beta` and is never a typo).
+GREEK_LETTERS = frozenset(
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi rho "
+    "varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon "
+    "Phi Psi Omega".split())
 
 Builder = Callable[[n.Expr, Optional[n.Span]], n.Expr]
 

@@ -20,10 +20,7 @@ from ..lang import spellings
 
 __all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number"]
 
-GREEK = frozenset(
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi rho "
-    "varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon "
-    "Phi Psi Omega".split()
+GREEK = spellings.GREEK_LETTERS
 )
 
 # Binding strength of what a printed piece is, low to high. A child printed inside a parent that needs more
