@@ -21,7 +21,6 @@ from ..lang import spellings
 __all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number"]
 
 GREEK = spellings.GREEK_LETTERS
-)
 
 # Binding strength of what a printed piece is, low to high. A child printed inside a parent that needs more
 # than the child offers is parenthesised. PREFIX is a function or expectation with its argument in brackets
