@@ -112,11 +112,12 @@ def save_curves(history: dict, path: Path) -> None:
         later = history["loss"][1:] + history.get("eval/loss", [])[1:]
         left.set_ylim(min(later) - 0.5, max(later) + 0.5)
     left.set(title="loss = -ELBO", xlabel="epoch", ylabel="nats per image")
-    terms = [k for k in history if k not in ("loss", "objective") and not k.startswith("eval/")]
-    for name in terms:
-        right.plot(epochs, history[name], label=f"train {name}")
-        if "eval/" + name in history:
-            right.plot(epochs, history["eval/" + name], "--", label=f"held-out {name}")
+    terms = [k for k in history if k.startswith("term/")]  # the history keeps each term under term/<name>
+    for key in terms:
+        name = key[len("term/"):]
+        right.plot(epochs, history[key], label=f"train {name}")
+        if "eval/" + key in history:
+            right.plot(epochs, history["eval/" + key], "--", label=f"held-out {name}")
     right.set(title="terms of the formula", xlabel="epoch", ylabel="nats per image")
     for ax in (left, right):
         ax.grid(alpha=0.3)
@@ -151,9 +152,10 @@ def main(argv=None) -> dict:
     seconds = time.perf_counter() - start
 
     final = trainer.evaluate({"x": held})
-    width = max(map(len, final))
+    shown = {key.replace("term/", "", 1): value for key, value in final.items()}
+    width = max(map(len, shown))
     print(f"\ntrained {trainer.step} steps in {seconds:.1f} s on {trainer.device}; held-out means per image:")
-    for name, value in final.items():
+    for name, value in shown.items():
         print(f"  {name:<{width}}  {value:10.3f}")
     print(f"held-out ELBO: {final['objective']:.3f} nats per image")
 

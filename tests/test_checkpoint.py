@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 
 from toy_objectives import Autoencoder, GaussianVAE, binary_data, compiled_vae, parameters_vector
 
-from formula.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from formula.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seal
 from formula.errors import FormulaError
 from formula.train.trainer import Trainer
 
@@ -70,7 +71,8 @@ def test_checkpoint_holds_only_plain_data_and_loads_weights_only(tmp_path, monke
     state = load_checkpoint(path)
     assert calls == [True]
     assert state["format"] == "formula.checkpoint" and state["step"] == 2
-    assert state["config"]["optimizer"] == "adam"
+    assert state["config"]["optimizer"] == "adam" and state["config"]["rule"] == "SingleObjective"
+    assert set(state["update"]["optimizers"]) == {"main"}
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
@@ -81,11 +83,10 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     before = path.read_bytes()
     trainer.fit(binary_data(32), epochs=1)
 
-    def dies_half_way(obj, handle, *args, **kwargs):
-        handle.write(b"PK\x03\x04 half a zip")
+    def dies_before_the_rename(fd):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", dies_half_way)
+    monkeypatch.setattr(os, "fsync", dies_before_the_rename)
     with pytest.raises(KeyboardInterrupt):
         trainer.save(path)
     assert path.read_bytes() == before
@@ -119,8 +120,10 @@ def test_bad_files_raise_and_load_nothing(tmp_path, kind):
     elif kind == "foreign":
         torch.save({"model": torch.zeros(3)}, bad)
         match = "not a formula checkpoint"
-    elif kind == "pickle":
-        torch.save({"format": "formula.checkpoint", "x": _Payload()}, bad)
+    elif kind == "pickle":  # sealed as formula seals: only weights_only loading stands in the way
+        buffer = io.BytesIO()
+        torch.save({"format": "formula.checkpoint", "x": _Payload()}, buffer)
+        bad.write_bytes(seal(buffer.getvalue()))
         match = "weights_only"
     elif kind == "missing":
         match = "no checkpoint"

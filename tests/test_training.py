@@ -27,10 +27,11 @@ def test_fit_learns_and_logs_every_term_per_epoch():
     x = binary_data(256)
     trainer = Trainer(GaussianVAE(), maximize=True, lr=1e-2, batch_size=32, progress=False)
     history = trainer.fit({"x": x}, epochs=6)
-    assert set(history) == {"loss", "objective", REC, KL}
+    assert set(history) == {"loss", "objective", "term/" + REC, "term/" + KL}
     assert all(len(v) == 6 for v in history.values())
     assert history["loss"][-1] < history["loss"][0] - 1.0  # the ELBO improves clearly
-    for loss, objective, rec, kl in zip(history["loss"], history["objective"], history[REC], history[KL]):
+    for loss, objective, rec, kl in zip(history["loss"], history["objective"], history["term/" + REC],
+                                        history["term/" + KL]):
         assert loss == pytest.approx(-objective)
         assert objective == pytest.approx(rec - kl, rel=1e-5, abs=1e-5)  # terms add up to the total
     assert trainer.step == 6 * 8 and trainer.epoch == 6
@@ -92,7 +93,7 @@ def test_scalar_schedule_is_called_with_the_step():
     trainer.fit({"x": binary_data(64)}, epochs=2)  # 8 steps
     assert model.seen_beta == [schedule(s) for s in range(8)]
     assert trainer.scalar_values() == {"beta": 1.0}
-    assert "β·" + KL in trainer.history
+    assert "term/β·" + KL in trainer.history
 
 
 def test_constant_scalar_input_and_history_term_name():
@@ -117,13 +118,13 @@ def test_evaluate_is_the_exact_mean_and_is_logged_under_eval():
     train, held = binary_data(64, seed=1), binary_data(50, seed=2)
     trainer = Trainer(model, batch_size=16, progress=False)
     history = trainer.fit({"x": train}, epochs=2, eval_data={"x": held})
-    assert len(history["eval/objective"]) == 2 and "eval/log p(x|z)" in history
+    assert len(history["eval/objective"]) == 2 and "eval/term/log p(x|z)" in history
     result = trainer.evaluate({"x": held})  # 16 + 16 + 16 + 2: unequal batches, weighted exactly
     with torch.no_grad():
         values, terms = model.evaluate(held)
     assert result["objective"] == pytest.approx(values.mean().item(), rel=1e-5)
     assert result["loss"] == pytest.approx(-values.mean().item(), rel=1e-5)
-    assert result["0.1·R(z)"] == pytest.approx(terms["0.1·R(z)"].mean().item(), rel=1e-5)
+    assert result["term/0.1·R(z)"] == pytest.approx(terms["0.1·R(z)"].mean().item(), rel=1e-5)
     assert history["eval/objective"][-1] == pytest.approx(result["objective"], rel=1e-5)
 
 
@@ -179,6 +180,7 @@ def test_optimizer_forms_and_lr_scheduler():
                       scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5))
     trainer.fit(x, epochs=1)  # 4 steps: lr halves twice
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.25)
+    assert trainer.optimizers == {"main": trainer.optimizer} and trainer.scheduler is trainer.update.schedulers["main"]
 
 
 def test_device_auto_takes_cuda_only_when_present():
@@ -223,7 +225,7 @@ def test_trains_a_compiled_formula_with_a_warmup_schedule():
     trainer = fm.Trainer(elbo, maximize=True, lr=1e-2, batch_size=32, progress=False,
                          inputs={"beta": lambda step: min(1.0, step / 8)})
     history = trainer.fit({"x": x}, epochs=5, eval_data={"x": x})
-    assert set(terms) <= set(history) and all("eval/" + name in history for name in terms)
+    assert all("term/" + name in history and "eval/term/" + name in history for name in terms)
     assert history["eval/loss"][-1] < history["eval/loss"][0]
     assert trainer.scalar_values() == {"beta": 1.0}
 

@@ -1,15 +1,21 @@
-"""Checkpoints written atomically and read safely.
+"""Checkpoints written atomically, sealed with a digest, and read safely.
 
-A checkpoint is a plain dict of tensors, numbers and strings saved with `torch.save`. Writing goes to a temporary
-file in the same folder, which is then renamed over the target, so a crash never leaves half a checkpoint under
-the real name. Reading uses `torch.load(..., weights_only=True)`, so a file from elsewhere cannot run code; a file
-that is truncated, foreign or made for other networks raises `CheckpointError` before anything is loaded.
+A checkpoint is a plain dict of tensors, numbers and strings saved with `torch.save` (a zip archive that
+`torch.load` reads as usual). Its archive comment holds the SHA-256 of every byte before it, so one flipped bit
+or a cut-off file is refused (torch itself checks no CRC). Writing goes to a temporary file in the same folder,
+which is then renamed over the target, so a crash never leaves half a checkpoint under the real name; the
+temporary files of an earlier, killed save are removed by the next one. Reading uses
+`torch.load(..., weights_only=True)` on the verified bytes, so a file from elsewhere cannot run code.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import io
 import os
 import pickle
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -19,10 +25,14 @@ import torch
 
 from ..errors import FormulaError
 
-__all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "check_state_dict"]
+__all__ = ["CheckpointError", "FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "check_state_dict",
+           "seal", "unseal", "remove_stale_temporaries"]
 
 FORMAT = "formula.checkpoint"
-VERSION = 1
+VERSION = 2
+SEAL = b"formula-sha256:"  # the archive comment: this tag, then the hex SHA-256 of every byte before the comment
+_SEAL_LENGTH = len(SEAL) + 64
+_END = b"PK\x05\x06"  # a zip archive's end-of-central-directory record: 22 bytes, the comment's length last
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -40,11 +50,15 @@ def save_checkpoint(state: Mapping[str, Any], path: PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = seal(buffer.getvalue())
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a checkpoint gets the usual mode
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -62,10 +76,9 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one loses its directory
-        raise CheckpointError(f"{str(path)!r} is truncated or is not a torch checkpoint (not a complete zip archive)")
+    data = unseal(path.read_bytes(), str(path))
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = next((line for line in lines if "unsupported" in line.lower() or "WeightsUnpickler" in line),
@@ -88,6 +101,44 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
             f"this version of formula reads version {VERSION}"
         )
     return state
+
+
+def seal(data: bytes) -> bytes:
+    """A torch zip archive with the SHA-256 of its bytes (comment length included) as its archive comment."""
+    end = len(data) - 22
+    if end < 0 or data[end:end + 4] != _END or data[-2:] != b"\x00\x00":
+        raise CheckpointError("torch.save wrote an archive without a plain end record; cannot seal it")
+    head = data[:-2] + struct.pack("<H", _SEAL_LENGTH)
+    return head + SEAL + hashlib.sha256(head).hexdigest().encode("ascii")
+
+
+def unseal(data: bytes, name: str) -> bytes:
+    """The bytes of a sealed archive, after checking its digest; `CheckpointError` for anything else."""
+    end = len(data) - _SEAL_LENGTH - 22
+    head, comment = data[:-_SEAL_LENGTH], data[-_SEAL_LENGTH:]
+    sealed = end >= 0 and comment.startswith(SEAL) and data[end:end + 4] == _END \
+        and head[-2:] == struct.pack("<H", _SEAL_LENGTH)
+    if not sealed:
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            raise CheckpointError(
+                f"{name!r} is a torch file but not a formula checkpoint (no {SEAL.decode()} seal at its end): it "
+                "was written by something other than formula.Trainer.save (or by a formula older than format "
+                f"version {VERSION}), or it is damaged")
+        raise CheckpointError(f"{name!r} is truncated or is not a torch checkpoint (not a complete zip archive "
+                              "with a formula seal at its end)")
+    if hashlib.sha256(head).hexdigest().encode("ascii") != comment[len(SEAL):]:
+        raise CheckpointError(f"{name!r} is corrupt: its SHA-256 does not match the one stored when it was "
+                              "written (a changed or damaged file); nothing was loaded")
+    return data
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete `.NAME.*.tmp` files beside `path`, left by a save that was killed before its rename."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:  # gone already, or not ours to remove: the save goes on
+            pass
 
 
 def check_state_dict(module: torch.nn.Module, state: Mapping[str, Any], what: str) -> None:

@@ -6,11 +6,15 @@ in module globals, so two trainers in one process (or a user's own process group
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Optional
+from datetime import timedelta
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
+
+from ..errors import FormulaError, FormulaInputError
 
 __all__ = [
     "is_distributed",
@@ -25,7 +29,18 @@ __all__ = [
     "shard",
     "pick_device",
     "distributed_loader",
+    "collective",
+    "StalledRankError",
+    "DEFAULT_TIMEOUT",
 ]
+
+#: Seconds a collective operation (a step's all-reduce, a checkpoint's barrier) may wait for the other ranks
+#: before `StalledRankError`; gloo's and NCCL's own default is 30 minutes.
+DEFAULT_TIMEOUT = 600.0
+
+
+class StalledRankError(FormulaError):
+    """Under torchrun, another rank did not reach a collective operation within the trainer's `timeout=`."""
 
 
 def is_distributed() -> bool:
@@ -58,16 +73,36 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
-def init_from_env(device: torch.device) -> bool:
+def init_from_env(device: torch.device, timeout: float = DEFAULT_TIMEOUT) -> bool:
     """Start the process group `torchrun` asked for, once; True when this call started it.
 
-    The backend is NCCL for CUDA devices and gloo otherwise. A group the user started already is left alone.
+    The backend is NCCL for CUDA devices and gloo otherwise; `timeout` (seconds) bounds every collective
+    operation. A group the user started already is left alone (with the timeout it was started with).
     """
     if not launched_distributed() or not dist.is_available() or dist.is_initialized():
         return False
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend=backend, timeout=timedelta(seconds=float(timeout)))
     return True
+
+
+_STALLED = ("timed out", "timeout", "connection closed", "connection reset", "broken pipe", "peer")
+
+
+@contextlib.contextmanager
+def collective(what: str, timeout: float) -> Iterator[None]:
+    """Turn a collective operation that failed because another rank stalled or died into `StalledRankError`."""
+    try:
+        yield
+    except RuntimeError as err:
+        text = str(err).lower()
+        if not is_distributed() or not any(word in text for word in _STALLED):
+            raise
+        first = str(err).strip().splitlines()[0][:300]
+        raise StalledRankError(
+            f"rank {rank()} of {world_size()}: {what} did not complete: another rank stalled, crashed or left "
+            f"(the limit is timeout={timeout:g} s, set by Trainer(timeout=...)); torch.distributed said: {first}"
+        ) from None
 
 
 def barrier() -> None:
@@ -101,15 +136,41 @@ def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     return indices[rank:total:world_size]
 
 
+def available_devices() -> str:
+    """The device names this torch can use here, for messages."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return ", ".join(["auto", *names])
+
+
 def pick_device(requested: Optional[str | torch.device]) -> torch.device:
     """The device a trainer runs on: "auto" takes CUDA when present (this process's GPU under torchrun)."""
     if requested is None or str(requested) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank() % torch.cuda.device_count())
         return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and device.index is None and launched_distributed():
-        return torch.device("cuda", local_rank() % torch.cuda.device_count())
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError, ValueError):
+        hint = " (a GPU is device='cuda')" if str(requested).lower().startswith("gpu") else ""
+        raise FormulaInputError(f"device={requested!r} is not a torch device{hint}; available here: "
+                                f"{available_devices()}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FormulaInputError(f"device={requested!r}, but this torch ({torch.__version__}) sees no CUDA GPU; "
+                                    f"available here: {available_devices()} (device='auto' takes a GPU when "
+                                    "there is one)")
+        if device.index is None and launched_distributed():
+            return torch.device("cuda", local_rank() % torch.cuda.device_count())
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise FormulaInputError(f"device={requested!r}, but there are {torch.cuda.device_count()} GPUs; "
+                                    f"available here: {available_devices()}")
+    elif device.type == "mps" and "mps" not in available_devices():
+        raise FormulaInputError(f"device={requested!r} is not available here; available: {available_devices()}")
     return device
 
 

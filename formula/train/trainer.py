@@ -1,46 +1,41 @@
 """`Trainer`: fit a compiled objective to data, with a progress bar, a divergence guard and exact resumption.
 
-The trainer works with any `nn.Module` that keeps the objective protocol: `objective(**inputs)` gives per-example
-values, `objective.evaluate(**inputs)` gives them with every top-level term from one pass, `objective.inputs` names
-what a call needs. It minimises `-mean` (or `mean` with `maximize=False`), logs every term by its printed name,
-stops with `TrainingDivergedError` the step a term turns NaN/inf, and under `torchrun` trains with
+The trainer works with any `nn.Module` that keeps the objective protocol: `objective.evaluate(**inputs)` gives
+per-example values and every top-level term from one pass, `objective.inputs` names what a call needs. What one
+step does is an update rule's job (`formula.train.updates`; by default `SingleObjective`: minimise `-mean`, or
+`mean` with `maximize=False`, with one optimizer). The trainer feeds the batches and the scheduled inputs, logs
+`loss`, `objective` and `term/<name>` per epoch, stops with `TrainingDivergedError` the step a value or a gradient
+turns NaN/inf, saves checkpoints that resume bit-exactly at any step, and under `torchrun` trains with
 DistributedDataParallel without any change to the user's code.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+import sys
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed as ddp
+from .batches import TensorBatches, as_tensor_data, resumed_iterable
 from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
+from .interrupt import InterruptGuard
+from .state import check_fields, check_identity, declarations, one_line, restore_rng, rng_state
+from .updates import (EVAL, GRADIENT, LOSS, OBJECTIVE, OPTIMIZERS, TERM, SingleObjective, StepContext, UpdateRule,
+                      step_statistics)
 from ..errors import FormulaError, FormulaInputError
 
-__all__ = ["Trainer", "TrainingDivergedError", "OPTIMIZERS", "TensorBatches"]
-
-#: Optimizers a trainer builds from a name; any `torch.optim.Optimizer` class or factory works as well.
-OPTIMIZERS: Dict[str, type] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
-}
+__all__ = ["Trainer", "TrainingDivergedError", "OPTIMIZERS", "TensorBatches", "UpdateRule", "SingleObjective"]
 
 Scalar = Union[float, int, torch.Tensor, Callable[[int], float]]
-LOSS, OBJECTIVE = "loss", "objective"  # history keys besides the formula's own terms
-GRADIENT = "the gradient norm"  # what a divergence names when only the gradients are non-finite
-EVAL = "eval/"  # prefix of held-out entries in the history
+_RULE_OPTIONS = {"optimizer": "adam", "lr": 1e-3, "clip_grad_norm": None, "scheduler": None}
 
 
 class TrainingDivergedError(FormulaError):
-    """The loss or a term became NaN or infinite; `.term`, `.step` and `.statistics` say where and on what."""
+    """The loss, a term or the gradient became NaN or infinite; `.term`, `.step` and `.statistics` say where."""
 
     def __init__(self, message: str, term: str, step: int, statistics: Mapping[str, str]):
         self.term = term
@@ -60,48 +55,6 @@ class _Evaluate(nn.Module):
         return self.objective.evaluate(**inputs)
 
 
-@dataclass(frozen=True)
-class TensorBatches:
-    """Shuffled mini-batches of a dict of equal-length tensors, dealt to this rank as `DistributedSampler` would.
-
-    The order of epoch `e` depends only on `(seed, e)`, so a resumed run sees the same batches as a straight one,
-    and the k-th batches of all ranks together are the k-th batch of single-process training with
-    `batch_size * world_size`.
-    """
-
-    data: Mapping[str, torch.Tensor]
-    batch_size: int
-    shuffle: bool = True
-    seed: int = 0
-    drop_last: bool = False
-
-    @property
-    def size(self) -> int:
-        """Number of examples."""
-        return next(iter(self.data.values())).shape[0]
-
-    def order(self, epoch: int) -> torch.Tensor:
-        """Every example's index, in the order epoch `epoch` visits them (before sharding)."""
-        if not self.shuffle:
-            return torch.arange(self.size)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.size, generator=generator)
-
-    def epoch(self, epoch: int, rank: int = 0, world_size: int = 1, pad: bool = True) -> Iterator[Dict[str, torch.Tensor]]:
-        """This rank's batches for `epoch`; `pad=False` deals without repeating examples (for evaluation)."""
-        order = self.order(epoch)
-        mine = ddp.shard(order, rank, world_size) if pad else order[rank::world_size]
-        stop = len(mine) - len(mine) % self.batch_size if self.drop_last else len(mine)
-        for start in range(0, stop, self.batch_size):
-            index = mine[start : start + self.batch_size]
-            yield {name: tensor[index.to(tensor.device)] for name, tensor in self.data.items()}
-
-    def batches_per_epoch(self, world_size: int = 1) -> int:
-        """How many batches each rank takes per epoch."""
-        per_rank = -(-self.size // world_size)
-        return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
-
-
 class Trainer:
     """Fits an objective: `Trainer(elbo, maximize=True, optimizer="adam", lr=1e-3).fit(data, epochs=10)`.
 
@@ -110,14 +63,17 @@ class Trainer:
         maximize: ascend the formula (an ELBO) or descend it (a loss).
         optimizer: a name from `OPTIMIZERS`, an optimizer class, a factory `params -> Optimizer`, or an instance.
         lr: learning rate for a named optimizer or an optimizer class.
-        device: "auto" (CUDA when present, this process's GPU under torchrun), or any torch device.
+        device: "auto" (CUDA when present, this process's GPU under torchrun), "cpu", "cuda", "cuda:1", ...
         inputs: the formula's scalar inputs: numbers, 0-d tensors, or schedules `step -> float` (KL warm-up).
         batch_size: examples per step and process when `fit` is given a dict of tensors.
         clip_grad_norm: clip the gradients' global norm to this value each step (None: no clipping).
         scheduler: a factory `optimizer -> torch LR scheduler`, stepped after every optimizer step.
+        update: an `UpdateRule` that decides what a step does (it owns its optimizers; `optimizer`, `lr`,
+            `clip_grad_norm` and `scheduler` then belong to it and may not be given here).
         compile: run the objective through `torch.compile` (True, or a dict of `torch.compile` options).
         seed: seed of the data order for dicts of tensors (the sampling RNG is torch's, left to the user).
         progress: show a tqdm bar (on rank 0 only).
+        timeout: seconds a rank waits for the others under torchrun before `StalledRankError` (default 600).
         distributed_options: keyword arguments for DistributedDataParallel under torchrun (for instance
             `find_unused_parameters=True` for a formula that leaves some network out of a step).
     """
@@ -134,54 +90,65 @@ class Trainer:
         batch_size: int = 128,
         clip_grad_norm: Optional[float] = None,
         scheduler: Optional[Callable[[torch.optim.Optimizer], Any]] = None,
+        update: Optional[UpdateRule] = None,
         compile: Union[bool, Mapping[str, Any]] = False,
         seed: int = 0,
         progress: bool = True,
+        timeout: float = ddp.DEFAULT_TIMEOUT,
         distributed_options: Optional[Mapping[str, Any]] = None,
     ):
-        if not isinstance(objective, nn.Module) or not hasattr(objective, "evaluate"):
-            raise TypeError("Trainer needs a compiled objective (an nn.Module with .evaluate and .inputs), "
-                            f"got {type(objective).__name__}")
+        _check_objective(objective, update)
+        options = dict(optimizer=optimizer, lr=lr, clip_grad_norm=clip_grad_norm, scheduler=scheduler)
+        if update is not None:
+            _refuse_rule_options(options, update)
         self.objective = objective
         self.maximize = bool(maximize)
-        self.lr = float(lr)
         self.batch_size = int(batch_size)
-        self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
         self.seed = int(seed)
         self.progress = bool(progress)
-        self.inputs: Dict[str, Scalar] = dict(inputs or {})
-        unknown = [name for name in self.inputs if name not in tuple(objective.inputs)]
-        if unknown:
-            raise FormulaInputError(
-                f"Trainer(inputs=...) names {', '.join(map(repr, unknown))}, which the formula does not use; "
-                f"its inputs are: {', '.join(objective.inputs) or '(none)'}"
-            )
-        self.step = 0
-        self.epoch = 0
+        self.timeout = float(timeout)
+        self.inputs: Dict[str, Scalar] = _checked_inputs(inputs, objective)
+        self.step = 0  # update-rule steps taken
+        self.epoch = 0  # epochs completed
+        self.position = 0  # batches of the current epoch done
         self.history: Dict[str, List[float]] = {}
+        self.interrupted: Optional[str] = None  # the signal that stopped the last fit, if one did
+        self._epoch_sums: Dict[str, float] = {}
+        self._epoch_counts: Dict[str, float] = {}
+        self._epoch_rng: Optional[torch.Tensor] = None  # torch's RNG when the current epoch began
 
         self.device = ddp.pick_device(device)
-        ddp.init_from_env(self.device)
+        ddp.init_from_env(self.device, self.timeout)
         objective.to(self.device)
-        self._optimizer_spec = optimizer
-        self.optimizer = _build_optimizer(optimizer, objective, self.lr)
-        self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
-
-        self._module: nn.Module = _Evaluate(objective)
-        model: nn.Module = self._module
-        if ddp.is_distributed():
-            from torch.nn.parallel import DistributedDataParallel
-
-            options = dict(distributed_options or {})
-            if self.device.type == "cuda":
-                options.setdefault("device_ids", [self.device.index])
-            model = DistributedDataParallel(self._module, **options)
+        self.update = update if update is not None else SingleObjective(optimizer, lr, clip_grad_norm, scheduler)
+        self.update.setup(objective)
+        _check_rule(self.update)
         self._compile_options = dict(compile) if isinstance(compile, Mapping) else ({} if compile else None)
-        if self._compile_options is not None:
-            model = torch.compile(model, **self._compile_options)
-        self._model = model
+        self._module, self._model = _wrap(objective, self.device, distributed_options, self._compile_options)
 
-    # ------------------------------------------------------------------ inputs and batches
+    # ------------------------------------------------------------------ what it holds
+
+    @property
+    def optimizers(self) -> Dict[str, torch.optim.Optimizer]:
+        """The update rule's optimizers by name (`main` for the default rule)."""
+        return self.update.optimizers
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer, when the update rule has exactly one (else use `optimizers`)."""
+        if len(self.optimizers) != 1:
+            raise FormulaInputError(f"this trainer's update rule has {len(self.optimizers)} optimizers "
+                                    f"({', '.join(self.optimizers)}); use trainer.optimizers[name]")
+        return next(iter(self.optimizers.values()))
+
+    @property
+    def scheduler(self) -> Any:
+        """The LR scheduler, when the update rule has one (None when it has none)."""
+        schedulers = self.update.schedulers
+        if len(schedulers) > 1:
+            raise FormulaInputError(f"this trainer's update rule has {len(schedulers)} schedulers "
+                                    f"({', '.join(schedulers)}); use trainer.update.schedulers[name]")
+        return next(iter(schedulers.values()), None)
 
     @property
     def data_inputs(self) -> Tuple[str, ...]:
@@ -193,9 +160,11 @@ class Trainer:
         step = self.step if step is None else step
         return {name: _scalar_value(value, step) for name, value in self.inputs.items()}
 
+    # ------------------------------------------------------------------ inputs and batches
+
     def _as_inputs(self, batch: Any) -> Dict[str, torch.Tensor]:
         """A batch from the data, as the objective's named data inputs."""
-        if isinstance(batch, torch.Tensor):
+        if isinstance(batch, torch.Tensor) or _is_array(batch):
             batch = (batch,)
         if isinstance(batch, (tuple, list)):
             if len(batch) != 1 or len(self.data_inputs) != 1:
@@ -206,23 +175,8 @@ class Trainer:
             batch = {self.data_inputs[0]: batch[0]}
         if not isinstance(batch, Mapping):
             raise FormulaInputError(f"a batch must be a dict of tensors or a tensor, got {type(batch).__name__}")
-        unknown = [k for k in batch if k not in self.data_inputs]
-        missing = [k for k in self.data_inputs if k not in batch]
-        if unknown or missing:
-            parts = []
-            if missing:
-                parts.append(f"the data lacks {', '.join(map(repr, missing))}")
-            twice = [k for k in unknown if k in self.inputs]
-            if twice:
-                parts.append(f"{', '.join(map(repr, twice))} is given both in the data and in Trainer(inputs=...)")
-            unknown = [k for k in unknown if k not in self.inputs]
-            if unknown:
-                parts.append(f"{', '.join(map(repr, unknown))} in the data is not an input of the formula")
-            raise FormulaInputError(
-                "; ".join(parts) + f" (formula inputs: {', '.join(self.objective.inputs)}; "
-                f"given as scalars: {', '.join(self.inputs) or 'none'})"
-            )
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        _check_names(batch, self.data_inputs, self.inputs, self.objective.inputs)
+        return {k: _to_device(v, self.device) for k, v in batch.items()}
 
     def _call_inputs(self, batch: Any) -> Dict[str, Any]:
         """Data inputs of one batch plus every scalar input at the current step, on the trainer's device."""
@@ -236,154 +190,172 @@ class Trainer:
                 inputs[name] = torch.tensor(_scalar_value(value, self.step), dtype=dtype, device=self.device)
         return inputs
 
-    def _batches(self, data: Any, epoch: int, train: bool) -> Tuple[Iterable[Any], Optional[int], bool]:
-        """The batches this process takes from `data` in `epoch`, how many (None when unknown), and whether they
-        are this rank's share only (so that sums over them must be gathered from every rank)."""
-        if isinstance(data, torch.Tensor):
-            if len(self.data_inputs) != 1:
-                raise FormulaInputError(
-                    f"a bare tensor cannot be matched to the data inputs ({', '.join(self.data_inputs) or 'none'}); "
-                    "pass a dict keyed by input name"
-                )
-            data = {self.data_inputs[0]: data}
+    def _prepare(self, data: Any) -> Any:
+        """`fit`'s or `evaluate`'s data with numpy arrays converted and names checked, once, before any step."""
+        data = as_tensor_data(data, self.data_inputs)
         if isinstance(data, Mapping):
-            sizes = {k: v.shape[0] for k, v in data.items() if isinstance(v, torch.Tensor)}
-            if len(sizes) != len(data) or len(set(sizes.values())) != 1:
-                raise FormulaInputError(
-                    "a dict of data must hold tensors with the same first (batch) dimension; got "
-                    + ", ".join(f"{k}: {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
-                                for k, v in data.items())
-                )
-            self._as_inputs({k: v[:0] for k, v in data.items()})  # names checked before any step
-            batches = TensorBatches(data, self.batch_size, shuffle=train, seed=self.seed)
-            rank, world = ddp.rank(), ddp.world_size()
-            if train:
-                return batches.epoch(epoch, rank, world), batches.batches_per_epoch(world), world > 1
-            if batches.size < world:  # too few to split without a rank left empty: every rank takes all
-                rank, world = 0, 1
-            return batches.epoch(epoch, rank, world, pad=False), None, world > 1
-        loader = ddp.distributed_loader(data, epoch, self.seed) if train else data
+            self._as_inputs({k: v[:0] for k, v in data.items()})
+        return data
+
+    def _train_batches(self, data: Any) -> Tuple[Iterable[Any], Optional[int]]:
+        """This rank's remaining batches of the current epoch (from `position` on) and the epoch's batch count."""
+        if self.position == 0:
+            self._epoch_rng = torch.get_rng_state()
+        rank, world = ddp.rank(), ddp.world_size()
+        if isinstance(data, Mapping):
+            batches = TensorBatches(data, self.batch_size, shuffle=True, seed=self.seed)
+            return batches.epoch(self.epoch, rank, world, start=self.position), batches.batches_per_epoch(world)
+        loader = ddp.distributed_loader(data, self.epoch, self.seed)
         try:
             total = len(loader)
         except TypeError:
             total = None
-        return loader, total, train and loader is not data
+        return resumed_iterable(loader, self.position, self._epoch_rng), total
+
+    def _eval_batches(self, data: Any) -> Tuple[Iterable[Any], bool]:
+        """The batches this process evaluates, and whether they are this rank's share only (sums gathered)."""
+        if not isinstance(data, Mapping):
+            return data, False  # a DataLoader is evaluated whole on every process
+        batches = TensorBatches(data, self.batch_size, shuffle=False)
+        rank, world = ddp.rank(), ddp.world_size()
+        if batches.size < world:  # too few to split without a rank left empty: every rank takes all
+            rank, world = 0, 1
+        return batches.epoch(0, rank, world, pad=False), world > 1
 
     # ------------------------------------------------------------------ training
 
     def train_step(self, batch: Any) -> Dict[str, float]:
-        """One optimizer step on `batch`; returns the loss, the objective and every term (means over the batch)."""
+        """One step of the update rule on `batch`; returns its statistics (`loss`, `objective`, `term/<name>`)."""
         inputs = self._call_inputs(batch)
         self.objective.train()
-        values, terms = self._model(**inputs)
-        value = values.mean()
-        loss = -value if self.maximize else value
-        names = [LOSS, OBJECTIVE, *terms]
-        stats = torch.stack([loss.detach(), value.detach(), *(t.detach().float().mean() for t in terms.values())])
-        stats = ddp.all_reduce_sum(stats.float()) / ddp.world_size()  # every rank sees (and stops on) the same
-        host = dict(zip(names, stats.tolist()))
-        if not all(math.isfinite(v) for v in host.values()):
-            raise self._diverged(host, inputs)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip_grad_norm is not None:
-            norm = float(nn.utils.clip_grad_norm_(self.objective.parameters(), self.clip_grad_norm))
-            if not math.isfinite(norm):  # finite values, non-finite gradients: stop before the update
-                raise self._diverged({**host, GRADIENT: norm}, inputs)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
+        ctx = StepContext(inputs=inputs, step=self.step, maximize=self.maximize, evaluate=self._model,
+                          diverged=lambda stats: self._diverged(stats, inputs))
+        with ddp.collective(f"step {self.step}", self.timeout):
+            stats = self.update.step(ctx)
         self.step += 1
-        return host
+        return stats
 
-    def fit(self, data: Any, epochs: int = 1, *, eval_data: Any = None) -> Dict[str, List[float]]:
-        """Train for `epochs` more epochs over `data`; return the history of per-epoch means.
+    def fit(self, data: Any, epochs: int = 1, *, eval_data: Any = None, checkpoint: Any = None,
+            checkpoint_every: Optional[int] = None, checkpoint_on_interrupt: Any = None) -> Dict[str, List[float]]:
+        """Train for `epochs` more epochs over `data` (an epoch left unfinished by a resumed checkpoint counts as
+        one); return the history of per-epoch means.
 
-        `data` is a dict of equal-length tensors (batched by `batch_size`, reshuffled each epoch), a tensor (for a
-        formula with one data input), or a DataLoader / iterable yielding dicts, tensors or 1-tuples. Under torchrun
-        each process takes its own share. With `eval_data`, the held-out means are logged under `eval/<name>`.
+        `data` is a dict of equal-length tensors or numpy arrays (batched by `batch_size`, reshuffled each epoch),
+        a tensor (for a formula with one data input), or a DataLoader / iterable yielding dicts, tensors or
+        1-tuples. Under torchrun each process takes its own share. With `eval_data`, the held-out means are logged
+        under `eval/<key>`. `checkpoint=path` is written after every epoch and every `checkpoint_every` steps;
+        with `checkpoint_on_interrupt=path`, SIGINT/SIGTERM stops the fit after the current step, writes that
+        checkpoint and returns (`trainer.interrupted` names the signal).
         """
+        data = self._prepare(data)
+        eval_data = None if eval_data is None else self._prepare(eval_data)
         show = self.progress and ddp.is_main_process()
-        last = self.epoch + epochs
-        # One bar for the whole fit, updated by hand (a bar wrapping an iterable closes itself at its end).
+        self.interrupted = None
         bar = None
-        try:
-            for _ in range(epochs):
-                batches, total, _ = self._batches(data, self.epoch, train=True)
-                if bar is None:
-                    bar = tqdm(total=None if total is None else total * epochs, disable=not show,
-                               dynamic_ncols=True, unit="step")
-                bar.set_description(f"epoch {self.epoch + 1}/{last}", refresh=False)
-                sums: Dict[str, float] = {}
-                count = 0
-                for batch in batches:
-                    stats = self.train_step(batch)
-                    n = _batch_len(batch)
-                    for name, v in stats.items():
-                        sums[name] = sums.get(name, 0.0) + v * n
-                    count += n
-                    bar.set_postfix(_postfix(stats), refresh=False)
-                    bar.update(1)
-                means = {name: s / max(count, 1) for name, s in sums.items()}
-                if eval_data is not None:
-                    means.update({EVAL + k: v for k, v in self.evaluate(eval_data).items()})
-                bar.set_postfix(_postfix(means), refresh=True)  # the epoch's means stay on screen
-                for name, v in means.items():
-                    self.history.setdefault(name, []).append(v)
-                self.epoch += 1
-        finally:
-            if bar is not None:
-                bar.close()
+        with InterruptGuard(checkpoint_on_interrupt is not None) as guard:
+            try:
+                for _ in range(epochs):
+                    batches, total = self._train_batches(data)
+                    if bar is None:
+                        bar = tqdm(total=None if total is None else total * epochs - self.position,
+                                   disable=not show, dynamic_ncols=True, unit="step")
+                    bar.set_description(f"epoch {self.epoch + 1}/{self.epoch + epochs}", refresh=False)
+                    if not self._train_epoch(batches, bar, guard, checkpoint, checkpoint_every):
+                        self._stop(guard.received, checkpoint_on_interrupt, bar)
+                        break
+                    self._close_epoch(eval_data, bar)
+                    if checkpoint is not None:
+                        self.save(checkpoint)
+            finally:
+                if bar is not None:
+                    bar.close()
         return self.history
+
+    def _train_epoch(self, batches: Iterable[Any], bar: Any, guard: InterruptGuard, checkpoint: Any,
+                     every: Optional[int]) -> bool:
+        """Run the epoch's remaining batches; False when a signal stopped it (after a finished step)."""
+        for batch in batches:
+            stats = self.train_step(batch)
+            n = _batch_len(batch)
+            for name, v in stats.items():
+                self._epoch_sums[name] = self._epoch_sums.get(name, 0.0) + v * n
+                self._epoch_counts[name] = self._epoch_counts.get(name, 0) + n
+            self.position += 1
+            bar.set_postfix(_postfix(stats), refresh=False)
+            bar.update(1)
+            if checkpoint is not None and every and self.step % every == 0:
+                self.save(checkpoint)
+            if guard.requested(self.device):
+                return False
+        return True
+
+    def _close_epoch(self, eval_data: Any, bar: Any) -> None:
+        """The epoch's means (and held-out means) into the history; the next epoch starts at its first batch."""
+        means = {name: s / max(self._epoch_counts[name], 1) for name, s in self._epoch_sums.items()}
+        if eval_data is not None:
+            means.update({EVAL + k: v for k, v in self.evaluate(eval_data).items()})
+        bar.set_postfix(_postfix(means), refresh=True)  # the epoch's means stay on screen
+        for name, v in means.items():
+            self.history.setdefault(name, []).append(v)
+        self.epoch += 1
+        self.position = 0
+        self._epoch_sums, self._epoch_counts, self._epoch_rng = {}, {}, None
+
+    def _stop(self, signal_name: Optional[str], path: Any, bar: Any) -> None:
+        """After SIGINT/SIGTERM: write the checkpoint and say how to continue."""
+        self.interrupted = signal_name
+        self.save(path)
+        if ddp.is_main_process():
+            bar.write(f"stopped by {signal_name} after step {self.step} (epoch {self.epoch + 1}, batch "
+                      f"{self.position}); checkpoint written to {str(path)!r}: Trainer.load(path, objective) "
+                      "continues from here", file=sys.stderr)
 
     @torch.no_grad()
     def evaluate(self, data: Any) -> Dict[str, float]:
-        """Means of the loss, the objective and every term over `data`, without training (eval mode, no grad).
+        """Means of the loss, the objective and every term (`term/<name>`) over `data`, without training.
 
-        Scalar inputs take their value at the current step. Under torchrun a dict of tensors is split across the
-        processes and the means gathered; a DataLoader is evaluated whole on every process.
+        Eval mode and no gradients; scalar inputs take their value at the current step. Under torchrun a dict of
+        tensors is split across the processes and the means gathered; a DataLoader is evaluated whole by each.
         """
+        data = self._prepare(data)
         was_training = self.objective.training
         self.objective.eval()
         try:
-            batches, _, shared = self._batches(data, 0, train=False)
+            batches, shared = self._eval_batches(data)
             sums: Optional[torch.Tensor] = None
             names: List[str] = []
             for batch in batches:
-                inputs = self._call_inputs(batch)
-                values, terms = self._module(**inputs)
-                value = values.float().mean()
+                values, terms = self._module(**self._call_inputs(batch))
                 n = float(_batch_len(batch))
-                names = [LOSS, OBJECTIVE, *terms]
-                row = torch.stack([-value if self.maximize else value, value,
-                                   *(t.float().mean() for t in terms.values())]) * n
-                row = torch.cat([row, row.new_tensor([n])])
+                _, names, row = step_statistics(values, terms, self.maximize)
+                row = torch.cat([row * n, row.new_tensor([n])])
                 sums = row if sums is None else sums + row
         finally:
             self.objective.train(was_training)
         if sums is None:
             raise FormulaInputError("evaluate() was given no data")
         if shared:
-            sums = ddp.all_reduce_sum(sums)
+            with ddp.collective("evaluate()", self.timeout):
+                sums = ddp.all_reduce_sum(sums)
         totals = sums.tolist()
         return {name: s / totals[-1] for name, s in zip(names, totals[:-1])}
 
     def _diverged(self, stats: Mapping[str, float], inputs: Mapping[str, Any]) -> TrainingDivergedError:
-        """The error for a non-finite step: the first bad term by its printed name, the step, the inputs' stats."""
-        terms = [k for k in stats if k not in (LOSS, OBJECTIVE, GRADIENT)]
-        bad = next((k for k in terms if not math.isfinite(stats[k])), None)
-        if bad is not None:
-            term, what = bad, f"the term {bad} is {stats[bad]}"
-        elif not math.isfinite(stats[LOSS]):
-            term, what = LOSS, f"the loss is {stats[LOSS]}"
-        else:
-            term, what = GRADIENT, f"{GRADIENT} is {stats[GRADIENT]}"
+        """The error for a non-finite step: the first bad term by its printed name (else the loss, another
+        statistic of the rule, or the gradient), the step, and the statistics of the inputs."""
+        terms = [k for k in stats if k.startswith(TERM)]
+        others = [k for k in stats if k not in terms and k != GRADIENT]
+        bad = next((k for k in terms + others if not math.isfinite(stats[k])), GRADIENT)
+        term = bad[len(TERM):] if bad.startswith(TERM) else bad
+        what = f"the term {term} is {stats[bad]}" if bad in terms else f"{'the ' if bad == LOSS else ''}{bad} is " \
+            f"{stats[bad]}"
         statistics = {name: _describe(value) for name, value in inputs.items()}
         where = f"on rank {ddp.rank()} " if ddp.is_distributed() else ""
         lines = [
-            f"training diverged at step {self.step} (epoch {self.epoch + 1}): {what} (loss {stats[LOSS]})",
-            f"  formula: {_one_line(self.objective)}",
-            "  terms: " + ", ".join(f"{k} = {stats[k]:.6g}" for k in terms),
+            f"training diverged at step {self.step} (epoch {self.epoch + 1}): {what} (loss {stats.get(LOSS)}); "
+            "the parameters and the optimizer state are as they were before this step",
+            f"  formula: {one_line(self.objective)}",
+            "  terms: " + ", ".join(f"{k[len(TERM):]} = {stats[k]:.6g}" for k in terms),
             f"  inputs {where}at this step:",
             *(f"    {name}: {desc}" for name, desc in statistics.items()),
             "  try a smaller lr, clip_grad_norm=..., a KL warm-up, or check the data for NaN/inf",
@@ -393,131 +365,229 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> Dict[str, Any]:
-        """Everything a run needs to continue exactly: networks, optimizer, scheduler, step, history, RNG state."""
-        rng: Dict[str, Any] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        """Everything a run needs to continue exactly: networks, update rule (optimizers, schedulers), counters,
+        the position in the epoch and its running sums, history, RNG states, constant inputs and settings."""
+        rule = self.update
+        default = isinstance(rule, SingleObjective) and type(rule) is SingleObjective
         return {
-            "formula": _one_line(self.objective),
+            "formula": one_line(self.objective),
+            "declarations": declarations(self.objective),
             "objective": self.objective.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "optimizer_class": type(self.optimizer).__name__,
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "update": rule.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
+            "position": self.position,
+            "epoch_sums": dict(self._epoch_sums),
+            "epoch_counts": dict(self._epoch_counts),
             "history": {k: list(v) for k, v in self.history.items()},
-            "rng": rng,
+            "rng": {**rng_state(), "epoch": self._epoch_rng if self.position else None},
             "inputs": {name: _input_record(value) for name, value in self.inputs.items()},
             "config": {
                 "maximize": self.maximize,
-                "optimizer": self._optimizer_spec if isinstance(self._optimizer_spec, str) else None,
-                "lr": self.lr,
                 "batch_size": self.batch_size,
-                "clip_grad_norm": self.clip_grad_norm,
                 "seed": self.seed,
                 "compile": self._compile_options is not None,
+                "rule": type(rule).__name__,
+                "optimizer": rule.optimizer_spec if default and isinstance(rule.optimizer_spec, str) else None,
+                "lr": rule.lr if default else 0.0,
+                "clip_grad_norm": rule.clip_grad_norm if default else None,
+                "scheduler": bool(rule.schedulers),
             },
         }
 
     def save(self, path: Any) -> None:
         """Write a checkpoint atomically (rank 0 only under torchrun; the others wait until it is written).
 
-        Saved between `fit` calls, a run continues exactly after `Trainer.load`: the next epoch's batches, draws
-        and updates are the ones an uninterrupted run would have made (`fit` always starts a fresh epoch).
+        Saved at any step (between `fit` calls, by `fit(checkpoint=...)` or on an interrupt), a run continues
+        exactly after `Trainer.load`: the remaining batches, draws and updates are the ones an uninterrupted
+        run would have made.
         """
         if ddp.is_main_process():
             save_checkpoint(self.state_dict(), path)
-        ddp.barrier()
+        with ddp.collective(f"saving {str(path)!r}", self.timeout):
+            ddp.barrier()
+
+    def restore(self, path: Any, *, strict: bool = True) -> None:
+        """Continue the run saved at `path` in this trainer; on any `CheckpointError` nothing has changed.
+
+        Every part is checked first (digest, fields, formula and declarations unless `strict=False`, networks,
+        every optimizer and scheduler, RNG states), and only then is everything restored.
+        """
+        self._restore(load_checkpoint(path), str(path), strict)
 
     @classmethod
-    def load(cls, path: Any, objective: nn.Module, **options: Any) -> "Trainer":
+    def load(cls, path: Any, objective: nn.Module, *, strict: bool = True, **options: Any) -> "Trainer":
         """A trainer that continues the run saved at `path`, training `objective` (built as before the save).
 
         Settings come from the checkpoint; `options` override them (`device=`, `progress=`, ...) and must supply
-        what a file cannot hold: schedules given as functions, a custom optimizer, an LR scheduler. Nothing is
-        loaded unless all of it fits: a foreign or truncated file, or one for other networks, raises
-        `CheckpointError` and leaves `objective` as it was.
+        what a file cannot hold: schedules given as functions, a custom optimizer, an LR scheduler, a custom
+        update rule. Nothing is loaded unless all of it fits: a corrupt, truncated or foreign file, one for other
+        networks or (unless `strict=False`) another formula raises `CheckpointError` and leaves `objective` as
+        it was.
         """
         state = load_checkpoint(path)
+        where = str(path)
+        check_fields(state, where)
+        if strict:
+            check_identity(state, objective, where)
         check_state_dict(objective, state["objective"], "networks")
-        config = dict(state["config"])
-        config.pop("compile", None)
-        if config.get("optimizer") is None and "optimizer" not in options:
-            raise CheckpointError(
-                f"the run in {str(path)!r} used a custom optimizer ({state['optimizer_class']}); "
-                "pass optimizer=... to Trainer.load"
-            )
-        inputs = dict(options.pop("inputs", {}) or {})
-        for name, record in state["inputs"].items():
-            if name in inputs:
-                continue
-            if "value" not in record:
-                raise CheckpointError(
-                    f"the run in {str(path)!r} set the input {name!r} by a schedule, which a checkpoint cannot "
-                    f"hold; pass inputs={{{name!r}: ...}} to Trainer.load to continue it"
-                )
-            inputs[name] = record["value"]
-        if state["scheduler"] is not None and options.get("scheduler") is None:
-            raise CheckpointError(
-                f"the run in {str(path)!r} used a learning-rate scheduler; pass scheduler=... to Trainer.load"
-            )
-        config.update(options)
-        trainer = cls(objective, inputs=inputs, **config)
-        trainer._restore(state, str(path))
+        trainer = cls(objective, **_load_options(state, dict(options), where))
+        trainer._restore(state, where, strict)
         return trainer
 
-    def _restore(self, state: Mapping[str, Any], path: str) -> None:
-        """Load a checked checkpoint into this trainer: optimizer state first (it validates), then everything."""
-        same_optimizer = state["optimizer_class"] == type(self.optimizer).__name__
-        if same_optimizer:
-            saved = state["optimizer"]["param_groups"]
-            mine = self.optimizer.state_dict()["param_groups"]
-            if len(saved) != len(mine) or any(len(a["params"]) != len(b["params"]) for a, b in zip(saved, mine)):
-                raise CheckpointError(f"the optimizer state in {path!r} is for other parameters (nothing was loaded)")
-        else:
-            warnings.warn(
-                f"the checkpoint's optimizer is {state['optimizer_class']}, this trainer's is "
-                f"{type(self.optimizer).__name__}: its state starts afresh", stacklevel=3,
-            )
+    def _restore(self, state: Mapping[str, Any], path: str, strict: bool) -> None:
+        """Check every part of a loaded checkpoint against this trainer, then restore all of it."""
+        check_fields(state, path)
+        if strict:
+            check_identity(state, self.objective, path)
+        check_state_dict(self.objective, state["objective"], "networks")
+        self.update.check_state_dict(state["update"])
+        config = state["config"]
+        if state["position"] and (config["batch_size"], config["seed"]) != (self.batch_size, self.seed):
+            raise CheckpointError(f"the checkpoint {path!r} stopped inside an epoch with batch_size="
+                                  f"{config['batch_size']} and seed={config['seed']}; resume it with the same ones")
         self.objective.load_state_dict(state["objective"])
-        if same_optimizer:
-            self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
+        self.update.load_state_dict(state["update"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self._epoch_sums, self._epoch_counts = dict(state["epoch_sums"]), dict(state["epoch_counts"])
         self.history = {k: list(v) for k, v in state["history"].items()}
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available() \
-                and len(state["rng"]["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        restore_rng(state["rng"])
+        self._epoch_rng = state["rng"].get("epoch")
 
     def __repr__(self) -> str:
-        return (f"Trainer({_one_line(self.objective)!r}, maximize={self.maximize}, "
-                f"optimizer={type(self.optimizer).__name__}, lr={self.lr}, device={str(self.device)!r}, "
-                f"step={self.step}, epoch={self.epoch})")
+        return (f"Trainer({one_line(self.objective)!r}, maximize={self.maximize}, update={self.update.describe()}, "
+                f"device={str(self.device)!r}, step={self.step}, epoch={self.epoch})")
 
 
 # ---------------------------------------------------------------------- helpers
 
 
-def _build_optimizer(spec: Any, objective: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """An optimizer over the objective's parameters from a name, a class, a factory or an instance."""
-    params = [p for p in objective.parameters() if p.requires_grad]
-    if not params:
-        raise FormulaInputError("the objective has no trainable parameters: its distributions and functions "
-                                "have no networks or nn.Parameters to fit")
-    if isinstance(spec, torch.optim.Optimizer):
-        return spec
-    if isinstance(spec, str):
-        if spec.lower() not in OPTIMIZERS:
-            raise FormulaInputError(f"unknown optimizer {spec!r}; known: {', '.join(OPTIMIZERS)}")
-        return OPTIMIZERS[spec.lower()](params, lr=lr)
-    if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
-        return spec(params, lr=lr)
-    if callable(spec):
-        return spec(params)
-    raise TypeError(f"optimizer must be a name, an Optimizer class, a factory or an instance, got {spec!r}")
+def _check_objective(objective: Any, update: Optional[UpdateRule]) -> None:
+    """An objective keeps the protocol; a two-player one needs an explicit update rule."""
+    if not isinstance(objective, nn.Module) or not hasattr(objective, "evaluate"):
+        raise FormulaInputError("Trainer needs a compiled objective (an nn.Module with .evaluate and .inputs), "
+                                f"got {type(objective).__name__}")
+    players = tuple(getattr(objective, "players", ()) or ())
+    if players and update is None:
+        prefix = " ".join(f"\\{sense}_{{{','.join(who)}}}" for sense, who in players)
+        raise FormulaInputError(
+            f"the objective is a game ({prefix} ...), and two-player training is not implemented yet (issue 16): "
+            "the default update rule would ascend or descend the whole formula for every player. Pass "
+            "update=... with an UpdateRule (formula.train.updates) that updates each player on its own",
+            getattr(objective, "text", None), None)
+
+
+def _refuse_rule_options(options: Mapping[str, Any], update: Any) -> None:
+    """With `update=`, the optimizer settings belong to the rule; giving them to the trainer too is a mistake."""
+    if not isinstance(update, UpdateRule):
+        raise FormulaInputError(f"update= must be an UpdateRule (formula.train.updates), got {type(update).__name__}")
+    given = [k for k, v in options.items() if v is not _RULE_OPTIONS[k] and v != _RULE_OPTIONS[k]]
+    if given:
+        raise FormulaInputError(f"Trainer(update=...) takes its optimizers from the rule; {', '.join(given)} "
+                                f"would be ignored: give them to {type(update).__name__} instead")
+
+
+def _check_rule(rule: UpdateRule) -> None:
+    """After `setup`, a rule holds at least one optimizer, by name."""
+    optimizers = getattr(rule, "optimizers", None)
+    if not isinstance(optimizers, dict) or not optimizers or not all(
+            isinstance(o, torch.optim.Optimizer) for o in optimizers.values()):
+        raise FormulaInputError(f"{type(rule).__name__}.setup(objective) must fill self.optimizers with a dict "
+                                "name -> torch.optim.Optimizer (at least one)")
+
+
+def _checked_inputs(inputs: Optional[Mapping[str, Scalar]], objective: nn.Module) -> Dict[str, Scalar]:
+    """`Trainer(inputs=...)`, every name an input of the formula."""
+    inputs = dict(inputs or {})
+    unknown = [name for name in inputs if name not in tuple(objective.inputs)]
+    if unknown:
+        raise FormulaInputError(
+            f"Trainer(inputs=...) names {', '.join(map(repr, unknown))}, which the formula does not use; "
+            f"its inputs are: {', '.join(objective.inputs) or '(none)'}"
+        )
+    return inputs
+
+
+def _check_names(batch: Mapping[str, Any], data_inputs: Tuple[str, ...], scalars: Mapping[str, Any],
+                 inputs: Tuple[str, ...]) -> None:
+    """A batch names exactly the data inputs; the error says what is missing, extra or given twice."""
+    unknown = [k for k in batch if k not in data_inputs]
+    missing = [k for k in data_inputs if k not in batch]
+    if not unknown and not missing:
+        return
+    parts = []
+    if missing:
+        parts.append(f"the data lacks {', '.join(map(repr, missing))}")
+    twice = [k for k in unknown if k in scalars]
+    if twice:
+        parts.append(f"{', '.join(map(repr, twice))} is given both in the data and in Trainer(inputs=...)")
+    unknown = [k for k in unknown if k not in scalars]
+    if unknown:
+        parts.append(f"{', '.join(map(repr, unknown))} in the data is not an input of the formula")
+    raise FormulaInputError("; ".join(parts) + f" (formula inputs: {', '.join(inputs)}; "
+                            f"given as scalars: {', '.join(scalars) or 'none'})")
+
+
+def _is_array(value: Any) -> bool:
+    """A numpy array (checked without importing numpy)."""
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """A batch entry on the trainer's device (a numpy array becomes a tensor first)."""
+    if _is_array(value):
+        value = torch.from_numpy(value)
+    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+
+
+def _wrap(objective: nn.Module, device: torch.device, distributed_options: Optional[Mapping[str, Any]],
+          compile_options: Optional[Dict[str, Any]]) -> Tuple[nn.Module, nn.Module]:
+    """The module that evaluates the objective, and the one a training step calls (DDP, torch.compile)."""
+    module: nn.Module = _Evaluate(objective)
+    model: nn.Module = module
+    if ddp.is_distributed():
+        from torch.nn.parallel import DistributedDataParallel
+
+        options = dict(distributed_options or {})
+        if device.type == "cuda":
+            options.setdefault("device_ids", [device.index])
+        model = DistributedDataParallel(module, **options)
+    if compile_options is not None:
+        model = torch.compile(model, **compile_options)
+    return module, model
+
+
+def _load_options(state: Mapping[str, Any], options: Dict[str, Any], path: str) -> Dict[str, Any]:
+    """The Trainer arguments that continue a checkpoint: its settings, overridden by `options`; what a file
+    cannot hold (schedules, custom optimizers, schedulers, update rules) must be among `options`."""
+    config = dict(state["config"])
+    rule, has_scheduler = config.pop("rule"), config.pop("scheduler")
+    config.pop("compile")
+    rule_options = {k: config.pop(k) for k in ("optimizer", "lr", "clip_grad_norm")}
+    if "update" not in options:
+        if rule != SingleObjective.__name__:
+            raise CheckpointError(f"the run in {path!r} used the update rule {rule}; pass update=... to Trainer.load")
+        if rule_options["optimizer"] is None and "optimizer" not in options:
+            kind = state["update"].get("optimizer_classes", {}).get("main", "?")
+            raise CheckpointError(f"the run in {path!r} used a custom optimizer ({kind}); "
+                                  "pass optimizer=... to Trainer.load")
+        if has_scheduler and options.get("scheduler") is None:
+            raise CheckpointError(f"the run in {path!r} used a learning-rate scheduler; pass scheduler=... to "
+                                  "Trainer.load")
+        config.update({k: v for k, v in rule_options.items() if v is not None})
+    inputs = dict(options.pop("inputs", {}) or {})
+    for name, record in state["inputs"].items():
+        if name in inputs:
+            continue
+        if "value" not in record:
+            raise CheckpointError(
+                f"the run in {path!r} set the input {name!r} by a schedule, which a checkpoint cannot "
+                f"hold; pass inputs={{{name!r}: ...}} to Trainer.load to continue it"
+            )
+        inputs[name] = record["value"]
+    config.update(options)
+    config["inputs"] = inputs
+    return config
 
 
 def _scalar_value(value: Scalar, step: int) -> float:
@@ -548,8 +618,15 @@ def _batch_len(batch: Any) -> int:
 
 
 def _postfix(stats: Mapping[str, float]) -> Dict[str, str]:
-    """The progress bar's postfix: the loss and every term (held-out ones too) to four significant digits."""
-    return {name: f"{v:.4g}" for name, v in stats.items() if name not in (OBJECTIVE, EVAL + OBJECTIVE)}
+    """The progress bar's postfix: the loss and every term by its short name (`term/` dropped where no other key
+    has that name), held-out ones too, to four significant digits."""
+    shown: Dict[str, str] = {}
+    for name, v in stats.items():
+        if name in (OBJECTIVE, EVAL + OBJECTIVE):
+            continue
+        short = name.replace(TERM, "", 1)
+        shown[short if short == name or (short not in stats and short not in shown) else name] = f"{v:.4g}"
+    return shown
 
 
 def _describe(value: Any) -> str:
@@ -569,11 +646,3 @@ def _describe(value: Any) -> str:
         return f"shape {tuple(t.shape)}, {t.dtype}, all {t.numel()} values NaN/inf"
     return (f"shape {tuple(t.shape)}, {t.dtype}, min {ok.min().item():.4g}, max {ok.max().item():.4g}, "
             f"mean {ok.mean().item():.4g}, {bad} NaN/inf")
-
-
-def _one_line(objective: nn.Module) -> str:
-    """The formula as one line, for messages (sympy's pretty printing may span several lines)."""
-    text = getattr(objective, "text", None)
-    if isinstance(text, str):
-        return text
-    return " ".join(str(objective).split())
