@@ -128,7 +128,7 @@ def test_missing_and_misshaped_inputs():
         elbo(x=torch.zeros(3, 6), bta=1.0)
     with pytest.raises(fm.FormulaInputError, match=r"input x must be a tensor \[batch, \*event\], got float"):
         elbo(x=1.0, beta=1.0)
-    with pytest.raises(fm.FormulaInputError, match=r"evaluating the term .* failed with inputs x \[3, 5\]"):
+    with pytest.raises(fm.FormulaInputError, match=r"failed (with inputs|on) x \[3, 5\]"):
         elbo(x=torch.zeros(3, 5), beta=1.0)
 
 

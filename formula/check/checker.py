@@ -1,569 +1,300 @@
-"""Checking: resolve every distribution, function and variable of a parsed formula against the declared
-signatures (docs/language.md §2) and decide what is sampled, what is an input, and how each sum is evaluated.
+"""Checking: the parsed formula against the declared signatures (docs/language.md §2) -> the checked tree.
 
-Works on signatures alone (no networks), so `formula check` and `fm.compile` share it. The result, a `Checked`
-program, is immutable and cached per (text, signatures); the compiler turns it into a torch module.
+One walk over the objective, with a scope of what is drawn and which sum indices are bound, rewrites every reference
+into an explicit node of `formula.check.resolved` (an input, a draw, a density of declaration i, a call of function
+j, a sum evaluated in a given way) and collects the inputs a call must supply. Works on signatures alone (no
+networks, no torch), so `formula check` and `fm.compile` share it; the result is cached per (text, signatures).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, FrozenSet, Optional, Sequence, Tuple
 
-from ..lang import nodes as N
 from ..errors import FormulaCheckError
+from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text  # the ASCII spelling names inputs, terms and declarations
+from . import divergences as dv
+from . import resolved as R
+from .kinds import DeclKind
+from .resolver import Decl, Draws, Resolver, free_vars
+from .scope import Scope, shift_of
 
 # Explicit families the compiler evaluates (the parser knows more spellings); `I` in their arguments is the
 # identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.
 EXPLICIT_FAMILIES = frozenset({"Normal"})
 IDENTITY = N.Var("I")
-
-
-# --- declarations -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decl:
-    """A declared distribution or function, as far as checking needs it: its signature."""
-
-    index: int
-    name: str  # full declared name: "q", "p_B", "p_prior"
-    vars: Tuple[N.Var, ...]
-    given: Tuple[N.Var, ...]
-    kind: str = "dist"  # "dist", "data" (the empirical distribution of the batch) or "function"
-    text: str = ""
-
-    def __str__(self) -> str:
-        return self.text or self.name
-
-
-# --- resolution results -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One declared distribution bound to a use: the use's variable(s) and conditioning expressions, in the
-    declaration's order."""
-
-    decl: int
-    vars: Tuple[N.Expr, ...]
-    given: Tuple[N.Expr, ...]
-
-
-@dataclass(frozen=True)
-class Joint:
-    """A distribution as a product of bound factors, in sampling order (each factor's conditions are inputs or
-    drawn by an earlier factor)."""
-
-    factors: Tuple[Factor, ...]
-
-    @property
-    def vars(self) -> Tuple[N.Expr, ...]:
-        return tuple(v for f in self.factors for v in f.vars)
-
-
-@dataclass(frozen=True)
-class Draws:
-    """What an expectation samples: a joint and, for a sampling set `z_1,...,z_K ~ q`, the set variable."""
-
-    joint: Joint
-    set_var: Optional[N.Var] = None  # z_{1:K}: draws K at once along a new leading dimension
-    set_size: Optional[N.Expr] = None  # K
-
-
-@dataclass(frozen=True)
-class SumPlan:
-    """How a sum is evaluated: `vector` (over a sampling set's dimension or a discrete support) or `loop`."""
-
-    mode: str  # "loop", "vector" (draw set), "support" (enumerate a discrete variable)
-    set_var: Optional[N.Var] = None
-    support_decl: Optional[int] = None
-
-
-@dataclass(frozen=True)
-class Term:
-    """A top-level term of the objective: its printed name, its sign in the total, and its expression."""
-
-    name: str
-    sign: float
-    expr: N.Expr
+MAX_NESTED_LOOPS = 4  # step-by-step sums inside step-by-step sums cost T^depth: refuse deeper nesting
 
 
 @dataclass(frozen=True)
 class Checked:
-    """A formula resolved against signatures: everything the compiler needs, nothing tied to a network."""
+    """A formula resolved against signatures: the checked tree of each term, and what a call must supply."""
 
     text: str
     program: N.Program
     statement: N.Expr  # the statement holding the objective (a relation chain is kept for printing)
     objective: N.Expr
-    terms: Tuple[Term, ...]
+    terms: Tuple[R.Term, ...]
     decls: Tuple[Decl, ...]
-    densities: Dict[N.Dist, Joint]  # every density/log-density/KL/entropy argument
-    calls: Dict[N.Expr, int]  # function calls (Dist or Apply nodes) -> declaration index
-    draws: Dict[N.Expect, Draws]
-    sums: Dict[N.Expr, SumPlan]
     inputs: Tuple[str, ...]  # names a call must supply
     optional_inputs: Tuple[str, ...]  # names that may be supplied (T when it comes from the data)
     sequences: FrozenSet[str]  # inputs used as sequences [batch, T, ...]
-    latents: FrozenSet[str]  # base names of sampled variables
     data_inputs: FrozenSet[str]  # inputs that are arguments of distributions or functions: [batch, *event]
-    starts: Dict[str, int]  # `z_0` -> the declaration `p(z_0)` it is drawn from at first use
     players: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
-    def __hash__(self) -> int:  # dict fields: identity hash is enough, checks are cached by key
+    def __hash__(self) -> int:  # cached by key; identity is enough
         return id(self)
 
 
-# --- the checker ----------------------------------------------------------------------------------------
+class _Checker(Resolver):
+    """The walk: `visit(node, scope)` returns the checked node."""
 
-
-def _err(msg: str, text: str, node: Optional[N.Node]) -> FormulaCheckError:
-    span = node.span if node is not None else None
-    return FormulaCheckError(msg, text, (span.start, span.end) if span is not None else None)
-
-
-def _sig_text(d: N.Dist) -> str:
-    return var_text(d)
-
-
-def _bases(vs: Iterable[N.Expr]) -> Tuple[object, ...]:
-    """Base names by position (rule 4: without index, prime or decoration)."""
-    return tuple(v.name if isinstance(v, N.Var) else v for v in vs)
-
-
-class _Checker:
     def __init__(self, text: str, program: N.Program, decls: Sequence[Decl]):
-        self.text = text
-        self.program = program
-        self.decls = tuple(decls)
-        self.densities: Dict[N.Dist, Joint] = {}
-        self.calls: Dict[N.Expr, int] = {}
-        self.draws: Dict[N.Expect, Draws] = {}
-        self.sums: Dict[N.Expr, SumPlan] = {}
-        self.factorisations: List[Tuple[N.Dist, Tuple[N.Dist, ...], N.Node]] = []
+        super().__init__(text, program, decls)
         self.inputs: Dict[str, N.Node] = {}
         self.optional: Dict[str, N.Node] = {}
         self.sequences: set = set()
         self.latent_bases: set = set()
         self.data_inputs: set = set()
         self.in_family = False  # visiting an explicit family's arguments, where `I` is the identity
-        self.starts: Dict[str, int] = {}  # values before a time sum's start drawn from their declaration
-
-    # -- names --
-
-    def error(self, msg: str, node: Optional[N.Node]) -> FormulaCheckError:
-        return _err(msg, self.text, node)
-
-    def declared_list(self) -> str:
-        return ", ".join(str(d) for d in self.decls) or "nothing"
-
-    def candidates(self, dist: N.Dist, kinds=("dist", "data")) -> List[Decl]:
-        """Declarations of the use's name: the subscripted name if declared, else the bare name (rule 2)."""
-        names = [dist.full_name]
-        if dist.sub is not None:
-            names.append(dist.name)
-        for name in names:
-            found = [d for d in self.decls if d.name == name and d.kind in kinds]
-            if found:
-                return found
-        return []
-
-    def function_for(self, name: str, nargs: int) -> Optional[Decl]:
-        for d in self.decls:
-            if d.kind == "function" and d.name == name and len(d.vars) == nargs:
-                return d
-        return None
-
-    # -- resolution of a single use --
-
-    def match_factor(self, dist: N.Dist) -> Factor:
-        """Resolve a use with one variable to one declaration (rules 1, 2, 4)."""
-        cands = self.candidates(dist)
-        exact, by_base = [], []
-        for d in cands:
-            if len(d.vars) != len(dist.vars) or len(d.given) != len(dist.given):
-                continue
-            if d.vars == dist.vars and d.given == dist.given:
-                exact.append(d)
-            elif _bases(d.vars) == _bases(dist.vars) and _bases(d.given) == _bases(dist.given):
-                by_base.append(d)
-        if len(exact) == 1:
-            return Factor(exact[0].index, dist.vars, dist.given)
-        if len(exact) > 1 or len(by_base) > 1:
-            both = ", ".join(str(d) for d in (exact or by_base))
-            raise self.error(f"{_sig_text(dist)} matches more than one declaration: {both}", dist)
-        if by_base:
-            return Factor(by_base[0].index, dist.vars, dist.given)
-        raise self.error(f"no distribution {_sig_text(dist)} is declared; declared: {self.declared_list()}", dist)
-
-    def resolve(self, dist: N.Dist) -> Joint:
-        """Resolve a distribution use to a joint of declared factors (rules 1-4, factorisations, chain rule)."""
-        if dist in self.densities:
-            return self.densities[dist]
-        for arg in dist.vars + dist.given:
-            if not isinstance(arg, N.Var):
-                raise self.error(f"the arguments of {_sig_text(dist)} must be variables", arg)
-        if not dist.vars:
-            raise self.error(f"{_sig_text(dist)} needs its variables here (write e.g. q(z|x))", dist)
-        joint = self._resolve_uncached(dist)
-        self.densities[dist] = joint
-        return joint
-
-    def _resolve_uncached(self, dist: N.Dist) -> Joint:
-        # A declared joint or single-variable declaration first.
-        try:
-            return Joint((self.match_factor(dist),))
-        except FormulaCheckError as missing:
-            if len(dist.vars) == 1:
-                # A written factorisation of a one-variable distribution is unusual but allowed.
-                fact = self._from_factorisation(dist)
-                if fact is not None:
-                    return fact
-                raise missing
-        fact = self._from_factorisation(dist)
-        if fact is not None:
-            return fact
-        return self._chain_rule(dist)
-
-    def _from_factorisation(self, dist: N.Dist) -> Optional[Joint]:
-        for lhs, factors, _ in self.factorisations:
-            if lhs.full_name != dist.full_name and lhs.name != dist.name:
-                continue
-            if len(lhs.vars) != len(dist.vars) or len(lhs.given) != len(dist.given):
-                continue
-            if (lhs.vars, lhs.given) == (dist.vars, dist.given):
-                mapping = {}
-            elif _bases(lhs.vars) == _bases(dist.vars) and _bases(lhs.given) == _bases(dist.given):
-                mapping = dict(zip(lhs.vars + lhs.given, dist.vars + dist.given))
-            else:
-                continue
-            bound = [self.match_factor(_rename(f, mapping)) for f in factors]
-            return Joint(self._order(bound, dist, right_to_left=True))
-        return None
-
-    def _chain_rule(self, dist: N.Dist) -> Joint:
-        """Cover a joint with declared factors of the same name: each joint variable once, conditions within the
-        joint's variables and conditions (rule 3)."""
-        by_base = {v.name: v for v in dist.vars + dist.given}
-        allowed = set(by_base)
-        chosen: Dict[str, Decl] = {}
-        for v in dist.vars:
-            options = [
-                d for d in self.candidates(dist)
-                if len(d.vars) == 1 and d.vars[0].name == v.name and set(_bases(d.given)) <= allowed
-                and v.name not in _bases(d.given)
-            ]
-            exact = [d for d in options if d.vars[0] == v]
-            options = exact or options
-            if not options:
-                raise self.error(
-                    f"no declaration covers {var_text(v)} in {_sig_text(dist)}: declare the joint, its factors "
-                    f"(e.g. by the chain rule) or a factorisation line; declared: {self.declared_list()}",
-                    dist,
-                )
-            if len(options) > 1:
-                # Prefer the factor whose conditions use most of the joint (p(x|z) over p(x)).
-                options.sort(key=lambda d: -len(d.given))
-                if len(options[0].given) == len(options[1].given):
-                    both = ", ".join(str(d) for d in options)
-                    raise self.error(f"{var_text(v)} in {_sig_text(dist)} is covered by several declarations: {both}", dist)
-            chosen[v.name] = options[0]
-        factors = []
-        for v in dist.vars:
-            d = chosen[v.name]
-            factors.append(Factor(d.index, (v,), tuple(by_base[g.name] for g in d.given)))
-        return Joint(self._order(factors, dist, right_to_left=False))
-
-    def _order(self, factors: List[Factor], dist: N.Dist, right_to_left: bool) -> Tuple[Factor, ...]:
-        """Sampling order: a factor after those that draw its conditions; circular dependencies are an error."""
-        pending = list(reversed(factors)) if right_to_left else list(factors)
-        produced = {v for f in factors for v in f.vars}
-        done: set = set()
-        order: List[Factor] = []
-        while pending:
-            for f in pending:
-                if all(g not in produced or g in done for g in f.given):
-                    order.append(f)
-                    done.update(f.vars)
-                    pending.remove(f)
-                    break
-            else:
-                names = ", ".join(_sig_text(self._use(f)) for f in pending)
-                raise self.error(f"the factorisation of {_sig_text(dist)} is circular: {names}", dist)
-        return tuple(order)
-
-    def _use(self, f: Factor) -> N.Dist:
-        d = self.decls[f.decl]
-        name, _, sub = d.name.partition("_")
-        return N.Dist(name, f.vars, f.given, sub or None)
-
-    # -- statements --
-
-    def take_factorisations(self) -> N.Expr:
-        """Register every statement but the last as a factorisation; return the last."""
-        stmts = self.program.statements
-        for stmt in stmts[:-1]:
-            if not (isinstance(stmt, N.Relation) and stmt.ops == ("=",) and isinstance(stmt.members[0], N.Dist)):
-                raise self.error("only factorisations (p(x,z) = p(x|z) p(z)) may come before the objective", stmt)
-            lhs, rhs = stmt.members
-            factors = rhs.factors if isinstance(rhs, N.Mul) else (rhs,)
-            if not all(isinstance(f, N.Dist) for f in factors):
-                raise self.error("a factorisation's right side must be a product of distributions", rhs)
-            covered = [v for f in factors for v in f.vars]
-            if sorted(map(repr, covered)) != sorted(map(repr, lhs.vars)):
-                raise self.error(
-                    f"the factors cover {', '.join(map(var_text, covered)) or 'nothing'} but "
-                    f"{_sig_text(lhs)} is over {', '.join(map(var_text, lhs.vars))}",
-                    stmt,
-                )
-            allowed = set(lhs.vars) | set(lhs.given)
-            for f in factors:
-                for g in f.given:
-                    if g not in allowed:
-                        raise self.error(
-                            f"{_sig_text(f)} conditions on {var_text(g)}, which {_sig_text(lhs)} neither draws "
-                            "nor is given", f)
-            self.factorisations.append((lhs, factors, stmt))
-            # Validate order and resolution now, so a bad factorisation fails at its own line.
-            bound = [self.match_factor(f) for f in factors]
-            self._order(bound, lhs, right_to_left=True)
-        return stmts[-1]
-
-
-
-    # -- expectations --
-
-    def resolve_draws(self, e: N.Expect) -> Draws:
-        """What an expectation samples: its written sampling distributions (a product is sampled right to
-        left), or those of the named/any declaration that produce what the body needs (`E_q[f]`, `E[f]`)."""
-        if e in self.draws:
-            return self.draws[e]
-        over = e.over
-        if over is None or (len(over.dists) == 1 and isinstance(over.dists[0], N.Dist) and not over.dists[0].vars):
-            name = None if over is None else over.dists[0]
-            joint = self._infer(e, name)
-        else:
-            factors: List[Factor] = []
-            for d in reversed(over.dists):
-                if not isinstance(d, N.Dist):
-                    raise self.error("explicit families cannot be sampled from yet: declare the distribution", d)
-                factors.extend(self.resolve(d).factors)
-            joint = Joint(self._order(factors, over.dists[0], right_to_left=False))
-        draws = Draws(joint)
-        if over is not None and over.draws:
-            draws = self._sampling_set(e, joint)
-        self.draws[e] = draws
-        return draws
-
-    def _sampling_set(self, e: N.Expect, joint: Joint) -> Draws:
-        written = e.over.draws
-        if len(written) == 1 and len(joint.factors) == 1 and written[0].index and isinstance(written[0].index[-1], N.Range):
-            set_var = written[0]
-            rng = set_var.index[-1]
-            if not (isinstance(rng.lo, N.Num) and rng.lo.value == 1):
-                raise self.error("a sampling set must start at 1 (z_1,...,z_K)", set_var)
-            if set_var.name != joint.factors[0].vars[0].name:
-                raise self.error(
-                    f"the sampling set {var_text(set_var)} does not match the variable of "
-                    f"{_sig_text(self._use(joint.factors[0]))}", set_var)
-            f = joint.factors[0]
-            return Draws(Joint((Factor(f.decl, (set_var,), f.given),)), set_var, rng.hi)
-        if len(written) != len(joint.vars):
-            raise self.error(
-                f"{len(written)} variable(s) drawn from a distribution over {len(joint.vars)}", e.over)
-        rename = dict(zip(joint.vars, written))
-        factors = tuple(Factor(f.decl, tuple(rename[v] for v in f.vars), tuple(rename.get(g, g) for g in f.given))
-                        for f in joint.factors)
-        return Draws(Joint(factors))
-
-    def _infer(self, e: N.Expect, named: Optional[N.Dist]) -> Joint:
-        needed = _free_vars(e.body)
-        pool = self.candidates(named) if named is not None else [d for d in self.decls if d.kind == "dist"]
-        pool = [d for d in pool if len(d.vars) == 1]
-        factors = []
-        for v in dict.fromkeys(needed):
-            producers = [d for d in pool if d.vars[0].name == v.name]
-            if not producers:
-                continue
-            if len(producers) > 1:
-                listed = ", ".join(str(d) for d in producers)
-                where = f"E_{named.name}" if named is not None else "E"
-                raise self.error(f"{where}[...] is ambiguous: {var_text(v)} could be drawn from {listed}", e)
-            d = producers[0]
-            by_base = {u.name: u for u in needed}
-            factors.append(Factor(d.index, (v,), tuple(by_base.get(g.name, g) for g in d.given)))
-        if not factors:
-            what = f"no declared {named.name}(...)" if named is not None else "no declared distribution"
-            raise self.error(f"{what} produces a variable this expectation's body uses", e)
-        return Joint(self._order(factors, named or N.Dist("E"), right_to_left=False))
-
-    # -- the walk over the objective --
+        self.loops = 0  # depth of step-by-step sums around the node being visited
 
     def analyse(self, objective: N.Expr) -> None:
+        """Resolve every expectation's draws first: a variable drawn anywhere is a latent, never an input."""
         for node in objective.walk():
             if isinstance(node, N.Expect):
                 draws = self.resolve_draws(node)
                 for f in draws.joint.factors:
-                    if self.decls[f.decl].kind != "data":
+                    if self.decls[f.decl].kind is not DeclKind.DATA:
                         self.latent_bases.update(v.name for v in f.vars)
-        self.visit(objective, _Scope())
 
-    def visit(self, node: N.Node, scope: "_Scope") -> None:
+    def visit(self, node: N.Node, scope: Scope):
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
             raise self.error(f"{type(node).__name__} cannot be evaluated yet (it parses, and prints)", node)
-        method(node, scope)
+        return method(node, scope)
 
-    def visit_children(self, node: N.Node, scope: "_Scope") -> None:
-        for child in node.children():
-            self.visit(child, scope)
+    def rebuild(self, node: N.Node, scope: Scope):
+        """An arithmetic node with checked children (same type, same span)."""
+        changes = {}
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if f.name == "span":
+                continue
+            if isinstance(value, N.Node):
+                changes[f.name] = self.visit(value, scope)
+            elif isinstance(value, tuple) and any(isinstance(v, N.Node) for v in value):
+                changes[f.name] = tuple(self.visit(v, scope) if isinstance(v, N.Node) else v for v in value)
+        return dataclasses.replace(node, **changes) if changes else node
 
-    visit_Add = visit_Neg = visit_Mul = visit_Div = visit_Pow = visit_Norm = visit_StopGrad = visit_children
+    visit_Add = visit_Neg = visit_Mul = visit_Div = visit_Pow = visit_StopGrad = rebuild
+
+    def visit_Norm(self, node: N.Norm, scope):
+        if node.ord is not None and not isinstance(node.ord, N.Num):
+            raise self.error("a norm's order must be a number", node.ord)
+        return dataclasses.replace(node, arg=self.visit(node.arg, scope))
 
     def visit_Num(self, node, scope):
-        pass
+        return node
 
     def visit_Labeled(self, node, scope):
-        self.visit(node.body, scope)
+        return self.visit(node.body, scope)
 
     def visit_Optimize(self, node, scope):
-        self.visit(node.body, scope)
+        return self.visit(node.body, scope)
 
     def visit_Apply(self, node: N.Apply, scope):
         if node.fn == "sigmoid":
             fn = self.function_for("sigma", len(node.args))
             if fn is not None:
-                self.calls[node] = fn.index
-        self.visit_children(node, scope)
+                return R.Call(node, fn.index, tuple(self.visit(a, scope) for a in node.args))
+        return self.rebuild(node, scope)
 
-    def visit_Var(self, v: N.Var, scope: "_Scope") -> None:
-        if not (self.in_family and v == IDENTITY):
-            self.ref(v, scope, data=False)
+    def visit_Var(self, v: N.Var, scope: Scope):
+        if self.in_family and v == IDENTITY:
+            return N.Num(1.0)
+        return self.ref(v, scope, data=False)
+
+    def visit_Prod(self, node, scope):
+        raise self.error("products over an index are understood in factorisations only", node)
+
+    # -- declared names used as values --
+
+    def function_call(self, d: N.Dist, scope: Scope) -> Optional[R.Call]:
+        if d.given:
+            return None
+        fn = self.function_for(d.full_name, len(d.vars)) or (
+            self.function_for(d.name, len(d.vars)) if d.sub else None)
+        if fn is None:
+            return None
+        return R.Call(d, fn.index, tuple(self.ref(a, scope) for a in d.vars))
 
     def visit_Dist(self, d: N.Dist, scope):
-        if not d.given:
-            fn = self.function_for(d.full_name, len(d.vars)) or (
-                self.function_for(d.name, len(d.vars)) if d.sub else None)
-            if fn is not None:
-                self.calls[d] = fn.index
-                for a in d.vars:
-                    self.ref(a, scope)
-                return
+        return self.function_call(d, scope) or self.density(d, scope, integrated=False)
+
+    def density(self, d: N.Dist, scope: Scope, integrated: bool) -> R.Density:
+        """A use of a declared distribution: its variables are values (or integrated over), its conditions are
+        references."""
         joint = self.resolve(d)
+        inside = set(joint.vars) if integrated else set()
+        bounds = []
         for f in joint.factors:
-            for v in f.vars + f.given:
-                self.ref(v, scope)
+            values = tuple(None if integrated else self.ref(v, scope) for v in f.vars)
+            given = tuple(_INTEGRATED if g in inside else self.ref(g, scope) for g in f.given)
+            bounds.append(R.Bound(f, values, given))
+        return R.Density(d, tuple(bounds))
 
     def visit_LogDensity(self, node: N.LogDensity, scope):
         if isinstance(node.dist, N.Family):
-            fam = self.family(node.dist, scope)
-            if not fam.vars:
-                raise self.error("say what this density is of: \\mathcal{N}(x \\mid \\mu, \\sigma^2 I)", fam)
-            for v in fam.vars:
-                self.ref(v, scope)
-            return
-        self.visit_Dist(node.dist, scope)
+            fam = self.family(node.dist, scope, over=True)
+            return R.FamilyLogDensity(node, fam)
+        call = self.function_call(node.dist, scope)
+        if call is not None:  # `log D(x)` of a declared function D
+            return N.Apply("log", (call,), span=node.span)
+        return R.LogDensity(node, self.density(node.dist, scope, integrated=False))
 
-    def family(self, fam: N.Family, scope) -> N.Family:
+    def family(self, fam: N.Family, scope: Scope, over: bool) -> R.ExplicitFamily:
         """An explicit family (`\\mathcal{N}(0, I)`): known to the compiler, its parameters are references
-        (`I`, the identity, is not an input)."""
+        (`I`, the identity, is 1); `over` when it is a density of variables (`\\mathcal{N}(x | ...)`)."""
         if fam.family not in EXPLICIT_FAMILIES:
             raise self.error(f"explicit {fam.family} families are not evaluated yet (known: "
                              f"{', '.join(sorted(EXPLICIT_FAMILIES))}): declare the distribution", fam)
+        if over and len(fam.vars) != 1:
+            raise self.error("say what this density is of, one variable: \\mathcal{N}(x \\mid \\mu, \\sigma^2 I)"
+                             if not fam.vars else "an explicit family here is over one variable", fam)
+        for v in fam.vars:
+            if not isinstance(v, N.Var):
+                raise self.error("an explicit family is a density of a variable (write \\mathcal{N}(x \\mid ...))", v)
+        if len(fam.args) not in (1, 2):
+            raise self.error("a Normal family takes a mean and a variance: \\mathcal{N}(\\mu, \\sigma^2 I)", fam)
+        vars_ = tuple(self.ref(v, scope) for v in fam.vars)
         self.in_family = True
         try:
-            for arg in fam.args:
-                self.visit(arg, scope)
+            args = tuple(self.visit(a, scope) for a in fam.args)
         finally:
             self.in_family = False
-        return fam
+        return R.ExplicitFamily(fam, fam.family, vars_, args)
 
-    def _integrated(self, d: N.Expr, scope) -> Joint:
-        """A KL/entropy argument: its variables are integrated over, its conditions are references."""
-        if not isinstance(d, N.Dist):
-            raise self.error("explicit families inside KL/entropy are not evaluated yet: declare the distribution", d)
-        joint = self.resolve(d)
-        for f in joint.factors:
-            for g in f.given:
-                if g not in joint.vars:
-                    self.ref(g, scope)
-        return joint
+    # -- divergences and entropy --
 
     def visit_Divergence(self, node: N.Divergence, scope):
-        if isinstance(node.right, N.Family) and isinstance(node.left, N.Dist):
-            self._integrated(node.left, scope)
-            self.family(node.right, scope)
-            return
-        left = self._integrated(node.left, scope)
-        right = self._integrated(node.right, scope)
-        if _bases(left.vars) != _bases(right.vars) and sorted(map(repr, _bases(left.vars))) != sorted(
-                map(repr, _bases(right.vars))):
-            raise self.error(
-                f"{node.kind} between distributions over different variables: "
-                f"{', '.join(map(var_text, left.vars))} and {', '.join(map(var_text, right.vars))}", node)
+        spec = dv.spec_of(node.kind)
+        if spec is None:
+            raise self.error(f"the {node.kind} divergence parses, but no estimator for it is registered yet "
+                             f"(known: {dv.known()})", node)
+        left = self.divergence_side(node.left, spec.left, scope)
+        right = self.divergence_side(node.right, spec.right, scope)
+        if isinstance(left, R.Density) and isinstance(right, R.Density):
+            lv, rv = left.joint.vars, right.joint.vars
+            if _bases(lv) != _bases(rv) and sorted(map(repr, _bases(lv))) != sorted(map(repr, _bases(rv))):
+                raise self.error(f"{node.kind} between distributions over different variables: "
+                                 f"{', '.join(map(var_text, lv))} and {', '.join(map(var_text, rv))}", node)
+        return R.Divergence(node, spec.name, left, right)
+
+    def divergence_side(self, d: N.Expr, needs: dv.Needs, scope: Scope):
+        if isinstance(d, N.Family):
+            if not needs & dv.Needs.FAMILY:
+                raise self.error("an explicit family cannot be this argument: declare the distribution", d)
+            return self.family(d, scope, over=False)
+        if not isinstance(d, N.Dist):
+            raise self.error("a divergence's arguments are distributions (write KL(q(z|x) || p(z)))", d)
+        density = self.density(d, scope, integrated=True)
+        if needs == dv.Needs.DENSITY:
+            for b in density.factors:
+                if self.decls[b.decl].kind is DeclKind.DATA:
+                    raise self.error("the empirical distribution of the data has no density", d)
+        return density
 
     def visit_Entropy(self, node: N.Entropy, scope):
-        self._integrated(node.dist, scope)
+        if not isinstance(node.dist, N.Dist):
+            raise self.error("explicit families inside an entropy are not evaluated yet: declare the distribution",
+                             node.dist)
+        return R.Entropy(node, self.density(node.dist, scope, integrated=True))
 
-    def visit_Expect(self, e: N.Expect, scope: "_Scope"):
-        draws = self.draws[e]
+    # -- expectations --
+
+    def visit_Expect(self, e: N.Expect, scope: Scope):
+        draws: Draws = self.resolve_draws(e)
         inner = scope
+        steps = []
         for f in draws.joint.factors:
-            for g in f.given:
-                self.ref(g, inner)
-            if self.decls[f.decl].kind == "data":
-                for v in f.vars:
-                    self.ref(v, inner)
+            given = tuple(self.ref(g, inner) for g in f.given)
+            if self.decls[f.decl].kind is DeclKind.DATA:
+                values = tuple(self.ref(v, inner) for v in f.vars)
+                steps.append(R.Draw(R.Bound(f, values, given), data=True))
                 continue
+            if len(f.vars) != 1:
+                raise self.error("a declaration over several variables cannot be sampled from yet", f.vars[0])
+            size = None
+            if draws.set_var is not None and draws.set_var == f.vars[0]:
+                size = self.bound(draws.set_size, scope)
+            steps.append(R.Draw(R.Bound(f, (None,), given), set_size=size))
             inner = inner.drawing(f.vars)
         if draws.set_var is not None:
-            self.visit_bound(draws.set_size, scope)
             inner = inner.with_set(draws.set_var)
-        self.visit(e.body, inner)
+        return R.Expectation(e, tuple(steps), self.visit(e.body, inner))
 
-    def visit_bound(self, expr: Optional[N.Expr], scope, optional: bool = False):
+    # -- sums --
+
+    def bound(self, expr: Optional[N.Expr], scope: Scope, optional: bool = False):
+        """A sum's bound or a set size (numbers, sum indices and scalar inputs): its inputs are recorded, the
+        expression is kept as written (the compiler evaluates it with the indices bound at that point)."""
         if expr is None:
-            return
-        for v in _free_vars(expr):
+            return None
+        for v in free_vars(expr):
             if v.name not in scope.indices:
                 self.add_input(var_text(v), v, optional)
+        for node in expr.walk():
+            if not isinstance(node, (N.Num, N.Var, N.Add, N.Neg)) or (isinstance(node, N.Var) and node.index):
+                raise self.error("this bound cannot be evaluated (use numbers, sum indices and scalars)", node)
+        return expr
 
-    def visit_Sum(self, s, scope: "_Scope"):
+    def visit_Sum(self, s: N.Sum, scope: Scope):
         idx = s.index
         if s.lower is None and s.upper is None:
-            producer = self._support_of(s)
-            self.sums[s] = SumPlan("support", support_decl=producer)
-            inner = scope.enumerating(idx)
-            self.visit(s.body, inner)
-            return
+            return self.support_sum(s, scope)
+        if s.lower is None or s.upper is None:
+            raise self.error(f"a sum over {var_text(idx)} needs both bounds, \\sum_{{{var_text(idx)}=1}}^{{T}}, "
+                             "or none to enumerate a discrete variable", s)
         vector_set = self._vector_set(s, scope)
         if vector_set is not None:
-            self.sums[s] = SumPlan("vector", set_var=vector_set)
-            self.visit(s.body, scope.vectorising(idx.name))
-            return
-        self.sums[s] = SumPlan("loop")
-        self.visit_bound(s.lower, scope)
-        seq_before = set(self.sequences)
-        drawn_here = {v.name for e in s.body.walk() if isinstance(e, N.Expect)
-                      for f in self.draws[e].joint.factors for v in f.vars
-                      if v.index == (N.Var(idx.name),)}
-        self.visit(s.body, scope.looping(idx.name, s.lower, drawn_here))
-        derived = bool(self.sequences - seq_before) or bool(self.sequences)
-        self.visit_bound(s.upper, scope, optional=derived and isinstance(s.upper, N.Var))
+            return R.VectorSum(s, idx.name, vector_set, self.visit(s.body, scope.vectorising(idx.name)))
+        return self.loop_sum(s, scope)
 
-    visit_Prod = visit_Sum
-
-    def _support_of(self, s) -> int:
+    def support_sum(self, s: N.Sum, scope: Scope) -> R.SupportSum:
         for node in s.body.walk():
             d = node.dist if isinstance(node, N.LogDensity) else node
             if isinstance(d, N.Dist) and d.vars and d.vars[0] == s.index:
-                return self.resolve(d).factors[0].decl
+                for f in self.resolve(d).factors:
+                    if f.vars == (s.index,):
+                        given = tuple(self.ref(g, scope) for g in f.given)
+                        body = self.visit(s.body, scope.drawing((s.index,)))
+                        return R.SupportSum(s, s.index, R.Bound(f, (None,), given), body)
         raise self.error(
             f"a sum over {var_text(s.index)} without bounds enumerates the values of a discrete variable, but no "
             f"distribution over {var_text(s.index)} appears in it", s)
+
+    def loop_sum(self, s: N.Sum, scope: Scope) -> R.LoopSum:
+        idx = s.index
+        if self.loops >= MAX_NESTED_LOOPS:
+            raise self.error(f"more than {MAX_NESTED_LOOPS} step-by-step sums nested in each other: their cost "
+                             "multiplies (T^depth); write the inner sums outside", s)
+        lower = self.bound(s.lower, scope)
+        seq_before = set(self.sequences)
+        drawn_here = {v.name for e in s.body.walk() if isinstance(e, N.Expect)
+                      for f in self.resolve_draws(e).joint.factors for v in f.vars
+                      if v.index == (N.Var(idx.name),)}
+        self.loops += 1
+        try:
+            body = self.visit(s.body, scope.looping(idx.name, s.lower, drawn_here))
+        finally:
+            self.loops -= 1
+        derived = bool(self.sequences - seq_before) or bool(self.sequences)
+        upper = self.bound(s.upper, scope, optional=derived and isinstance(s.upper, N.Var))
+        return R.LoopSum(s, idx.name, lower, upper, body, tuple(sorted(self.sequences)))
 
     def _vector_set(self, s, scope) -> Optional[N.Var]:
         name = s.index.name
@@ -579,8 +310,8 @@ class _Checker:
             found = set_var
         rng = found.index[-1]
         if s.lower != rng.lo or s.upper != rng.hi:
-            raise self.error(
-                f"this sum runs over {var_text(s.index)} = {_bounds(s)}, but {var_text(found)} was drawn", s)
+            raise self.error(f"this sum runs over {var_text(s.index)} = {var_text(s.lower)}..{var_text(s.upper)}, "
+                             f"but {var_text(found)} was drawn", s)
         return found
 
     # -- variable references --
@@ -595,18 +326,17 @@ class _Checker:
             self.optional.pop(name, None)
             self.inputs.setdefault(name, node)
 
-    def ref(self, v: N.Expr, scope: "_Scope", data: bool = True) -> None:
-        """A variable whose value is needed here; `data` when it is an argument of a distribution."""
+    def ref(self, v: N.Expr, scope: Scope, data: bool = True):
+        """The checked reference of a variable whose value is needed here (`data`: an argument of a declaration)."""
         if not isinstance(v, N.Var):
-            self.visit(v, scope)
-            return
+            return self.visit(v, scope)
         if not v.index and v.name in scope.indices:
-            return
+            return R.IndexRef(v, v.name)
         if v in scope.drawn:
-            return
+            return R.DrawnRef(v, v)
         if v.name in scope.sets and len(v.index) == 1 and isinstance(v.index[0], N.Var) and (
                 v.index[0].name in scope.vector):
-            return
+            return R.DrawnRef(v, v)
         for item in v.index:
             if isinstance(item, N.Node):
                 for w in item.walk():
@@ -614,112 +344,50 @@ class _Checker:
                         self.add_input(var_text(w), w)
         loop = scope.loop_of(v)
         if loop is not None:
-            t, lower, shift, drawn_here = loop
-            if v.name in drawn_here and shift > 0:
-                # z_{t-1}: the previous step's draw; before the start, an input or a declared distribution.
-                if isinstance(lower, N.Num):
-                    for k in range(int(lower.value) - shift, int(lower.value)):
-                        start = N.Var(v.name, (N.Num(float(k)),), v.mark, v.primes)
-                        if not self._declared_exactly(start):
-                            self.add_input(var_text(start), v, data=data)
-                return
-            if v.name not in self.latent_bases:
-                self.sequences.add(var_text(v.base))
-                self.add_input(var_text(v.base), v, data=True)
-                return
+            return self.step_ref(v, loop, data)
         if v.name in self.latent_bases:
-            raise self.error(
-                f"{var_text(v)} is a sampled variable, but no enclosing expectation draws it here", v)
+            raise self.error(f"{var_text(v)} is a sampled variable, but no enclosing expectation draws it here", v)
+        if any(isinstance(i, (N.Range, N.Before)) for i in v.index):
+            self.add_input(var_text(v.base), v, data=True)
+            return R.SliceRef(v, var_text(v.base))
         self.add_input(var_text(v), v, data=data)
+        if v.index:
+            return R.StepRef(v, v, var_text(v.base))
+        return R.InputRef(v, var_text(v))
 
-    def _declared_exactly(self, v: N.Var) -> bool:
+    def step_ref(self, v: N.Var, loop, data: bool) -> R.StepRef:
+        _, lower, shift, drawn_here = loop
+        if v.name in drawn_here and shift > 0:
+            # z_{t-1}: the previous step's draw; before the start, an input or a declared distribution.
+            starts = []
+            if isinstance(lower, N.Num):
+                for k in range(int(lower.value) - shift, int(lower.value)):
+                    start = N.Var(v.name, (N.Num(float(k)),), v.mark, v.primes)
+                    decl = self._declared_start(start)
+                    if decl is None:
+                        self.add_input(var_text(start), v, data=data)
+                    else:
+                        starts.append((var_text(start), decl))
+            return R.StepRef(v, v, var_text(v.base), tuple(starts))
+        if v.name in self.latent_bases:
+            raise self.error(f"{var_text(v)} is a sampled variable, but no enclosing expectation draws it here", v)
+        self.sequences.add(var_text(v.base))
+        self.add_input(var_text(v.base), v, data=True)
+        return R.StepRef(v, v, var_text(v.base))
+
+    def _declared_start(self, v: N.Var) -> Optional[int]:
         """A distribution declared over exactly this variable with no conditions (`p(z_0)`): it is drawn."""
         for d in self.decls:
-            if d.kind == "dist" and d.vars == (v,) and not d.given:
-                self.starts[var_text(v)] = d.index
-                return True
-        return False
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """What is available at a point of the walk: drawn variables, sum indices and how they are bound."""
-
-    drawn: FrozenSet[N.Var] = frozenset()
-    indices: FrozenSet[str] = frozenset()
-    sets: Tuple = ()  # ((base name, set var), ...)
-    vector: FrozenSet[str] = frozenset()
-    loops: Tuple = ()  # ((index name, lower, frozenset of bases drawn per step), ...)
-
-    def __post_init__(self):
-        object.__setattr__(self, "sets", dict(self.sets) if not isinstance(self.sets, dict) else self.sets)
-
-    def drawing(self, vs) -> "_Scope":
-        return _Scope(self.drawn | set(vs), self.indices, tuple(self.sets.items()), self.vector, self.loops)
-
-    def with_set(self, set_var: N.Var) -> "_Scope":
-        sets = dict(self.sets)
-        sets[set_var.name] = set_var
-        return _Scope(self.drawn, self.indices, tuple(sets.items()), self.vector, self.loops)
-
-    def vectorising(self, name: str) -> "_Scope":
-        return _Scope(self.drawn, self.indices | {name}, tuple(self.sets.items()), self.vector | {name}, self.loops)
-
-    def enumerating(self, var: N.Var) -> "_Scope":
-        return _Scope(self.drawn | {var}, self.indices, tuple(self.sets.items()), self.vector, self.loops)
-
-    def looping(self, name: str, lower, drawn_here) -> "_Scope":
-        return _Scope(self.drawn, self.indices | {name}, tuple(self.sets.items()), self.vector,
-                      self.loops + ((name, lower, frozenset(drawn_here)),))
-
-    def loop_of(self, v: N.Var):
-        """For `z_t` or `z_{t-c}` inside a loop over t: (t, lower, c, bases drawn per step)."""
-        if len(v.index) != 1:
-            return None
-        shift = _shift(v.index[0])
-        if shift is None:
-            return None
-        name, c = shift
-        for t, lower, drawn_here in self.loops:
-            if t == name:
-                if v.name in drawn_here and c == 0:
-                    return None if v in self.drawn else (t, lower, 0, drawn_here)
-                return (t, lower, c, drawn_here)
+            if d.kind is DeclKind.DISTRIBUTION and d.vars == (v,) and not d.given:
+                return d.index
         return None
 
 
-def _shift(item) -> Optional[Tuple[str, int]]:
-    """`t` -> ("t", 0); `t-1` -> ("t", 1); anything else -> None."""
-    if isinstance(item, N.Var) and not item.index:
-        return item.name, 0
-    if isinstance(item, N.Add) and len(item.terms) == 2 and isinstance(item.terms[0], N.Var):
-        other = item.terms[1]
-        if isinstance(other, N.Neg) and isinstance(other.arg, N.Num) and other.arg.value == int(other.arg.value):
-            return item.terms[0].name, int(other.arg.value)
-    return None
+_INTEGRATED = None  # the reference of a condition drawn inside the same joint (integrated over with it)
 
 
-def _bounds(s) -> str:
-    return f"{var_text(s.lower)}..{var_text(s.upper)}"
-
-
-def _free_vars(expr: N.Node) -> List[N.Var]:
-    """Variables referenced in `expr`, in order of appearance (index symbols inside them are not separate)."""
-    out, stack = [], [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, N.Var):
-            out.append(node)
-            continue
-        stack.extend(reversed(list(node.children())))
-    return out
-
-
-def _rename(dist: N.Dist, mapping: Dict[N.Expr, N.Expr]) -> N.Dist:
-    if not mapping:
-        return dist
-    return N.Dist(dist.name, tuple(mapping.get(v, v) for v in dist.vars),
-                  tuple(mapping.get(v, v) for v in dist.given), dist.sub, dist.params)
+def _bases(vs):
+    return tuple(v.name if isinstance(v, N.Var) else v for v in vs)
 
 
 def objective_of(statement: N.Expr) -> N.Expr:
@@ -737,20 +405,24 @@ def objective_of(statement: N.Expr) -> N.Expr:
     return statement.members[-1]
 
 
-def split_terms(objective: N.Expr) -> Tuple[Term, ...]:
-    """Top-level terms with their signs; a term is named by its label or its ASCII spelling."""
+def split_terms(objective: N.Expr):
+    """Top-level terms with their signs: (name, sign, AST); a term is named by its label or its ASCII spelling, and
+    a name that repeats gets its position (`KL(q || p)`, `KL(q || p) [2]`)."""
     body = objective
     while isinstance(body, N.Optimize):
         body = body.body
     parts = body.terms if isinstance(body, N.Add) else (body,)
-    terms = []
+    terms, seen = [], {}
     for part in parts:
         sign = 1.0
         while isinstance(part, N.Neg):
             sign, part = -sign, part.arg
         name = var_text(part.label) if isinstance(part, N.Labeled) else var_text(part)
-        terms.append(Term(name, sign, part))
-    return tuple(terms)
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name} [{seen[name]}]"
+        terms.append((name, sign, part))
+    return terms
 
 
 def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
@@ -759,6 +431,8 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
     statement = checker.take_factorisations()
     objective = objective_of(statement)
     checker.analyse(objective)
+    terms = tuple(R.Term(name, sign, checker.visit(part, Scope()), part)
+                  for name, sign, part in split_terms(objective))
     players = []
     node = objective
     while isinstance(node, N.Optimize):
@@ -766,13 +440,9 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
         node = node.body
     optional = tuple(sorted(n for n in checker.optional if n not in checker.inputs))
     return Checked(
-        text=text, program=program, statement=statement, objective=objective, terms=split_terms(objective),
-        decls=tuple(decls), densities=dict(checker.densities), calls=dict(checker.calls),
-        draws=dict(checker.draws), sums=dict(checker.sums), inputs=tuple(sorted(checker.inputs)),
-        optional_inputs=optional, sequences=frozenset(checker.sequences),
-        latents=frozenset(checker.latent_bases), data_inputs=frozenset(checker.data_inputs),
-        starts=dict(checker.starts),
-        players=tuple(players),
+        text=text, program=program, statement=statement, objective=objective, terms=terms, decls=tuple(decls),
+        inputs=tuple(sorted(checker.inputs)), optional_inputs=optional, sequences=frozenset(checker.sequences),
+        data_inputs=frozenset(checker.data_inputs), players=tuple(players),
     )
 
 
@@ -784,9 +454,9 @@ def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
     decls = []
     for i, (sig, kind) in enumerate(signatures):
         node = parse_signature(sig)
-        decls.append(Decl(i, node.full_name, tuple(node.vars), tuple(node.given), kind, sig))
+        decls.append(Decl(i, node.full_name, tuple(node.vars), tuple(node.given), DeclKind.of(kind), sig))
     return check(text, parse(text), decls)
 
 
-__all__ = ["Decl", "Factor", "Joint", "Draws", "SumPlan", "Term", "Checked", "check", "check_text", "objective_of",
-           "split_terms", "var_text"]
+__all__ = ["Decl", "Checked", "check", "check_text", "objective_of", "split_terms", "var_text", "FormulaCheckError",
+           "EXPLICIT_FAMILIES", "IDENTITY"]

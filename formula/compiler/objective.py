@@ -1,65 +1,54 @@
 """`fm.compile`: text + declared distributions -> `Objective`, an nn.Module giving the per-example value.
 
-The plan (parse, check, closures) depends only on the text, the declared signatures and families and the
+The plan (parse, check, closures) depends only on the text, the declared signatures, their capabilities and the
 options, so it is cached and shared; an `Objective` binds a plan to the user's networks.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from ..check import resolved as R
+from ..check.kinds import DeclKind
+from ..errors import FormulaError, FormulaInputError
+from ..estimators import gradients
 from ..lang import nodes as N
-from ..check.checker import Checked, Decl, Term, check, var_text
-from .builder import Family, Fn, _Builder, _Ctx, family_of, kind_of
-from ..errors import FormulaCheckError, FormulaError, FormulaInputError
+from ..text.printing import to_ascii as var_text
+from .context import Ctx
+from .planning import Plan, make_plan
+from .registry import Options
+
+VALIDATE_FIRST = 3  # the first calls of an objective check parameters and data against their constraints,
+VALIDATE_EVERY = 100  # then one call in this many (validation is explicit, not torch's validate_args)
+BATCH_SIZE = "batch_size"  # the call input that sets the number of draws when no data input gives a batch
 
 
-@dataclass(frozen=True)
-class Plan:
-    """A checked formula with one closure per top-level term, and the text `explain()` shows."""
-
-    checked: Checked
-    terms: Tuple[Tuple[Term, Fn], ...]
-    explanation: str
-    data_inputs: FrozenSet[str]
-
-    def __hash__(self) -> int:
-        return id(self)
+def _capabilities(d) -> object:
+    try:
+        return d.capabilities
+    except (AttributeError, NotImplementedError):
+        return None
 
 
-@functools.lru_cache(maxsize=256)
-def _plan(text: str, signatures: Tuple[Tuple[N.Dist, str], ...], families: Tuple[Family, ...], samples: int,
-          analytic_kl: bool) -> Plan:
-    from ..lang.parser import parse
+def _kind(d) -> DeclKind:
+    return DeclKind.of(getattr(d, "kind", DeclKind.DISTRIBUTION))
 
-    decls = [Decl(i, sig.full_name, tuple(sig.vars), tuple(sig.given), kind, var_text(sig))
-             for i, (sig, kind) in enumerate(signatures)]
-    checked = check(text, parse(text), decls)
-    builder = _Builder(checked, families, samples, analytic_kl)
-    terms = []
-    for term in checked.terms:
-        builder.explain.add(0, f"term {'+' if term.sign > 0 else '-'} {term.name}")
-        builder.depth = 1
-        terms.append((term, builder.build(term.expr)))
-    lines = [f"objective: {N and var_text(checked.objective)}"]
-    lines.append(f"inputs: {', '.join(checked.inputs) or 'none'}"
-                 + (f" (optional: {', '.join(checked.optional_inputs)})" if checked.optional_inputs else ""))
-    lines.append(f"draws per example: {samples} (values averaged over draws)")
-    lines.extend(builder.explain.lines)
-    return Plan(checked, tuple(terms), "\n".join(lines), checked.data_inputs | checked.sequences)
+
+def _signature(d) -> N.Dist:
+    parsed = getattr(d, "parsed", None)
+    return parsed if isinstance(parsed, N.Dist) else d.signature
 
 
 def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, analytic_kl: bool = True,
-            compile: Any = False) -> "Objective":
+            gradient: Optional[str] = None, validate: bool = True, compile: Any = False) -> "Objective":
     """Compile an objective written as in the paper against the declared distributions and functions.
 
     `samples` is the number of independent draws per example for every expectation (values are averaged);
-    `analytic_kl=False` makes every KL a Monte Carlo estimate; `compile=True` (or a dict of options) runs each
-    call through `torch.compile` (inputs are still checked eagerly).
+    `analytic_kl=False` makes every KL a Monte Carlo estimate; `gradient` names a registered gradient estimator
+    used wherever it applies; `validate` checks parameters and data against their constraints on the first calls
+    and one call in a hundred after; `compile=True` (or a dict of options) runs each call through `torch.compile`.
     """
     if not isinstance(text, str):
         raise FormulaError(f"a formula is a string, got {type(text).__name__}")
@@ -70,10 +59,13 @@ def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, a
                                "fm.Function(...), ...)")
     if not isinstance(samples, int) or samples < 1:
         raise FormulaError(f"samples must be a positive integer, got {samples!r}")
-    signatures = tuple((d.signature, kind_of(d)) for d in decls)
-    families = tuple(family_of(d) for d in decls)
-    plan = _plan(text, signatures, families, samples, bool(analytic_kl))
-    objective = Objective(plan, decls, samples)
+    if gradient is not None and gradient not in gradients.known():
+        raise FormulaError(f"gradient={gradient!r} is not a registered estimator; known: "
+                           f"{', '.join(gradients.known())}")
+    signatures = tuple((_signature(d), _kind(d)) for d in decls)
+    capabilities = tuple(_capabilities(d) for d in decls)
+    plan = make_plan(text, signatures, capabilities, Options(samples, bool(analytic_kl), gradient))
+    objective = Objective(plan, decls, samples, bool(validate))
     if compile:
         options = dict(compile) if isinstance(compile, dict) else {}
         objective.__dict__["_compiled"] = torch.compile(objective._run, **options)
@@ -83,7 +75,7 @@ def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, a
 class Objective(torch.nn.Module):
     """A compiled objective: call it with the inputs to get the formula's value per example, shape [batch]."""
 
-    def __init__(self, plan: Plan, decls: Sequence[Any], samples: int):
+    def __init__(self, plan: Plan, decls: Sequence[Any], samples: int, validate: bool = True):
         super().__init__()
         # Built without nn.Module's per-attribute bookkeeping: a cached compile is a hot path (< 50 us).
         modules = torch.nn.ModuleList()
@@ -96,6 +88,8 @@ class Objective(torch.nn.Module):
         state["_pretty"] = None
         state["_last_inputs"] = None  # names and shapes of the last validated call
         state["_last_n"] = 0
+        state["_validate"] = validate
+        state["_calls"] = 0
 
     # -- what it is --
 
@@ -163,34 +157,34 @@ class Objective(torch.nn.Module):
     def evaluate(self, **inputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """The total and every top-level term from one pass: the same draws."""
         n = self._check_inputs(inputs)
+        validate = self._validate and self._due_for_validation()
         runner = self.__dict__.get("_compiled")
-        if runner is None:
-            return self._run(inputs, n)
+        if runner is None or validate:  # validation runs eagerly: data-dependent checks do not trace
+            return self._run(inputs, n, validate)
         try:
             return runner(inputs, n)
         except FormulaError:
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, ArithmeticError) as err:
             raise FormulaInputError(f"evaluating the compiled objective failed with inputs "
-                                    f"{_shapes(inputs)}: {str(err).splitlines()[0]}", self.text) from None
+                                    f"{_shapes(inputs)}: {_first_line(err)}{self._dtype_hint(inputs)}",
+                                    self.text) from None
 
-    def _run(self, inputs: Dict[str, Any], n: int) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    def _due_for_validation(self) -> bool:
+        calls = self.__dict__["_calls"] = self._calls + 1
+        return calls <= VALIDATE_FIRST or calls % VALIDATE_EVERY == 0
+
+    def _run(self, inputs: Dict[str, Any], n: int, validate: bool = False):
         plan = self._plan
         s = self._samples
         if s > 1:
             inputs = {k: _replicate(v, s, n) if k in plan.data_inputs or _per_example(v, n) else v
                       for k, v in inputs.items()}
-        ctx = _Ctx(self._decls, inputs, n * s, plan.checked.sequences)
+        ctx = Ctx(self._decls, inputs, n * s, validate)
         values: Dict[str, torch.Tensor] = {}
         total = None
         for term, fn in plan.terms:
-            try:
-                value = fn(ctx)
-            except FormulaError:
-                raise
-            except (RuntimeError, ValueError, IndexError, TypeError, ArithmeticError) as err:
-                raise FormulaInputError(f"evaluating the term {term.name} failed with inputs {_shapes(inputs)}: {err}",
-                                        plan.checked.text, _span(term.expr)) from None
+            value = self._term_value(term, fn, ctx, inputs)
             if not (torch.is_tensor(value) and value.shape == (n * s,)):
                 value = self._per_example_value(value, term, n * s, inputs)
             if s > 1:
@@ -202,20 +196,44 @@ class Objective(torch.nn.Module):
                 total = total + value if term.sign > 0 else total - value
         return total, values
 
-    def _per_example_value(self, value, term: Term, n: int, inputs) -> torch.Tensor:
+    def _term_value(self, term: R.Term, fn, ctx: Ctx, inputs):
+        try:
+            return fn(ctx)
+        except FormulaError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError, ArithmeticError) as err:
+            raise FormulaInputError(f"evaluating the term {term.name} failed with inputs {_shapes(inputs)}: "
+                                    f"{_first_line(err)}{self._dtype_hint(inputs)}", self.text,
+                                    _span(term.src)) from None
+
+    def _dtype_hint(self, inputs) -> str:
+        """When float inputs and parameters disagree in dtype, say so and what to do."""
+        params = {p.dtype for p in self.parameters() if p.is_floating_point()}
+        given = {k: v.dtype for k, v in inputs.items() if torch.is_tensor(v)}
+        odd = {k: d for k, d in given.items() if params and (d not in params and d.is_floating_point or
+                                                             (not d.is_floating_point and d != torch.bool))}
+        if not odd or not params:
+            return ""
+        want = ", ".join(sorted(str(d).replace("torch.", "") for d in params))
+        got = ", ".join(f"{k} is {str(d).replace('torch.', '')}" for k, d in odd.items())
+        return f" (the parameters are {want}; {got}: convert with .to({want.split(', ')[0]}) or .float())"
+
+    def _per_example_value(self, value, term: R.Term, n: int, inputs) -> torch.Tensor:
         if not torch.is_tensor(value):
             like = next((v for v in inputs.values() if torch.is_tensor(v) and v.is_floating_point()), None)
             if like is None:
                 raise FormulaInputError(f"the term {term.name} is a constant and no tensor input gives it a "
-                                        "device", self._plan.checked.text, _span(term.expr))
+                                        "device", self.text, _span(term.src))
             return torch.full((n,), float(value), dtype=like.dtype, device=like.device)
         if value.dim() == 0:
             return value.expand(n)
+        if value.dim() > 1 and value.shape[0] == n and value[0].numel() == 1:
+            return value.reshape(n)  # [batch, 1]: a function's per-example scalar
         if value.shape != (n,):
             raise FormulaInputError(
                 f"the term {term.name} has shape {list(value.shape)}, but a term must have one value per example "
                 f"([{n}]); check the event dimensions of the distributions and the shapes of the inputs",
-                self._plan.checked.text, _span(term.expr))
+                self.text, _span(term.src))
         return value
 
     def _check_inputs(self, inputs: Mapping[str, Any]) -> int:
@@ -261,13 +279,17 @@ class Objective(torch.nn.Module):
                 continue
             if not torch.is_tensor(v) and not isinstance(v, (int, float)):
                 raise FormulaInputError(f"input {k} must be a number or a tensor, got {type(v).__name__}")
+        if n is None and BATCH_SIZE in inputs:
+            n = inputs[BATCH_SIZE]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise FormulaInputError(f"{BATCH_SIZE} must be a positive integer, got {n!r}")
         if n is None:
             n = next((v.shape[0] for v in inputs.values() if torch.is_tensor(v) and v.dim() == 1), 1)
         return n
 
     def _extra_allowed(self, name: str) -> bool:
-        # A sequence may be passed whole where steps x_1, x_2 are inputs.
-        return any(k.startswith(name + "_") for k in self._plan.checked.inputs)
+        # A sequence may be passed whole where steps x_1, x_2 are inputs; `batch_size` sizes a call without data.
+        return name == BATCH_SIZE or any(k.startswith(name + "_") for k in self._plan.checked.inputs)
 
     def _expected(self, name: str) -> str:
         if name in self._plan.checked.sequences:
@@ -293,6 +315,11 @@ def _replicate(v, s: int, n: int):
 
 def _span(node: N.Node):
     return (node.span.start, node.span.end) if node.span is not None else None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 __all__ = ["compile", "Objective", "Plan"]

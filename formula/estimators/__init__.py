@@ -1,1 +1,8 @@
-"""How a value and its gradient are estimated: draws, score-function surrogates, closed-form and Monte Carlo KL."""
+"""How a value and its gradient are estimated: draw shapes, gradient estimators (pathwise, score function), closed
+forms. Each estimator is an object chosen once at compile time and named in the plan."""
+
+from .draws import per_example, sample_shape
+from .gradients import GradientEstimator, Reparameterised, ScoreFunction, choose, register_estimator, score_surrogate
+
+__all__ = ["GradientEstimator", "Reparameterised", "ScoreFunction", "choose", "register_estimator",
+           "score_surrogate", "sample_shape", "per_example"]

@@ -1,0 +1,135 @@
+"""Builders of densities: log-densities of declared joints and explicit families, and the log-space lowering of
+products, ratios and sums of densities (IWAE's log of a mean of ratios stays in log-sum-exp)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..check import resolved as R
+from ..check.kinds import DeclKind
+from ..lang import nodes as N
+from .registry import builds
+from .values import summed
+
+
+def factor_log_prob(bound: R.Bound, b):
+    """log q(value | conditions) of one bound factor."""
+    if b.declaration(bound.decl).kind is DeclKind.DATA:
+        raise b.error("the empirical distribution of the data has no density", bound.factor.vars[0])
+    caps = b.capabilities(bound.decl)
+    if not caps.has_density:
+        raise b.error(f"{b.signature(bound.factor)} has no density ({caps.label} can only be sampled)",
+                      bound.factor.vars[0])
+    cond = b.conditioned(bound)
+    (value,) = [b.build(v) for v in bound.values]
+    decl_index = bound.decl
+
+    def log_prob(ctx):
+        x, dist = value(ctx), cond(ctx)
+        if ctx.validate:
+            decl = ctx.decls[decl_index]
+            decl.validate_value(decl.var_names[0], x, dist)
+        return dist.log_prob(x)
+
+    return log_prob
+
+
+def log_density(density: R.Density, b):
+    return summed([factor_log_prob(f, b) for f in density.factors])
+
+
+@builds(R.Density)
+def build_density(node: R.Density, b):
+    log = log_density(node, b)
+    return lambda ctx: torch.exp(log(ctx))
+
+
+@builds(R.LogDensity)
+def build_log_density(node: R.LogDensity, b):
+    return log_density(node.density, b)
+
+
+@builds(R.Density, log=True)
+def build_log_of_density(node: R.Density, b):
+    return log_density(node, b)
+
+
+def family_maker(fam: R.ExplicitFamily, b):
+    """`\\mathcal{N}(\\mu, \\sigma^2 I)` as a closure (ctx, like, event_dims) -> torch distribution shaped like the
+    tensor `like`: the mean, and the variance (the identity `I` is 1), broadcast to it."""
+    mean = b.build(fam.args[0])
+    variance = b.build(fam.args[1]) if len(fam.args) == 2 else (lambda ctx: 1.0)
+
+    def make(ctx, like, event_dims):
+        loc = torch.zeros_like(like) + mean(ctx)
+        scale = torch.ones_like(like) * variance(ctx) ** 0.5
+        dist = torch.distributions.Normal(loc, scale, validate_args=False)
+        return torch.distributions.Independent(dist, event_dims, validate_args=False) if event_dims else dist
+
+    return make
+
+
+@builds(R.FamilyLogDensity)
+def build_family_log_density(node: R.FamilyLogDensity, b):
+    (value,) = [b.build(v) for v in node.family.vars]
+    make = family_maker(node.family, b)
+
+    def family_log_prob(ctx):
+        x = value(ctx)
+        return make(ctx, x, x.dim() - ctx.lead).log_prob(x)
+
+    return family_log_prob
+
+
+# --- log space ---------------------------------------------------------------------------------------------
+
+
+def log_of(node, b):
+    """log(node): in log space where the node allows, else the log of its value."""
+    logged = b.build_log(node)
+    if logged is not None:
+        return logged
+    inner = b.build(node)
+
+    def log(ctx):
+        x = inner(ctx)
+        return torch.log(x) if torch.is_tensor(x) else math.log(x)
+
+    return log
+
+
+@builds(N.Mul, log=True)
+def build_log_of_product(node: N.Mul, b):
+    return summed([log_of(f, b) for f in node.factors])
+
+
+@builds(N.Div, log=True)
+def build_log_of_ratio(node: N.Div, b):
+    a, c = log_of(node.num, b), log_of(node.den, b)
+    return lambda ctx: a(ctx) - c(ctx)
+
+
+@builds(N.Num, log=True)
+def build_log_of_number(node: N.Num, b):
+    if node.value <= 0:
+        raise b.error("the logarithm of a non-positive number", node)
+    value = math.log(node.value)
+    return lambda ctx: value
+
+
+@builds(N.Apply, log=True)
+def build_log_of_exp(node: N.Apply, b):
+    if node.fn == "exp" and len(node.args) == 1:
+        return b.build(node.args[0])
+    return None
+
+
+@builds(N.Pow, log=True)
+def build_log_of_power(node: N.Pow, b):
+    a, c = log_of(node.base, b), b.build(node.exp)
+    return lambda ctx: c(ctx) * a(ctx)
+
+
+__all__ = ["log_density", "factor_log_prob", "family_maker", "log_of"]

@@ -1,0 +1,112 @@
+"""Divergences by name, and the entropy. `register_divergence` declares what a divergence needs of its arguments
+(for the checker) and how it is estimated (a builder), in one registration: KL is the first entry, MMD, JS and
+Wasserstein are the next ones."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import torch
+
+from ..check import divergences as spec
+from ..check import resolved as R
+from ..check.divergences import Needs
+from ..estimators import closed_form
+from ..estimators.draws import sample_shape
+from ..text.printing import to_ascii as var_text
+from . import plan as P
+from .densities import family_maker
+from .registry import builds
+
+_DIVERGENCES: Dict[str, Callable] = {}
+
+
+def register_divergence(name: str, *, left: Needs = Needs.DENSITY | Needs.SAMPLES, right: Needs = Needs.DENSITY):
+    """Register the builder `(node: resolved.Divergence, b: BuildContext) -> closure` of divergence `name`, and
+    what its arguments must be: `Needs.DENSITY` (a log-density is evaluated), `Needs.SAMPLES` (it is drawn from),
+    `Needs.FAMILY` (an explicit family such as \\mathcal{N}(0, I) may be written)."""
+
+    def deco(fn):
+        spec.register_spec(name, left, right)
+        _DIVERGENCES[name.upper()] = fn
+        return fn
+
+    return deco
+
+
+@builds(R.Divergence)
+def build_divergence(node: R.Divergence, b):
+    builder = _DIVERGENCES.get(node.kind)
+    if builder is None:
+        raise b.error(f"the {node.kind} divergence has no registered estimator", node)
+    return builder(node, b)
+
+
+def _only_factor(density: R.Density, b, what: str) -> R.Bound:
+    if len(density.factors) != 1:
+        raise b.error(f"{what} between joints is not evaluated yet: write it as an expectation of log-ratios",
+                      density)
+    return density.factors[0]
+
+
+@register_divergence("KL", left=Needs.DENSITY | Needs.SAMPLES, right=Needs.DENSITY | Needs.FAMILY)
+def kl(node: R.Divergence, b):
+    """Closed form where torch (or formula.families.kl_rules) has one and `analytic_kl` allows; else Monte Carlo
+    with one draw per example from the left side, with the left family's gradient estimator."""
+    lf = _only_factor(node.left, b, "KL")
+    left, cl = b.conditioned(lf), b.capabilities(lf.decl)
+    if isinstance(node.right, R.ExplicitFamily):
+        right_family, label = torch.distributions.Normal, "Normal"
+        make = family_maker(node.right, b)
+        right = lambda ctx, p, like: make(ctx, like, len(p.event_shape))  # noqa: E731
+        right_text = var_text(node.right.src)
+    else:
+        rf = _only_factor(node.right, b, "KL")
+        cr, cond_r = b.capabilities(rf.decl), b.conditioned(rf)
+        right_family, label = cr.family, cr.label
+        right = lambda ctx, p, like: cond_r(ctx)  # noqa: E731
+        right_text = b.signature(rf.factor)
+    what = f"KL({b.signature(lf.factor)} || {right_text})"
+    if b.options.analytic_kl and cl.family is not None and right_family is not None and closed_form.kl_known(
+            cl.family, right_family):
+        b.note(P.ClosedFormStep(what, f"{cl.label} || {label}"))
+
+        def kl_closed(ctx):
+            p = left(ctx)
+            return closed_form.kl(p, right(ctx, p, p.mean))
+
+        return kl_closed
+    estimator = b.gradient_estimator(lf.decl)
+    reason = "analytic_kl=False" if not b.options.analytic_kl else "no closed form registered"
+    b.note(P.MonteCarloStep(what, f"one draw from {b.signature(lf.factor)} ({reason}; {estimator.label})"))
+
+    def kl_mc(ctx):
+        p = left(ctx)
+        z = estimator.draw(p, sample_shape(p, ctx.n))
+        log_p = p.log_prob(z)
+        return estimator.surrogate(log_p - right(ctx, p, z).log_prob(z), log_p)
+
+    return kl_mc
+
+
+@builds(R.Entropy)
+def build_entropy(node: R.Entropy, b):
+    f = _only_factor(node.density, b, "the entropy")
+    caps, cond = b.capabilities(f.decl), b.conditioned(f)
+    what = f"H[{b.signature(f.factor)}]"
+    if caps.family is not None and closed_form.entropy_known(caps.family):
+        b.note(P.ClosedFormStep(what, caps.label))
+        return lambda ctx: cond(ctx).entropy()
+    estimator = b.gradient_estimator(f.decl)
+    b.note(P.MonteCarloStep(what, "-log q at one draw"))
+
+    def entropy_mc(ctx):
+        d = cond(ctx)
+        z = estimator.draw(d, sample_shape(d, ctx.n))
+        log_q = d.log_prob(z)
+        return estimator.surrogate(-log_q, log_q)
+
+    return entropy_mc
+
+
+__all__ = ["register_divergence", "Needs"]

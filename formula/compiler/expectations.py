@@ -1,0 +1,106 @@
+"""Builder of expectations: draw each factor of the sampling distribution in order, then evaluate the body; a
+factor without pathwise gradients adds its estimator's surrogate (the score function) around the body's value."""
+
+from __future__ import annotations
+
+from ..check import resolved as R
+from ..estimators.draws import per_example, sample_shape
+from ..text.printing import to_ascii as var_text
+from . import plan as P
+from .context import VECTOR
+from .refs import index_fn, key_fn
+from .registry import builds
+
+
+def _over(e: R.Expectation) -> str:
+    over = e.src.over
+    if over is None:
+        return "E[...]"
+    return "E_{" + " ".join(var_text(d) for d in over.dists) + "}[...]"
+
+
+@builds(R.Expectation)
+def build_expectation(e: R.Expectation, b):
+    with b.step(P.ExpectationStep(_over(e))):
+        steps = [data_step(d, b) if d.data else draw_step(d, b) for d in e.draws]
+        body = b.build(e.body)
+    scored = any(s.scored for s in steps)
+    if not scored:
+        if len(steps) == 1:
+            (s,) = steps
+
+            def expect(ctx):
+                s(ctx)
+                return body(ctx)
+
+            return expect
+
+        def expect_n(ctx):
+            for s in steps:
+                s(ctx)
+            return body(ctx)
+
+        return expect_n
+    surrogates = [s.estimator for s in steps if s.scored]
+
+    def expect_scored(ctx):
+        log_q = None
+        for s in steps:
+            lq = s(ctx)
+            if lq is not None:
+                log_q = lq if log_q is None else log_q + lq
+        return surrogates[0].surrogate(body(ctx), log_q)
+
+    return expect_scored
+
+
+class _Step:
+    """A closure writing one factor's draw into the trace; returns log q of the draw when its estimator needs it."""
+
+    def __init__(self, fn, estimator=None):
+        self.fn, self.estimator = fn, estimator
+        self.scored = estimator is not None and estimator.needs_log_prob
+
+    def __call__(self, ctx):
+        return self.fn(ctx)
+
+
+def data_step(d: R.Draw, b) -> _Step:
+    var = d.var
+    b.note(P.DataStep(var_text(var), b.signature(d.bound.factor)))
+    (value,) = [b.build(v) for v in d.bound.values]
+    key_of = key_fn(var, b)
+
+    def data(ctx):
+        ctx.put(key_of(ctx), value(ctx))
+
+    return _Step(data)
+
+
+def draw_step(d: R.Draw, b) -> _Step:
+    var, i = d.var, d.bound.decl
+    caps = b.capabilities(i)
+    if not caps.can_sample:
+        raise b.error(f"{b.signature(d.bound.factor)} cannot be sampled from ({caps.label})", var)
+    estimator = b.gradient_estimator(i)
+    cond = b.conditioned(d.bound)
+    size = index_fn(d.set_size, b) if d.set_size is not None else None
+    b.note(P.DrawStep(var_text(var), b.signature(d.bound.factor), caps.label, estimator.label,
+                      var_text(d.set_size) if size else None))
+    if size is not None:
+        set_key = (var.name, (VECTOR,), var.mark, var.primes)
+        key_of = lambda ctx: set_key  # noqa: E731
+    else:
+        key_of = key_fn(var, b)
+    needs_log_q = estimator.needs_log_prob
+
+    def step(ctx):
+        dist = cond(ctx)
+        z = estimator.draw(dist, sample_shape(dist, ctx.n, int(size(ctx)) if size is not None else None))
+        ctx.put(key_of(ctx), z)
+        return per_example(dist.log_prob(z)) if needs_log_q else None
+
+    return _Step(step, estimator)
+
+
+__all__ = ["build_expectation"]

@@ -1,0 +1,67 @@
+"""Per-call memo of conditioned distributions and function calls.
+
+The key of a use is the declaration and, for each condition, what identifies its value within the call: the trace
+key and write version of a draw or sequence step, the value of a sum index, nothing for an input (fixed for the
+call). A condition that is a computed expression (`q(z | f(x))`) is not memoised.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional
+
+from ..check import resolved as R
+from ..lang import nodes as N
+from .context import Ctx, Fn
+from .refs import key_fn
+
+
+def keyer(ref, b) -> Optional[Callable[[Ctx], object]]:
+    """What identifies `ref`'s value in a call, or None when it cannot be told cheaply (no memo then)."""
+    if isinstance(ref, (R.InputRef, R.SliceRef)):
+        return lambda ctx: ()
+    if isinstance(ref, R.IndexRef):
+        name = ref.name
+        return lambda ctx: ("index", name, ctx.env.get(name))
+    if isinstance(ref, (R.DrawnRef, R.StepRef)):
+        key_of = key_fn(ref.var, b)
+
+        def drawn(ctx):
+            key = key_of(ctx)
+            return key, ctx.versions.get(key, 0)
+
+        return drawn
+    if isinstance(ref, N.Num):
+        return lambda ctx: ()
+    return None
+
+
+def memoised(tag, args: List, b, make: Callable[[Ctx, list], object]) -> Fn:
+    """A closure computing `make(ctx, values of args)` once per call and per distinct key of the arguments."""
+    lookups = [b.build(a) for a in args]
+    keyers = [keyer(a, b) for a in args]
+    if any(k is None for k in keyers):
+        return lambda ctx: make(ctx, [g(ctx) for g in lookups])
+
+    def memo(ctx):
+        values = [g(ctx) for g in lookups]  # first: a lookup may put a sequence step into the trace
+        key = (tag,) + tuple(k(ctx) for k in keyers)
+        out = ctx.memo.get(key)
+        if out is None:
+            out = ctx.memo[key] = make(ctx, values)
+        return out
+
+    return memo
+
+
+def conditioned(bound: R.Bound, b) -> Fn:
+    """Declaration `bound.decl` conditioned on its conditions' values, memoised per call."""
+    i = bound.decl
+
+    def make(ctx, values):
+        decl = ctx.decls[i]
+        return decl.condition(*values, validate=True) if ctx.validate else decl.condition(*values)
+
+    return memoised(("dist", i), list(bound.given), b, make)
+
+
+__all__ = ["conditioned", "memoised", "keyer"]

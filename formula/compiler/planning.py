@@ -1,0 +1,60 @@
+"""Text + signatures + capabilities + options -> a `Plan`: the checked tree built into one closure per term, and
+the plan steps `explain()` renders. Cached: a plan depends on nothing tied to a network."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import FrozenSet, Tuple
+
+from ..check import resolved as R
+from ..check.checker import Checked, check
+from ..check.kinds import DeclKind
+from ..check.resolver import Decl
+from ..lang import nodes as N
+from ..text.printing import to_ascii as var_text
+from . import densities, divergences, expectations, refs, sums, values  # noqa: F401  (register the builders)
+from . import plan as P
+from .context import Fn
+from .registry import BuildContext, Options
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked formula with one closure per top-level term, and the plan steps that explain it."""
+
+    checked: Checked
+    terms: Tuple[Tuple[R.Term, Fn], ...]
+    steps: Tuple[P.Step, ...]
+    header: Tuple[str, ...]
+    data_inputs: FrozenSet[str]
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    @property
+    def explanation(self) -> str:
+        return "\n".join(self.header + tuple(P.render(list(self.steps))))
+
+
+@functools.lru_cache(maxsize=256)
+def make_plan(text: str, signatures: Tuple[Tuple[N.Dist, DeclKind], ...], capabilities: tuple,
+              options: Options) -> Plan:
+    from ..lang.parser import parse
+
+    decls = [Decl(i, sig.full_name, tuple(sig.vars), tuple(sig.given), kind, var_text(sig))
+             for i, (sig, kind) in enumerate(signatures)]
+    checked = check(text, parse(text), decls)
+    b = BuildContext(checked, capabilities, options)
+    terms = []
+    for term in checked.terms:
+        with b.step(P.TermStep(term.sign, term.name)):
+            terms.append((term, b.build(term.expr)))
+    header = (f"objective: {var_text(checked.objective)}",
+              f"inputs: {', '.join(checked.inputs) or 'none'}"
+              + (f" (optional: {', '.join(checked.optional_inputs)})" if checked.optional_inputs else ""),
+              f"draws per example: {options.samples} (values averaged over draws)")
+    return Plan(checked, tuple(terms), tuple(b.steps), header, checked.data_inputs | checked.sequences)
+
+
+__all__ = ["Plan", "make_plan"]

@@ -1,0 +1,122 @@
+"""Builders of sums: over a sampling set's draws (vectorised), over a discrete support (enumerated), or step by
+step over an integer range (a Python loop whose draws see the previous steps)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..check import resolved as R
+from ..errors import FormulaInputError
+from ..lang import nodes as N
+from ..text.printing import to_ascii as var_text
+from . import plan as P
+from .context import VECTOR
+from .refs import as_int, index_fn, span_of
+from .registry import builds
+
+
+def _vector_sum(node: R.VectorSum, b, log_space: bool):
+    record = P.LogSumExpStep if log_space else P.VectorSumStep
+    with b.step(record(node.index, var_text(node.set_var))):
+        body = _body(node.body, b, log_space)
+    name = node.index
+
+    def vector_sum(ctx):
+        ctx.lead += 1
+        try:
+            value = ctx.bind(name, VECTOR, body)
+        finally:
+            ctx.lead -= 1
+        return torch.logsumexp(value, 0) if log_space else value.sum(0)
+
+    return vector_sum
+
+
+def _support_sum(node: R.SupportSum, b, log_space: bool):
+    i = node.bound.decl
+    caps = b.capabilities(i)
+    if not caps.enumerable:
+        raise b.error(f"a sum over {var_text(node.index)} without bounds enumerates its values, but "
+                      f"{b.declaration(i)} is not a discrete family with an enumerable support", node)
+    with b.step(P.EnumerationStep(var_text(node.index), str(b.declaration(i)), log_space)):
+        body = _body(node.body, b, log_space)
+    given = [b.build(g) for g in node.bound.given]
+    key = (node.index.name, (), node.index.mark, node.index.primes)
+
+    def support_sum(ctx):
+        values = ctx.decls[i].enumerate_support(*[g(ctx) for g in given], expand=True)
+        saved = ctx.trace.get(key)
+        ctx.put(key, values)
+        ctx.lead += 1
+        try:
+            value = body(ctx)
+        finally:
+            ctx.lead -= 1
+            ctx.drop(key, saved)
+        return torch.logsumexp(value, 0) if log_space else value.sum(0)
+
+    return support_sum
+
+
+def _body(node, b, log_space: bool):
+    if not log_space:
+        return b.build(node)
+    from .densities import log_of
+
+    return log_of(node, b)
+
+
+# A vectorised or enumerated sum has a value and a log-space form (log-sum-exp), from one builder each.
+for _type, _build in ((R.VectorSum, _vector_sum), (R.SupportSum, _support_sum)):
+    builds(_type)(lambda node, b, _build=_build: _build(node, b, False))
+    builds(_type, log=True)(lambda node, b, _build=_build: _build(node, b, True))
+
+
+@builds(R.LoopSum)
+def build_loop_sum(node: R.LoopSum, b):
+    lower, upper = index_fn(node.lower, b), upper_bound(node, b)
+    with b.step(P.LoopStep(node.index, var_text(node.lower), var_text(node.upper))):
+        body = b.build(node.body)
+    name, text, src = node.index, b.text, node.src
+
+    def loop_sum(ctx):
+        lo, hi = lower(ctx), upper(ctx)
+        if hi < lo:
+            raise FormulaInputError(f"this sum runs over {name} = {lo}..{hi}: an empty range", text, span_of(src))
+        acc = 0.0
+        for t in range(lo, hi + 1):
+            acc = acc + ctx.bind(name, t, body)
+        return acc
+
+    return loop_sum
+
+
+def upper_bound(node: R.LoopSum, b):
+    """An upper bound: an input scalar, or the length of a sequence input (`T` from `x_{1:T}`)."""
+    bound = node.upper
+    if not (isinstance(bound, N.Var) and not bound.index):
+        return index_fn(bound, b)
+    iname, sequences, text = var_text(bound), node.sequences, b.text
+
+    def upper(ctx):
+        if bound.name in ctx.env:
+            return ctx.env[bound.name]
+        if iname in ctx.inputs:
+            return _length(ctx, iname, bound, text)
+        for s in sequences:
+            seq = ctx.inputs.get(s)
+            if torch.is_tensor(seq) and seq.dim() >= 2:
+                return seq.shape[1]
+        raise FormulaInputError(f"no value for {iname}: pass {iname}=... or a sequence", text, span_of(bound))
+
+    return upper
+
+
+def _length(ctx, name, node, text) -> int:
+    value = as_int(ctx.inputs, name, node, text)
+    if value < 1:
+        raise FormulaInputError(f"{name} must be at least 1, got {value}", text, span_of(node))
+    return value
+
+
+__all__ = ["upper_bound"]

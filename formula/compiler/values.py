@@ -1,0 +1,167 @@
+"""Builders of values: numbers, arithmetic, norms, elementwise functions and calls of declared functions."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict
+
+import torch
+
+from ..check import resolved as R
+from ..errors import FormulaInputError
+from ..lang import nodes as N
+from .memo import memoised
+from .refs import span_of
+from .registry import builds
+
+
+@builds(N.Num)
+def build_num(node: N.Num, b):
+    value = node.value
+    return lambda ctx: value
+
+
+def summed(parts):
+    """The closure adding the values of `parts` (terms, log-densities, log-factors)."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        a, c = parts
+        return lambda ctx: a(ctx) + c(ctx)
+
+    def add(ctx):
+        acc = parts[0](ctx)
+        for p in parts[1:]:
+            acc = acc + p(ctx)
+        return acc
+
+    return add
+
+
+@builds(N.Add)
+def build_add(node: N.Add, b):
+    return summed([b.build(t) for t in node.terms])
+
+
+@builds(N.Neg)
+def build_neg(node: N.Neg, b):
+    a = b.build(node.arg)
+    return lambda ctx: -a(ctx)
+
+
+@builds(N.Mul)
+def build_mul(node: N.Mul, b):
+    parts = [b.build(t) for t in node.factors]
+
+    def mul(ctx):
+        acc = parts[0](ctx)
+        for p in parts[1:]:
+            acc = acc * p(ctx)
+        return acc
+
+    return mul
+
+
+@builds(N.Div)
+def build_div(node: N.Div, b):
+    a, c = b.build(node.num), b.build(node.den)
+    return lambda ctx: a(ctx) / c(ctx)
+
+
+@builds(N.Pow)
+def build_pow(node: N.Pow, b):
+    if isinstance(node.base, N.Norm) and isinstance(node.exp, N.Num) and node.exp.value == 2 and (
+            node.base.ord is None or node.base.ord == N.Num(2.0)):
+        a = b.build(node.base.arg)
+        return lambda ctx: _squared_norm(a(ctx), ctx.lead)
+    a, c = b.build(node.base), b.build(node.exp)
+    return lambda ctx: a(ctx) ** c(ctx)
+
+
+@builds(N.Norm)
+def build_norm(node: N.Norm, b):
+    a = b.build(node.arg)
+    order = float(node.ord.value) if isinstance(node.ord, N.Num) else 2.0
+
+    def norm(ctx):
+        x = a(ctx)
+        if not torch.is_tensor(x):
+            return abs(x)
+        if x.dim() <= ctx.lead:
+            return x.abs()
+        return torch.linalg.vector_norm(x.flatten(ctx.lead), ord=order, dim=-1)
+
+    return norm
+
+
+@builds(N.StopGrad)
+def build_stopgrad(node: N.StopGrad, b):
+    a = b.build(node.arg)
+    return lambda ctx: (lambda x: x.detach() if torch.is_tensor(x) else x)(a(ctx))
+
+
+def _squared_norm(x, lead: int):
+    if not torch.is_tensor(x) or x.dim() <= lead:
+        return x * x
+    return (x * x).flatten(lead).sum(-1)
+
+
+# --- elementwise functions -------------------------------------------------------------------------------
+
+_ON_TENSORS: Dict[str, Callable[..., torch.Tensor]] = {
+    "log": torch.log, "exp": torch.exp, "sqrt": torch.sqrt, "abs": torch.abs, "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh, "softplus": torch.nn.functional.softplus, "det": torch.linalg.det,
+    "transpose": lambda a: a.transpose(-1, -2),
+}
+
+# The same functions on Python numbers, for constant sub-expressions (no tensor is made on a default device).
+_ON_NUMBERS: Dict[str, Callable[[float], float]] = {
+    "log": math.log, "exp": math.exp, "sqrt": math.sqrt, "abs": abs,
+    "sigmoid": lambda v: 1.0 / (1.0 + math.exp(-v)), "tanh": math.tanh, "softplus": lambda v: math.log1p(math.exp(v)),
+}
+
+
+@builds(N.Apply)
+def build_apply(node: N.Apply, b):
+    if node.fn == "log" and len(node.args) == 1:
+        logged = b.build_log(node.args[0])
+        if logged is not None:
+            return logged
+    fn = _ON_TENSORS.get(node.fn)
+    if fn is None:
+        raise b.error(f"{node.fn} cannot be evaluated yet", node)
+    args = [b.build(a) for a in node.args]
+    if len(args) != 1:
+        return lambda ctx: fn(*[x(ctx) for x in args])
+    (a,) = args
+    on_numbers, text, name = _ON_NUMBERS.get(node.fn), b.text, node.fn
+
+    def apply(ctx):
+        x = a(ctx)
+        if torch.is_tensor(x):
+            return fn(x)
+        if on_numbers is None:
+            raise FormulaInputError(f"{name} needs a tensor argument", text, span_of(node))
+        try:
+            return on_numbers(x)
+        except (ValueError, OverflowError) as err:
+            raise FormulaInputError(f"{name}({x}) is not defined: {err}", text, span_of(node)) from None
+
+    return apply
+
+
+@builds(R.Call)
+def build_call(node: R.Call, b):
+    """A declared function on its arguments, memoised per call like a conditioned distribution."""
+    i = node.decl
+
+    def call(ctx, values):
+        out = ctx.decls[i](*values)
+        while torch.is_tensor(out) and out.dim() > ctx.lead and out.shape[-1] == 1:
+            out = out.squeeze(-1)
+        return out
+
+    return memoised(("call", i), list(node.args), b, call)
+
+
+__all__ = ["summed"]
