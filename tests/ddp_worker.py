@@ -1,13 +1,16 @@
 """Started by `torchrun --nproc_per_node=2` from test_ddp.py: trains under DDP and saves what each rank ends with.
 
-Usage: torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py OUT_DIR
+Usage: torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py OUT_DIR [stall]
 Writes OUT_DIR/rank{R}.pt with the parameters each objective reached on this rank, the history, and how many
-times this rank wrote a checkpoint.
+times this rank wrote a checkpoint. With `stall`, rank 1 sleeps past the trainer's 1-second timeout before its
+first step, and each rank writes OUT_DIR/stall{R}.txt with the error it got.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -18,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from toy_objectives import Autoencoder, GaussianVAE, binary_data, compiled_vae, parameters_vector  # noqa: E402
 
 import formula.train.trainer as training  # noqa: E402
+from formula.train.distributed import StalledRankError  # noqa: E402
 from formula.train.trainer import Trainer  # noqa: E402
 
 PER_RANK_BATCH = 8
@@ -60,5 +64,23 @@ def main(out: Path) -> None:
     dist.destroy_process_group()
 
 
+def stall(out: Path) -> None:
+    """Rank 1 stalls for longer than the timeout: rank 0's step must fail with an error naming its rank."""
+    torch.manual_seed(0)
+    trainer = Trainer(Autoencoder(), batch_size=PER_RANK_BATCH, progress=False, timeout=1)
+    if dist.get_rank() == 1:
+        time.sleep(4)
+    try:
+        trainer.fit({"x": binary_data(32)}, epochs=1)
+        message = "no error"
+    except StalledRankError as err:
+        message = str(err)
+    (out / f"stall{dist.get_rank()}.txt").write_text(message)
+    os._exit(0)  # the group is broken: no orderly shutdown
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[2:] == ["stall"]:
+        stall(Path(sys.argv[1]))
+    else:
+        main(Path(sys.argv[1]))

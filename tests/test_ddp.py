@@ -20,18 +20,23 @@ from formula.train.trainer import Trainer
 WORKER = Path(__file__).parent / "ddp_worker.py"
 
 
-@pytest.fixture(scope="module")
-def ranks(tmp_path_factory):
-    """Run the worker once under torchrun with 2 processes; the two ranks' results and the output folder."""
-    out = tmp_path_factory.mktemp("ddp")
+def _torchrun(out: Path, *args: str) -> None:
+    """Run the worker under torchrun with 2 gloo processes on CPU."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                               "MASTER_PORT")}
     env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on CPU even where a GPU exists
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out)],
-        capture_output=True, text=True, timeout=180, env=env,
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), str(out),
+         *args], capture_output=True, text=True, timeout=180, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """Run the worker once under torchrun with 2 processes; the two ranks' results and the output folder."""
+    out = tmp_path_factory.mktemp("ddp")
+    _torchrun(out)
     results = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
     return results, out
 
@@ -78,3 +83,14 @@ def test_only_rank_zero_writes_the_checkpoint(ranks):
     assert not any(k.startswith("module.") for k in state["objective"])  # the DDP wrapper is not saved
     saved = torch.cat([v.reshape(-1) for v in state["objective"].values()])
     assert torch.equal(saved, r0["vae"])
+
+
+@pytest.mark.slow
+def test_a_stalled_rank_is_a_clear_error_after_the_timeout(tmp_path):
+    """Rank 1 sleeps past Trainer(timeout=1): rank 0's step fails naming its rank and the setting, not after
+    gloo's 30 minutes; rank 1 then finds the group gone and says so too."""
+    _torchrun(tmp_path, "stall")
+    for rank in range(2):
+        message = (tmp_path / f"stall{rank}.txt").read_text()
+        assert message.startswith(f"rank {rank} of 2: step 0 did not complete: another rank stalled")
+        assert "timeout=1 s, set by Trainer(timeout=...)" in message
