@@ -15,7 +15,7 @@ import torch
 from . import distributed as ddp
 from ..errors import FormulaInputError
 
-__all__ = ["TensorBatches", "as_tensor_data", "resumed_iterable"]
+__all__ = ["TensorBatches", "as_tensor_data", "resumed_iterable", "is_array"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class TensorBatches:
 def as_tensor_data(data: Any, data_inputs: Tuple[str, ...]) -> Any:
     """`fit`'s data with numpy arrays made tensors (once) and a bare tensor named after the one data input;
     a DataLoader or other iterable is returned as it is."""
-    if _is_array(data):
+    if is_array(data):
         data = torch.from_numpy(data)
     if isinstance(data, torch.Tensor):
         if len(data_inputs) != 1:
@@ -74,7 +74,7 @@ def as_tensor_data(data: Any, data_inputs: Tuple[str, ...]) -> Any:
             )
         return {data_inputs[0]: data}
     if isinstance(data, Mapping):
-        data = {k: torch.from_numpy(v) if _is_array(v) else v for k, v in data.items()}
+        data = {k: torch.from_numpy(v) if is_array(v) else v for k, v in data.items()}
         sizes = {k: v.shape[0] for k, v in data.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
         if len(sizes) != len(data) or len(set(sizes.values())) != 1:
             raise FormulaInputError(
@@ -85,7 +85,7 @@ def as_tensor_data(data: Any, data_inputs: Tuple[str, ...]) -> Any:
     return data
 
 
-def _is_array(value: Any) -> bool:
+def is_array(value: Any) -> bool:
     """A numpy array (checked without importing numpy)."""
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 

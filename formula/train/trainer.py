@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed as ddp
-from .batches import TensorBatches, as_tensor_data, resumed_iterable
+from .batches import TensorBatches, as_tensor_data, is_array, resumed_iterable
 from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .interrupt import InterruptGuard
 from .state import check_fields, check_identity, declarations, one_line, restore_rng, rng_state
@@ -164,7 +164,7 @@ class Trainer:
 
     def _as_inputs(self, batch: Any) -> Dict[str, torch.Tensor]:
         """A batch from the data, as the objective's named data inputs."""
-        if isinstance(batch, torch.Tensor) or _is_array(batch):
+        if isinstance(batch, torch.Tensor) or is_array(batch):
             batch = (batch,)
         if isinstance(batch, (tuple, list)):
             if len(batch) != 1 or len(self.data_inputs) != 1:
@@ -528,14 +528,9 @@ def _check_names(batch: Mapping[str, Any], data_inputs: Tuple[str, ...], scalars
                             f"given as scalars: {', '.join(scalars) or 'none'})")
 
 
-def _is_array(value: Any) -> bool:
-    """A numpy array (checked without importing numpy)."""
-    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
-
-
 def _to_device(value: Any, device: torch.device) -> Any:
     """A batch entry on the trainer's device (a numpy array becomes a tensor first)."""
-    if _is_array(value):
+    if is_array(value):
         value = torch.from_numpy(value)
     return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
 
