@@ -12,7 +12,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "formula"
 
 #: The stages in pipeline order; a module may import its own stage and earlier ones only.
-STAGES = ["errors", "lang", "text", "check", "families", "estimators", "compiler", "train", "cli"]
+STAGES = ["errors", "lang", "text", "check", "families", "estimators", "compiler", "train", "extend", "cli"]
 TEXT_STAGES = {"errors", "lang", "text", "check"}
 
 
@@ -105,7 +105,7 @@ def test_text_layer_never_imports_torch_at_run_time():
     assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
 
 
-@pytest.mark.parametrize("stage", STAGES[1:-1])
+@pytest.mark.parametrize("stage", [s for s in STAGES[1:] if s not in ("extend", "cli")])
 def test_stage_folders_show_the_pipeline(stage):
     assert (ROOT / stage / "__init__.py").exists()
     doc = ast.get_docstring(ast.parse((ROOT / stage / "__init__.py").read_text()))

@@ -15,6 +15,7 @@ from typing import Dict, FrozenSet, Optional, Sequence, Tuple
 
 from ..errors import FormulaCheckError
 from ..lang import nodes as N
+from ..lang.suggest import did_you_mean, vocabulary
 from ..text.printing import to_ascii as var_text  # the ASCII spelling names inputs, terms and declarations
 from . import divergences as dv
 from . import resolved as R
@@ -72,6 +73,10 @@ class _Checker(Resolver):
                         self.latent_bases.update(v.name for v in f.vars)
 
     def visit(self, node: N.Node, scope: Scope):
+        """The checked form of `node`: a registered check first (`register_check`), else the built-in rule."""
+        extension = _CHECKS.get(type(node))
+        if extension is not None:
+            return extension(node, self, scope)
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
             raise self.error(f"{type(node).__name__} cannot be evaluated yet (it parses, and prints)", node)
@@ -228,6 +233,9 @@ class _Checker(Resolver):
                 continue
             if len(f.vars) != 1:
                 raise self.error("a declaration over several variables cannot be sampled from yet", f.vars[0])
+            if f.vars[0] in inner.drawn:
+                raise self.error(f"{var_text(f.vars[0])} is already drawn by an enclosing expectation; a second "
+                                 f"draw needs its own name (e.g. {var_text(f.vars[0])}')", e)
             size = None
             if draws.set_var is not None and draws.set_var == f.vars[0]:
                 size = self.bound(draws.set_size, scope)
@@ -355,6 +363,17 @@ class _Checker(Resolver):
             return R.StepRef(v, v, var_text(v.base))
         return R.InputRef(v, var_text(v))
 
+    def refuse_typos(self) -> None:
+        """A scalar input one edit away from a keyword or a declared name (`lg`, `Log`, `KL_`) is a typo that
+        would silently change the formula's meaning: an error that says what was probably meant."""
+        declared = [d.name for d in self.decls]
+        for name, node in self.inputs.items():
+            if name in self.data_inputs or name in declared:
+                continue
+            meant = did_you_mean(name, vocabulary() + declared)
+            if meant is not None:
+                raise self.error(f"{name} is not declared and would be an input; did you mean {meant}?", node)
+
     def step_ref(self, v: N.Var, loop, data: bool) -> R.StepRef:
         _, lower, shift, drawn_here = loop
         if v.name in drawn_here and shift > 0:
@@ -384,6 +403,22 @@ class _Checker(Resolver):
 
 
 _INTEGRATED = None  # the reference of a condition drawn inside the same joint (integrated over with it)
+
+_CHECKS: Dict[type, object] = {}
+
+
+def register_check(*types: type):
+    """Register `fn(node, checker, scope) -> checked node` for AST node types: how a construct the built-in checker
+    does not know (or one to override) is checked. `checker.visit(child, scope)` checks a child, `checker.ref(var,
+    scope)` resolves a variable, `checker.error(message, node)` raises with a caret; pair it with a compiler
+    builder for the checked node it returns (`formula.compiler.registry.builds`)."""
+
+    def deco(fn):
+        for t in types:
+            _CHECKS[t] = fn
+        return fn
+
+    return deco
 
 
 def _bases(vs):
@@ -438,6 +473,7 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
     while isinstance(node, N.Optimize):
         players.append((node.sense, tuple(var_text(v) for v in node.over)))
         node = node.body
+    checker.refuse_typos()
     optional = tuple(sorted(n for n in checker.optional if n not in checker.inputs))
     return Checked(
         text=text, program=program, statement=statement, objective=objective, terms=terms, decls=tuple(decls),
@@ -458,5 +494,5 @@ def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
     return check(text, parse(text), decls)
 
 
-__all__ = ["Decl", "Checked", "check", "check_text", "objective_of", "split_terms", "var_text", "FormulaCheckError",
+__all__ = ["Decl", "Checked", "check", "check_text", "register_check", "objective_of", "split_terms", "var_text", "FormulaCheckError",
            "EXPLICIT_FAMILIES", "IDENTITY"]

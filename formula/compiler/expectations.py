@@ -8,7 +8,8 @@ from ..estimators.draws import per_example, sample_shape
 from ..text.printing import to_ascii as var_text
 from . import plan as P
 from .context import VECTOR
-from .refs import index_fn, key_fn
+from .refs import index_fn, key_fn, span_of
+from ..errors import FormulaInputError
 from .registry import builds
 
 
@@ -94,13 +95,29 @@ def draw_step(d: R.Draw, b) -> _Step:
         key_of = key_fn(var, b)
     needs_log_q = estimator.needs_log_prob
 
+    count = _set_size(size, d, b) if size is not None else None
+
     def step(ctx):
         dist = cond(ctx)
-        z = estimator.draw(dist, sample_shape(dist, ctx.n, int(size(ctx)) if size is not None else None))
+        z = estimator.draw(dist, sample_shape(dist, ctx.n, count(ctx) if count is not None else None))
         ctx.put(key_of(ctx), z)
         return per_example(dist.log_prob(z)) if needs_log_q else None
 
     return _Step(step, estimator)
+
+
+def _set_size(size, d: R.Draw, b):
+    """The number of draws of a sampling set, at least 1."""
+    text, node, name = b.text, d.set_size, var_text(d.set_size)
+
+    def count(ctx) -> int:
+        k = size(ctx)
+        if k is VECTOR or int(k) != k or k < 1:
+            raise FormulaInputError(f"{name} draws of {var_text(d.var)}: {name} must be a positive integer, "
+                                    f"got {k}", text, span_of(node))
+        return int(k)
+
+    return count
 
 
 __all__ = ["build_expectation"]

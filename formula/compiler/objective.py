@@ -240,7 +240,8 @@ class Objective(torch.nn.Module):
         """Names present and known, data tensors agreeing on the batch size; returns the batch size.
 
         A call with the same names and shapes as the last one skips the checks (the training-loop case)."""
-        key = tuple((k, v.shape if torch.is_tensor(v) else type(v)) for k, v in inputs.items())
+        key = tuple((k, v.shape if torch.is_tensor(v) else (type(v), v if isinstance(v, int) else None))
+                    for k, v in inputs.items())
         if key == self._last_inputs:
             return self._last_n
         n = self._validate_inputs(inputs)
@@ -285,6 +286,8 @@ class Objective(torch.nn.Module):
                 raise FormulaInputError(f"{BATCH_SIZE} must be a positive integer, got {n!r}")
         if n is None:
             n = next((v.shape[0] for v in inputs.values() if torch.is_tensor(v) and v.dim() == 1), 1)
+        if n == 0:
+            raise FormulaInputError(f"the batch is empty (inputs {_shapes(inputs)}): pass at least one example")
         return n
 
     def _extra_allowed(self, name: str) -> bool:

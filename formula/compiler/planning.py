@@ -12,6 +12,7 @@ from ..check.checker import Checked, check
 from ..check.kinds import DeclKind
 from ..check.resolver import Decl
 from ..lang import nodes as N
+from ..lang import spellings
 from ..text.printing import to_ascii as var_text
 from . import densities, divergences, expectations, refs, sums, values  # noqa: F401  (register the builders)
 from . import plan as P
@@ -56,5 +57,15 @@ def make_plan(text: str, signatures: Tuple[Tuple[N.Dist, DeclKind], ...], capabi
               f"draws per example: {options.samples} (values averaged over draws)")
     return Plan(checked, tuple(terms), tuple(b.steps), header, checked.data_inputs | checked.sequences)
 
+
+def _forget_plans() -> None:
+    """A change of the spelling tables can change what a text means: compiled plans and checks are dropped."""
+    from ..check.checker import check_text
+
+    make_plan.cache_clear()
+    check_text.cache_clear()
+
+
+spellings.on_change(_forget_plans)
 
 __all__ = ["Plan", "make_plan"]

@@ -11,6 +11,7 @@ from ..errors import FormulaInputError
 from ..estimators.draws import sample_shape
 from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
+from . import plan as P
 from .context import VECTOR, Ctx
 from .registry import builds
 
@@ -112,6 +113,10 @@ def build_step(ref: R.StepRef, b):
     idx = [index_fn(i, b) for i in v.index]
     name, mark, primes = v.name, v.mark, v.primes
     starts = {c: (d, b.gradient_estimator(d)) for c, d in ref.starts}
+    for concrete, (d, estimator) in starts.items():  # shown once, where the value is first needed
+        if b.first_time(("start", concrete)):
+            b.note(P.DrawStep(concrete, str(b.declaration(d)), b.capabilities(d).label,
+                              f"{estimator.label}, drawn at first use"))
 
     def step(ctx):
         ints = tuple(f(ctx) for f in idx)

@@ -61,6 +61,7 @@ class BuildContext:
         self._caps = capabilities
         self._steps: List[P.Step] = []
         self._stack: List[P.Step] = []
+        self._seen: set = set()
 
     # -- building children --
 
@@ -120,6 +121,13 @@ class BuildContext:
         """Record a plan step with no children."""
         with self.step(record):
             pass
+
+    def first_time(self, key) -> bool:
+        """True the first time `key` is asked about in this plan (for a step to be shown once)."""
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
     @property
     def steps(self) -> List[P.Step]:

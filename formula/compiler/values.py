@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Dict
+import functools
 
 import torch
 
 from ..check import resolved as R
 from ..errors import FormulaInputError
 from ..lang import nodes as N
+from ..lang import spellings
 from .memo import memoised
 from .refs import span_of
 from .registry import builds
@@ -106,19 +106,16 @@ def _squared_norm(x, lead: int):
     return (x * x).flatten(lead).sum(-1)
 
 
-# --- elementwise functions -------------------------------------------------------------------------------
+# --- elementwise functions: what each row of the spelling table (formula.lang.spellings) evaluates to ---------
 
-_ON_TENSORS: Dict[str, Callable[..., torch.Tensor]] = {
-    "log": torch.log, "exp": torch.exp, "sqrt": torch.sqrt, "abs": torch.abs, "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh, "softplus": torch.nn.functional.softplus, "det": torch.linalg.det,
-    "transpose": lambda a: a.transpose(-1, -2),
-}
 
-# The same functions on Python numbers, for constant sub-expressions (no tensor is made on a default device).
-_ON_NUMBERS: Dict[str, Callable[[float], float]] = {
-    "log": math.log, "exp": math.exp, "sqrt": math.sqrt, "abs": abs,
-    "sigmoid": lambda v: 1.0 / (1.0 + math.exp(-v)), "tanh": math.tanh, "softplus": lambda v: math.log1p(math.exp(v)),
-}
+@functools.lru_cache(maxsize=None)
+def _implementation(name: str):
+    """(on tensors, on Python numbers or None) for a function of the spelling table, or None if it has none."""
+    row = spellings.FUNCTIONS.get(name)
+    if row is None or row.torch is None:
+        return None
+    return spellings.resolve(row.torch), (spellings.resolve(row.number) if row.number else None)
 
 
 @builds(N.Apply)
@@ -127,14 +124,15 @@ def build_apply(node: N.Apply, b):
         logged = b.build_log(node.args[0])
         if logged is not None:
             return logged
-    fn = _ON_TENSORS.get(node.fn)
-    if fn is None:
+    impl = _implementation(node.fn)
+    if impl is None:
         raise b.error(f"{node.fn} cannot be evaluated yet", node)
+    fn, on_numbers = impl
     args = [b.build(a) for a in node.args]
     if len(args) != 1:
         return lambda ctx: fn(*[x(ctx) for x in args])
     (a,) = args
-    on_numbers, text, name = _ON_NUMBERS.get(node.fn), b.text, node.fn
+    text, name = b.text, node.fn
 
     def apply(ctx):
         x = a(ctx)
@@ -165,3 +163,5 @@ def build_call(node: R.Call, b):
 
 
 __all__ = ["summed"]
+
+spellings.on_change(_implementation.cache_clear)  # a new function row is evaluated by the next compile

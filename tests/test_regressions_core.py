@@ -1,0 +1,188 @@
+"""Regression tests for what the audits found in the checker and compiler (issues 8, 9 and 16): crashes that must be
+FormulaErrors, values that were silently wrong, and costs a user could not see. Values are compared with
+hand-written PyTorch."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import formula as fm
+
+from models import Gaussian, Logits, binary, vae
+
+VAE = "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))"
+
+
+# --- crashes that are now check or input errors -------------------------------------------------------------
+
+
+def test_log_of_a_declared_function_is_a_call():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 1), nn.Sigmoid())
+    obj = fm.compile("log D(x)", [fm.Function("D(x)", net=net)])
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(obj(x=x), torch.log(net(x)).squeeze(-1))
+
+
+@pytest.mark.parametrize("text, message", [
+    (r"\sum_{k=1} x", "needs both bounds"),
+    (r"E_{z_1,...,z_K \sim q(z|x)}[\log \frac{1}{K} \sum_{k=1} p(x, z_k) / q(z_k|x)]", "needs both bounds"),
+    (r"\log \mathcal{N}(0 \mid I)", "density of a variable"),
+    (r"\log \mathcal{N}(x, (x) \mid I)", "over one variable"),
+    (r"\log \mathcal{N}(x, y \mid 0, I)", "over one variable"),
+    (r"\sum_{t=1}^{T}" * 6 + "x_t", "nested"),
+    (r"\sum_{t=1}^{T}" * 150 + "x_t", None),  # refused by the parser's nesting limit, at once
+    ("E_q(z|x)[E_q(z|x)[log p(x|z)]]", "already drawn"),
+])
+def test_mistakes_are_check_errors_with_a_caret(text, message):
+    q, p, prior = vae()
+    with pytest.raises(fm.FormulaError) as info:
+        fm.compile(text, [q, p, prior])
+    assert isinstance(info.value, fm.FormulaCheckError) or message is None
+    if message:
+        assert message in str(info.value)
+
+
+def test_a_scalar_one_edit_from_a_keyword_is_a_typo():
+    q, p, prior = vae()
+    with pytest.raises(fm.FormulaCheckError, match="did you mean log"):
+        fm.compile("lg * KL(q(z|x)||p(z))", [q, p, prior])
+    # a Greek scalar is not a typo of a family name
+    fm.compile("beta * KL(q(z|x)||p(z))", [q, p, prior])
+
+
+def _dmm():
+    torch.manual_seed(0)
+    q = fm.Normal("q(z_t|z_{t-1},x_t)", net=Gaussian(3 + 6))
+    p = fm.Normal("p(z_t|z_{t-1})", net=Gaussian(3))
+    e = fm.Bernoulli("p(x_t|z_t)", net=Logits(3))
+    return [q, p, e]
+
+
+DMM = r"\sum_{t=1}^{T} (E_{q(z_t|z_{t-1},x_t)}[\log p(x_t|z_t)] - KL(q(z_t|z_{t-1},x_t) || p(z_t|z_{t-1})))"
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ({"T": 0}, "at least 1"),
+    ({"T": -1}, "at least 1"),
+    ({"T": 9}, "has 5 steps"),
+])
+def test_sequence_lengths_that_cannot_be(inputs, message):
+    obj = fm.compile(DMM, _dmm())
+    x = torch.bernoulli(torch.full((2, 5, 6), 0.5))
+    with pytest.raises(fm.FormulaInputError, match=message):
+        obj(x=x, z_0=torch.zeros(2, 3), **inputs)
+
+
+def test_zero_draws_and_an_empty_batch_are_input_errors():
+    q, p, prior = vae()
+    iwae = fm.compile(r"E_{z_1,...,z_K \sim q(z|x)}[\log \frac{1}{K} \sum_{k=1}^{K} \frac{p(x, z_k)}{q(z_k|x)}]",
+                      [q, p, prior])
+    with pytest.raises(fm.FormulaInputError, match="K must be a positive integer"):
+        iwae(x=binary(3), K=0)
+    with pytest.raises(fm.FormulaInputError, match="empty"):
+        fm.compile(VAE, [q, p, prior])(x=binary(3)[:0])
+
+
+# --- values that were silently wrong ----------------------------------------------------------------------
+
+
+class StepNet(nn.Module):
+    """A Normal whose mean is the step index t alone; records every t it is called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x, t):
+        t = torch.as_tensor(t, dtype=x.dtype)
+        self.calls.append(float(t))
+        loc = (self.w * t).expand(x.shape[0], 1)
+        return {"loc": loc, "scale": torch.ones_like(loc)}
+
+
+@settings(max_examples=15, deadline=None)
+@given(lower=st.integers(1, 3), steps=st.integers(1, 4), kl=st.booleans())
+def test_a_net_of_the_step_index_runs_once_per_step_with_that_step(lower, steps, kl):
+    """The memo key holds every condition's value, the sum index included (q(z_t | x, t) is not the draw of the
+    first step again), against the hand-unrolled sum."""
+    net = StepNet()
+    q = fm.Normal("q(z_t|x,t)", net=net)
+    prior = fm.Normal("p(z_t)", loc=0.0, scale=1.0, shape=(1,))
+    body = "KL(q(z_t|x,t) || p(z_t))" if kl else "E_q(z_t|x,t)[z_t]"
+    upper = lower + steps - 1
+    obj = fm.compile(rf"\sum_{{t={lower}}}^{{{upper}}} {body}", [q, prior])
+    x = torch.zeros(2, 1)
+    torch.manual_seed(0)
+    value = obj(x=x)
+    assert net.calls == [float(t) for t in range(lower, upper + 1)]
+    ts = torch.arange(lower, upper + 1, dtype=torch.float32)
+    expected = (0.5 * ts ** 2).sum() if kl else None
+    if kl:
+        torch.testing.assert_close(value, expected.expand(2))
+    else:  # each step's draw is N(t, 1): the mean of the sum over many examples is the sum of the steps
+        many = obj(x=torch.zeros(20000, 1))
+        assert abs(many.mean().item() - ts.sum().item()) < 0.1 * steps
+
+
+def test_two_identical_terms_are_two_entries_that_sum_to_the_total():
+    q, p, prior = vae()
+    obj = fm.compile("KL(q(z|x)||p(z)) + KL(q(z|x)||p(z))", [q, p, prior])
+    total, terms = obj.evaluate(x=binary(4))
+    assert list(terms) == ["KL(q(z|x) || p(z))", "KL(q(z|x) || p(z)) [2]"]
+    torch.testing.assert_close(total, sum(terms.values()))
+    assert obj.term_names == tuple(terms)
+
+
+def test_monte_carlo_kl_to_an_explicit_family_draws_once_per_sample():
+    """KL(q(z) || N(0, I)) with analytic_kl=False used to ignore samples= (one draw for every example)."""
+    torch.manual_seed(0)
+    q = fm.Normal("q(z)", loc=0.3, scale=0.7, shape=(2,))
+    obj = fm.compile(r"KL(q(z) \| \mathcal{N}(0, I))", [q], analytic_kl=False, samples=3000)
+    value = obj(batch_size=2)
+    exact = torch.distributions.kl_divergence(torch.distributions.Normal(0.3, 0.7),
+                                              torch.distributions.Normal(0.0, 1.0)) * 2  # two dimensions
+    assert value.shape == (2,)
+    assert torch.allclose(value, exact.expand(2), atol=0.05)
+
+
+def test_an_objective_without_data_takes_its_batch_size_from_the_call():
+    torch.manual_seed(0)
+    g = fm.Function("G(z)", net=nn.Linear(2, 1))
+    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(2,))
+    obj = fm.compile("E_p(z)[G(z)]", [g, prior])
+    assert obj(batch_size=7).shape == (7,)
+    with pytest.raises(fm.FormulaInputError, match="batch_size must be a positive integer"):
+        obj(batch_size=0)
+
+
+# --- costs a user could not see ------------------------------------------------------------------------------
+
+
+class Counting(nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.lin, self.calls = nn.Linear(n_in, n_out), 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.lin(x)
+
+
+def test_a_function_used_in_several_terms_runs_once_per_call():
+    torch.manual_seed(0)
+    enc = Counting(6, 3)
+    z_e = fm.Function("z_e(x)", net=enc)
+    obj = fm.compile(r"\|z_e(x)\|^2 + \|sg(z_e(x))\|^2 + \|z_e(x) - 1\|^2", [z_e])
+    obj(x=binary(4))
+    assert enc.calls == 1
+
+
+def test_the_plan_shows_a_start_value_drawn_from_its_declaration():
+    torch.manual_seed(0)
+    decls = _dmm() + [fm.Normal("p(z_0)", loc=0.0, scale=1.0, shape=(3,))]
+    plan = fm.compile(DMM, decls).explain()
+    assert plan.count("draw z_0 ~ p(z_0)") == 1 and "drawn at first use" in plan
