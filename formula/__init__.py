@@ -26,6 +26,8 @@ _LAZY = {
     "Beta": "families.declarations", "Gamma": "families.declarations", "Dirichlet": "families.declarations",
     "RelaxedBernoulli": "families.declarations", "RelaxedCategorical": "families.declarations", "Deterministic": "families.declarations",
     "Data": "families.declarations", "Function": "families.declarations",
+    "Declaration": "families.protocol", "Capabilities": "families.protocol", "capabilities_of": "families.protocol",
+    "LazyDistribution": "families.lazy", "DeclKind": "check.kinds",
     "compile": "compiler.objective", "Objective": "compiler.objective",
     "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
     "CheckpointError": "train.checkpoint",
