@@ -27,7 +27,8 @@ def test_fit_learns_and_logs_every_term_per_epoch():
     x = binary_data(256)
     trainer = Trainer(GaussianVAE(), maximize=True, lr=1e-2, batch_size=32, progress=False)
     history = trainer.fit({"x": x}, epochs=6)
-    assert set(history) == {"loss", "objective", "term/" + REC, "term/" + KL}
+    assert set(history) == {"loss", "objective", "term/" + REC, "term/" + KL, "lr/main"}
+    assert history["lr/main"] == [1e-2] * 6
     assert all(len(v) == 6 for v in history.values())
     assert history["loss"][-1] < history["loss"][0] - 1.0  # the ELBO improves clearly
     for loss, objective, rec, kl in zip(history["loss"], history["objective"], history["term/" + REC],
@@ -93,6 +94,7 @@ def test_scalar_schedule_is_called_with_the_step():
     trainer.fit({"x": binary_data(64)}, epochs=2)  # 8 steps
     assert model.seen_beta == [schedule(s) for s in range(8)]
     assert trainer.scalar_values() == {"beta": 1.0}
+    assert trainer.history["input/beta"] == [sum(map(schedule, range(4))) / 4, 1.0]  # the epoch's mean
     assert "term/β·" + KL in trainer.history
 
 

@@ -58,7 +58,7 @@ def test_terms_named_loss_and_objective_do_not_overwrite_the_trainers_values():
     trainer = Trainer(elbo, batch_size=16, progress=False)
     history = trainer.fit({"x": binary_data(32)}, epochs=1, eval_data={"x": binary_data(16)})
     assert set(history) == {"loss", "objective", "term/loss", "term/objective", "eval/loss", "eval/objective",
-                            "eval/term/loss", "eval/term/objective"}
+                            "eval/term/loss", "eval/term/objective", "lr/main"}
     assert history["loss"][0] == pytest.approx(-history["objective"][0])
     assert history["objective"][0] == pytest.approx(history["term/loss"][0] - history["term/objective"][0], rel=1e-5)
 

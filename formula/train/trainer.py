@@ -24,8 +24,9 @@ from .batches import TensorBatches, as_tensor_data, is_array, resumed_iterable
 from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .interrupt import InterruptGuard
 from .state import check_fields, check_identity, declarations, one_line, restore_rng, rng_state
-from .updates import (EVAL, GRADIENT, LOSS, OBJECTIVE, OPTIMIZERS, TERM, SingleObjective, StepContext, UpdateRule,
-                      step_statistics)
+from .runlog import RunLog
+from .updates import (EVAL, GRADIENT, INPUT, LOSS, LR, OBJECTIVE, OPTIMIZERS, TERM, SingleObjective, StepContext,
+                      UpdateRule, step_statistics)
 from ..errors import FormulaError, FormulaInputError
 
 __all__ = ["Trainer", "TrainingDivergedError", "OPTIMIZERS", "TensorBatches", "UpdateRule", "SingleObjective"]
@@ -74,6 +75,8 @@ class Trainer:
         seed: seed of the data order for dicts of tensors (the sampling RNG is torch's, left to the user).
         progress: show a tqdm bar (on rank 0 only).
         timeout: seconds a rank waits for the others under torchrun before `StalledRankError` (default 600).
+        log: a path: every step's and epoch's values (terms, scalar inputs, learning rates) are appended there,
+            as CSV in long form (`kind,epoch,step,name,value`) for a `.csv` path, else as JSON lines.
         distributed_options: keyword arguments for DistributedDataParallel under torchrun (for instance
             `find_unused_parameters=True` for a formula that leaves some network out of a step).
     """
@@ -95,6 +98,7 @@ class Trainer:
         seed: int = 0,
         progress: bool = True,
         timeout: float = ddp.DEFAULT_TIMEOUT,
+        log: Any = None,
         distributed_options: Optional[Mapping[str, Any]] = None,
     ):
         _check_objective(objective, update)
@@ -119,6 +123,7 @@ class Trainer:
 
         self.device = ddp.pick_device(device)
         ddp.init_from_env(self.device, self.timeout)
+        self._log = RunLog(log) if log is not None and ddp.is_main_process() else None
         objective.to(self.device)
         self.update = update if update is not None else SingleObjective(optimizer, lr, clip_grad_norm, scheduler)
         self.update.setup(objective)
@@ -178,17 +183,31 @@ class Trainer:
         _check_names(batch, self.data_inputs, self.inputs, self.objective.inputs)
         return {k: _to_device(v, self.device) for k, v in batch.items()}
 
-    def _call_inputs(self, batch: Any) -> Dict[str, Any]:
-        """Data inputs of one batch plus every scalar input at the current step, on the trainer's device."""
+    def _call_inputs(self, batch: Any) -> Tuple[Dict[str, Any], Dict[str, float]]:
+        """Data inputs of one batch plus every scalar input at the current step, on the trainer's device; and the
+        scalar inputs' values (each schedule is called once a step)."""
         inputs = self._as_inputs(batch)
         floats = [v for v in inputs.values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
         dtype = floats[0].dtype if floats else torch.get_default_dtype()
+        scalars: Dict[str, float] = {}
         for name, value in self.inputs.items():
             if isinstance(value, torch.Tensor):
                 inputs[name] = value.to(self.device)
+                if value.numel() == 1:
+                    scalars[name] = float(value)
             else:
-                inputs[name] = torch.tensor(_scalar_value(value, self.step), dtype=dtype, device=self.device)
-        return inputs
+                scalars[name] = _scalar_value(value, self.step)
+                inputs[name] = torch.tensor(scalars[name], dtype=dtype, device=self.device)
+        return inputs, scalars
+
+    def _learning_rates(self) -> Dict[str, float]:
+        """Each optimizer's learning rate now, as `lr/<optimizer>` (`lr/<optimizer>/<group>` for several groups)."""
+        rates = {}
+        for name, optimizer in self.optimizers.items():
+            groups = optimizer.param_groups
+            for i, group in enumerate(groups):
+                rates[LR + name + (f"/{i}" if len(groups) > 1 else "")] = float(group["lr"])
+        return rates
 
     def _prepare(self, data: Any) -> Any:
         """`fit`'s or `evaluate`'s data with numpy arrays converted and names checked, once, before any step."""
@@ -225,15 +244,17 @@ class Trainer:
     # ------------------------------------------------------------------ training
 
     def train_step(self, batch: Any) -> Dict[str, float]:
-        """One step of the update rule on `batch`; returns its statistics (`loss`, `objective`, `term/<name>`)."""
-        inputs = self._call_inputs(batch)
+        """One step of the update rule on `batch`; returns its statistics (`loss`, `objective`, `term/<name>`),
+        the scalar inputs (`input/<name>`) and the learning rates (`lr/<optimizer>`) it used."""
+        inputs, scalars = self._call_inputs(batch)
+        rates = self._learning_rates()
         self.objective.train()
         ctx = StepContext(inputs=inputs, step=self.step, maximize=self.maximize, evaluate=self._model,
                           diverged=lambda stats: self._diverged(stats, inputs))
         with ddp.collective(f"step {self.step}", self.timeout):
             stats = self.update.step(ctx)
         self.step += 1
-        return stats
+        return {**stats, **{INPUT + k: v for k, v in scalars.items()}, **rates}
 
     def fit(self, data: Any, epochs: int = 1, *, eval_data: Any = None, checkpoint: Any = None,
             checkpoint_every: Optional[int] = None, checkpoint_on_interrupt: Any = None) -> Dict[str, List[float]]:
@@ -269,6 +290,8 @@ class Trainer:
             finally:
                 if bar is not None:
                     bar.close()
+                if self._log is not None:
+                    self._log.flush()
         return self.history
 
     def _train_epoch(self, batches: Iterable[Any], bar: Any, guard: InterruptGuard, checkpoint: Any,
@@ -281,6 +304,8 @@ class Trainer:
                 self._epoch_sums[name] = self._epoch_sums.get(name, 0.0) + v * n
                 self._epoch_counts[name] = self._epoch_counts.get(name, 0) + n
             self.position += 1
+            if self._log is not None:
+                self._log.write("step", self.epoch + 1, self.step, stats)
             bar.set_postfix(_postfix(stats), refresh=False)
             bar.update(1)
             if checkpoint is not None and every and self.step % every == 0:
@@ -297,6 +322,9 @@ class Trainer:
         bar.set_postfix(_postfix(means), refresh=True)  # the epoch's means stay on screen
         for name, v in means.items():
             self.history.setdefault(name, []).append(v)
+        if self._log is not None:
+            self._log.write("epoch", self.epoch + 1, self.step, means)
+            self._log.flush()
         self.epoch += 1
         self.position = 0
         self._epoch_sums, self._epoch_counts, self._epoch_rng = {}, {}, None
@@ -325,7 +353,7 @@ class Trainer:
             sums: Optional[torch.Tensor] = None
             names: List[str] = []
             for batch in batches:
-                values, terms = self._module(**self._call_inputs(batch))
+                values, terms = self._module(**self._call_inputs(batch)[0])
                 n = float(_batch_len(batch))
                 _, names, row = step_statistics(values, terms, self.maximize)
                 row = torch.cat([row * n, row.new_tensor([n])])
@@ -614,10 +642,10 @@ def _batch_len(batch: Any) -> int:
 
 def _postfix(stats: Mapping[str, float]) -> Dict[str, str]:
     """The progress bar's postfix: the loss and every term by its short name (`term/` dropped where no other key
-    has that name), held-out ones too, to four significant digits."""
+    has that name), held-out ones too, to four significant digits; inputs and learning rates are in the log."""
     shown: Dict[str, str] = {}
     for name, v in stats.items():
-        if name in (OBJECTIVE, EVAL + OBJECTIVE):
+        if name in (OBJECTIVE, EVAL + OBJECTIVE) or name.startswith((INPUT, LR)):
             continue
         short = name.replace(TERM, "", 1)
         shown[short if short == name or (short not in stats and short not in shown) else name] = f"{v:.4g}"

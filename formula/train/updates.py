@@ -32,7 +32,7 @@ from ..errors import FormulaInputError
 
 __all__ = [
     "UpdateRule", "SingleObjective", "StepContext", "guarded_step", "step_statistics", "build_optimizer",
-    "OPTIMIZERS", "LOSS", "OBJECTIVE", "TERM", "EVAL", "GRADIENT",
+    "OPTIMIZERS", "LOSS", "OBJECTIVE", "TERM", "EVAL", "INPUT", "LR", "GRADIENT",
 ]
 
 #: Optimizers a rule builds from a name; any `torch.optim.Optimizer` class or factory works as well.
@@ -45,8 +45,9 @@ OPTIMIZERS: Dict[str, type] = {
 }
 
 # History keys: the trainer's own values, then every term under its own prefix, so a term named `loss` collides
-# with nothing; held-out means carry `eval/` in front of the same keys.
-LOSS, OBJECTIVE, TERM, EVAL = "loss", "objective", "term/", "eval/"
+# with nothing; held-out means carry `eval/` in front of the same keys. The trainer adds each scalar input's value
+# (`input/beta`) and each optimizer's learning rate (`lr/main`) at the step.
+LOSS, OBJECTIVE, TERM, EVAL, INPUT, LR = "loss", "objective", "term/", "eval/", "input/", "lr/"
 GRADIENT = "the gradient norm"  # what a divergence names when only the gradients are non-finite
 
 

@@ -1,0 +1,56 @@
+"""The run log: every step's and every epoch's values (terms, scheduled inputs, learning rates) in a file.
+
+`Trainer(log="run.csv")` writes CSV in long form, one value a row (`kind,epoch,step,name,value`), which never
+needs a new header when new names appear (held-out values at an epoch's end); any other suffix writes JSON lines,
+one object a row. A resumed run appends to the same file. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, TextIO
+
+__all__ = ["RunLog", "CSV_HEADER"]
+
+CSV_HEADER = ("kind", "epoch", "step", "name", "value")
+
+
+class RunLog:
+    """Appends step and epoch rows to a CSV (long form) or JSON-lines file; opened on the first row."""
+
+    def __init__(self, path: Any):
+        self.path = Path(path)
+        self.csv = self.path.suffix.lower() == ".csv"
+        self._handle: Optional[TextIO] = None
+
+    def _open(self) -> TextIO:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists() or os.path.getsize(self.path) == 0
+            self._handle = open(self.path, "a", newline="", encoding="utf-8")
+            if self.csv and fresh:
+                csv.writer(self._handle).writerow(CSV_HEADER)
+        return self._handle
+
+    def write(self, kind: str, epoch: int, step: int, values: Mapping[str, float]) -> None:
+        """One row: `kind` is "step" or "epoch"; `epoch` counts from 1, `step` is the steps taken so far."""
+        handle = self._open()
+        if self.csv:
+            writer = csv.writer(handle)
+            writer.writerows((kind, epoch, step, name, repr(float(value))) for name, value in values.items())
+        else:
+            handle.write(json.dumps({"kind": kind, "epoch": epoch, "step": step, **values}) + "\n")
+
+    def flush(self) -> None:
+        """Push what was written to the file (at each epoch's end and when a fit ends)."""
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        """Flush and close; the next row opens the file again."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
