@@ -9,6 +9,7 @@ first step, and each rank writes OUT_DIR/stall{R}.txt with the error it got.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -58,7 +59,17 @@ def main(out: Path) -> None:
     elbo = compiled_vae()
     Trainer(elbo, batch_size=PER_RANK_BATCH, lr=1e-2, progress=False).fit({"x": x}, epochs=1)
     result["compiled"] = parameters_vector(elbo)
-    result["writes"] = writes
+    result["writes"] = list(writes)
+
+    def beta(step: int) -> float:  # SIGINT on rank 0 only, during step 1: both ranks stop after it
+        if step == 1 and dist.get_rank() == 0:
+            signal.raise_signal(signal.SIGINT)
+        return 1.0
+
+    torch.manual_seed(0)
+    stopped = Trainer(GaussianVAE(beta=True), inputs={"beta": beta}, batch_size=PER_RANK_BATCH, progress=False)
+    stopped.fit({"x": x}, epochs=2, checkpoint_on_interrupt=out / "stop.ckpt")
+    result["interrupted"] = (stopped.interrupted, stopped.step, stopped.position)
     result["rank"] = dist.get_rank()
     torch.save(result, out / f"rank{dist.get_rank()}.pt")
     dist.destroy_process_group()

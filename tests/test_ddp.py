@@ -85,6 +85,14 @@ def test_only_rank_zero_writes_the_checkpoint(ranks):
     assert torch.equal(saved, r0["vae"])
 
 
+def test_a_signal_on_one_rank_stops_both_at_the_same_step_with_a_checkpoint(ranks):
+    (r0, r1), out = ranks
+    assert r0["interrupted"] == ("SIGINT", 2, 2)
+    assert r1["interrupted"] == ("a signal on another rank", 2, 2)
+    state = load_checkpoint(out / "stop.ckpt")
+    assert (state["step"], state["epoch"], state["position"]) == (2, 0, 2)
+
+
 @pytest.mark.slow
 def test_a_stalled_rank_is_a_clear_error_after_the_timeout(tmp_path):
     """Rank 1 sleeps past Trainer(timeout=1): rank 0's step fails naming its rank and the setting, not after

@@ -374,9 +374,9 @@ class Trainer:
         terms = [k for k in stats if k.startswith(TERM)]
         others = [k for k in stats if k not in terms and k != GRADIENT]
         bad = next((k for k in terms + others if not math.isfinite(stats[k])), GRADIENT)
-        term = bad[len(TERM):] if bad.startswith(TERM) else bad
-        what = f"the term {term} is {stats[bad]}" if bad in terms else f"{'the ' if bad == LOSS else ''}{bad} is " \
-            f"{stats[bad]}"
+        term = bad[len(TERM):] if bad in terms else bad
+        label = f"the term {term}" if bad in terms else (bad if bad.startswith("the ") else f"the {bad}")
+        what = f"{label} is {stats[bad]}"
         statistics = {name: _describe(value) for name, value in inputs.items()}
         where = f"on rank {ddp.rank()} " if ddp.is_distributed() else ""
         lines = [
@@ -396,7 +396,7 @@ class Trainer:
         """Everything a run needs to continue exactly: networks, update rule (optimizers, schedulers), counters,
         the position in the epoch and its running sums, history, RNG states, constant inputs and settings."""
         rule = self.update
-        default = isinstance(rule, SingleObjective) and type(rule) is SingleObjective
+        default = type(rule) is SingleObjective  # a subclass may take other arguments: it is passed again
         return {
             "formula": one_line(self.objective),
             "declarations": declarations(self.objective),
