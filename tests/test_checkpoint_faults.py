@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from toy_objectives import GaussianVAE, binary_data, parameters_vector
 
+from formula.errors import FormulaInputError
 from formula.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from formula.train.trainer import Trainer
 
@@ -280,3 +281,15 @@ def test_checkpoint_every_writes_at_those_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "save", lambda path: written.append((trainer.step, trainer.position)))
     trainer.fit({"x": binary_data(40)}, epochs=2, checkpoint=tmp_path / "c.ckpt", checkpoint_every=3)
     assert written == [(3, 3), (5, 0), (6, 1), (9, 4), (10, 0)]  # every 3 steps and at each epoch's end
+
+
+def test_resuming_with_less_data_than_the_checkpoint_saw_is_a_clear_error(tmp_path):
+    x = binary_data(100)
+    torch.manual_seed(0)
+    trainer = Trainer(GaussianVAE(beta=True), inputs={"beta": _beta_raising_sigint_at(19)}, **_options(batch_size=4))
+    trainer.fit({"x": x}, epochs=1, checkpoint_on_interrupt=tmp_path / "s.ckpt")
+    for data in ({"x": x[:40]}, DataLoader(TensorDataset(x[:40]), batch_size=4)):
+        again = Trainer.load(tmp_path / "s.ckpt", GaussianVAE(beta=True), inputs={"beta": _one},
+                             scheduler=_options()["scheduler"], progress=False)
+        with pytest.raises(FormulaInputError, match=r"stopped after batch 20 .* 10 batches.*same data"):
+            again.fit(data, epochs=1)

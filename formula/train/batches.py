@@ -90,6 +90,9 @@ def is_array(value: Any) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 
 
+_END = object()  # what `next` gives for an exhausted loader
+
+
 def resumed_iterable(loader: Iterable[Any], skip: int, epoch_rng: Optional[torch.Tensor]) -> Iterator[Any]:
     """`loader`'s batches after its first `skip`, drawn as when the epoch began from `epoch_rng`.
 
@@ -105,8 +108,10 @@ def resumed_iterable(loader: Iterable[Any], skip: int, epoch_rng: Optional[torch
         torch.set_rng_state(epoch_rng)
     try:
         iterator = iter(loader)
-        for _ in range(skip):
-            next(iterator, None)
+        for done in range(skip):
+            if next(iterator, _END) is _END:
+                raise FormulaInputError(f"the run stopped after batch {skip} of an epoch, but this data ends after "
+                                        f"{done} batches: resume it with the same data")
     finally:
         torch.set_rng_state(now)
     return iterator

@@ -223,7 +223,11 @@ class Trainer:
         rank, world = ddp.rank(), ddp.world_size()
         if isinstance(data, Mapping):
             batches = TensorBatches(data, self.batch_size, shuffle=True, seed=self.seed)
-            return batches.epoch(self.epoch, rank, world, start=self.position), batches.batches_per_epoch(world)
+            total = batches.batches_per_epoch(world)
+            if self.position > total:
+                raise FormulaInputError(f"the run stopped after batch {self.position} of epoch {self.epoch + 1}, but "
+                                        f"this data has {total} batches an epoch: resume it with the same data")
+            return batches.epoch(self.epoch, rank, world, start=self.position), total
         loader = ddp.distributed_loader(data, self.epoch, self.seed)
         try:
             total = len(loader)
