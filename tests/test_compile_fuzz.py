@@ -40,13 +40,9 @@ KNOWN = [
     known(r"E_{z_{1:K} ~ q(z|x)}[\sum_{k=1} log p(x,z_k)]"),
     known(r"\log \mathcal{N}(0 \mid I)"),
     known(r"\log \mathcal{N}(x, (x) \mid I)"),
-    known("exp " * 165 + "x", bug="RecursionError in printing.py: parse accepts 165 nested functions, the compiler "
-          "prints the tree recursively and runs out of stack"),
-    known("E_{q(y|x)}[K]", bug="AttributeError in score_surrogate: 'int' object has no attribute 'detach' "
-          "(an int input as the body of a score-function expectation)"),
-    known(r"\sum_{t=1}^{2}E_{q(z_t|z_{t-1},x)}[\sum_{t=2}^{T}q(z_t|z_{t-1},x)]", TIME,
-          bug="KeyError ('z', (2,), None, 0) in refs.py: a time sum nested in a step of another reads a draw "
-          "that no step made"),
+    known("exp " * 165 + "x"),
+    known("E_{q(y|x)}[K]"),
+    known(r"\sum_{t=1}^{2}E_{q(z_t|z_{t-1},x)}[\sum_{t=2}^{T}q(z_t|z_{t-1},x)]", TIME),
 ]
 
 

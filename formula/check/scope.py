@@ -36,10 +36,16 @@ class Scope:
         return self._with(sets=tuple(sets.items()))
 
     def vectorising(self, name: str) -> "Scope":
-        return self._with(indices=self.indices | {name}, vector=self.vector | {name})
+        return self._with(indices=self.indices | {name}, vector=self.vector | {name}, drawn=self._unbinding(name))
 
     def looping(self, name: str, lower, drawn_here) -> "Scope":
-        return self._with(indices=self.indices | {name}, loops=self.loops + ((name, lower, frozenset(drawn_here)),))
+        return self._with(indices=self.indices | {name}, loops=self.loops + ((name, lower, frozenset(drawn_here)),),
+                          drawn=self._unbinding(name))
+
+    def _unbinding(self, name: str) -> FrozenSet[N.Var]:
+        """A sum that binds `name` again shadows it: a draw indexed by the outer `name` is not visible inside."""
+        return frozenset(v for v in self.drawn
+                         if not any(isinstance(w, N.Var) and w.name == name for i in v.index for w in i.walk()))
 
     def loop_of(self, v: N.Var):
         """For `z_t` or `z_{t-c}` inside a loop over t: (t, lower, c, bases drawn per step)."""

@@ -98,11 +98,15 @@ def build_index(ref: R.IndexRef, b):
 
 @builds(R.DrawnRef)
 def build_drawn(ref: R.DrawnRef, b):
-    key_of = key_fn(ref.var, b)
-    if not ref.var.index:
-        key = key_of(None)
-        return lambda ctx: ctx.trace[key]
-    return lambda ctx: ctx.trace[key_of(ctx)]
+    key_of, text, var = key_fn(ref.var, b), b.text, ref.var
+
+    def drawn(ctx):
+        value = ctx.trace.get(key_of(ctx))
+        if value is None:  # the checker's scopes rule this out; never a raw KeyError
+            raise FormulaInputError(f"{var_text(var)} has not been drawn at this point", text, span_of(var))
+        return value
+
+    return drawn
 
 
 @builds(R.StepRef)

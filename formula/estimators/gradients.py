@@ -68,8 +68,8 @@ def score_surrogate(value: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     gradient is the pathwise part plus `(f - b) * grad log q`, unbiased because the baseline `b` of example i is
     the mean of the other examples' values (leave-one-out), which does not depend on example i's draw.
     """
-    if log_q is None or not log_q.requires_grad:
-        return value
+    if log_q is None or not log_q.requires_grad or not torch.is_tensor(value):
+        return value  # a constant: (f - b) is zero under the leave-one-out baseline
     f = value.detach()
     n = f.shape[-1] if f.dim() else 1
     baseline = (f.sum(-1, keepdim=True) - f) / (n - 1) if n > 1 else torch.zeros_like(f)
