@@ -229,10 +229,10 @@ def test_kill_during_save_never_leaves_a_file_that_loads_wrongly(tmp_path):
 # ---------------------------------------------------------------------- mid-epoch resumption
 
 
-def _beta_raising_sigint_at(step: int):
+def _beta_raising_sigint_at(step: int, number: int = signal.SIGINT):
     def beta(s: int) -> float:
         if s == step:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(number)
         return 1.0
     return beta
 
@@ -241,10 +241,11 @@ def _one(s: int) -> float:
     return 1.0
 
 
-@pytest.mark.parametrize("form", ["dict", "loader"])
-def test_sigint_mid_epoch_saves_and_resume_is_bit_exact(tmp_path, form):
-    """100 examples in batches of 4 (25 steps an epoch): a SIGINT during step 19 stops the fit after it with a
-    checkpoint; loading it and fitting the same 2 epochs ends with the bits of an uninterrupted run."""
+@pytest.mark.parametrize("form, number", [("dict", signal.SIGINT), ("loader", signal.SIGINT),
+                                          ("dict", signal.SIGTERM)])
+def test_a_signal_mid_epoch_saves_and_resume_is_bit_exact(tmp_path, form, number):
+    """100 examples in batches of 4 (25 steps an epoch): a SIGINT or SIGTERM during step 19 stops the fit after
+    it with a checkpoint; loading it and fitting the same 2 epochs ends with the bits of an uninterrupted run."""
     x = binary_data(100)
 
     def data():
@@ -259,10 +260,12 @@ def test_sigint_mid_epoch_saves_and_resume_is_bit_exact(tmp_path, form):
     straight_trainer.fit(data(), epochs=2)
 
     path = tmp_path / "stop.ckpt"
-    _, stopped = run(_beta_raising_sigint_at(19))
+    _, stopped = run(_beta_raising_sigint_at(19, number))
+    handler = signal.getsignal(number)
     stopped.fit(data(), epochs=2, checkpoint_on_interrupt=path)
-    assert stopped.interrupted == "SIGINT" and (stopped.step, stopped.epoch, stopped.position) == (20, 0, 20)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert stopped.interrupted == signal.Signals(number).name
+    assert (stopped.step, stopped.epoch, stopped.position) == (20, 0, 20)
+    assert signal.getsignal(number) is handler  # the handler is put back
 
     torch.manual_seed(99)  # other weights and RNG: the checkpoint restores both
     resumed = GaussianVAE(beta=True)
