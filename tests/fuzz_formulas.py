@@ -13,13 +13,13 @@ import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 import formula as fm
-from contract.cases import CASES, LabelledGaussian, LabelledLogits
+from contract.cases import CASES, labels_one_hot
 from models import C, X, Z, Gaussian, Logits, binary
 from test_compile_models import SeqPosterior
 
@@ -44,7 +44,8 @@ def _static_declarations() -> Sequence[nn.Module]:
     return (fm.Normal("q(z|x)", net=Gaussian(X)), fm.Bernoulli("p(x|z)", net=Logits(Z)),
             fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,)), fm.Categorical("q(y|x)", net=Logits(X, C)),
             fm.Categorical("p(y)", probs=torch.full((C,), 1.0 / C)),
-            fm.Normal("q(z|x,y)", net=LabelledGaussian(X + C)), fm.Bernoulli("p(x|y,z)", net=LabelledLogits(C + Z)),
+            fm.Normal("q(z|x,y)", net=labels_one_hot(Gaussian(X + C))),
+            fm.Bernoulli("p(x|y,z)", net=labels_one_hot(Logits(C + Z))),
             fm.Function("D(x)", net=nn.Sequential(nn.Linear(X, 1), nn.Sigmoid())), fm.Data("p_{data}(x)"))
 
 
