@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import formula as fm
 import formula.families.declarations as fd
 from formula.families.delta import Delta
 from formula.errors import FormulaCheckError, FormulaError, FormulaInputError
@@ -106,7 +107,7 @@ def test_net_condition_shapes_and_log_prob_match_torch(name):
     assert d.condition(xs).batch_shape == (K, B)
 
 
-@pytest.mark.parametrize("name", [n for n in FAMILIES if getattr(fd, n).has_rsample])
+@pytest.mark.parametrize("name", [n for n in FAMILIES if CASES[n][2].has_rsample])
 def test_rsample_gradients_reach_the_net(name):
     torch.manual_seed(0)
     d = declare(name)
@@ -117,11 +118,18 @@ def test_rsample_gradients_reach_the_net(name):
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_capability_flags_follow_torch(name):
-    cls = getattr(fd, name)
-    assert cls.has_rsample == cls.family.has_rsample
-    assert cls.discrete == cls.family.has_enumerate_support
+def test_capabilities_are_read_from_the_torch_family(name):
+    cls, torch_family = getattr(fd, name), CASES[name][2]
     assert fd.FAMILIES[name] is cls
+    for d in (declare(name), cls("p(z)", **CASES[name][1])):
+        caps = d.capabilities
+        assert caps.family is torch_family and caps.label == name
+        assert caps.reparameterised == torch_family.has_rsample
+        assert caps.enumerable == torch_family.has_enumerate_support
+        assert caps.discrete == (name in ("Bernoulli", "Categorical", "OneHotCategorical"))
+        assert caps.has_density and caps.can_sample
+        assert d.kind is fm.DeclKind.DISTRIBUTION
+        assert not hasattr(cls, "has_rsample") and not hasattr(cls, "discrete")  # no hand-copied class flags
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -406,7 +414,7 @@ def test_data_returns_the_batch_and_has_no_density():
 
 def test_function_calls_its_net_in_declared_order_and_by_name():
     critic = fd.Function("T(x,z)", net=lambda x, z: x * 2 + z)
-    assert critic.name == "T" and critic.arg_names == ("x", "z") and critic.signature.name == "T"
+    assert critic.name == "T" and critic.arg_names == ("x", "z") and critic.parsed.name == "T"
     x, z = torch.ones(B), torch.zeros(B)
     torch.testing.assert_close(critic(x, z), 2 * x)
     torch.testing.assert_close(critic(z=z, x=x), 2 * x)
@@ -429,7 +437,7 @@ def test_function_calls_its_net_in_declared_order_and_by_name():
 def test_names_of_declared_signatures(signature, name, var_names, given_names):
     d = fd.Normal(signature, net=lambda *a, **k: {"loc": 0.0, "scale": 1.0})
     assert (d.name, d.var_names, d.given_names) == (name, var_names, given_names)
-    assert d.signature.name == signature[0]
+    assert d.parsed.name == signature[0] and d.signature_text == signature
 
 
 # --- a property: shapes of draws and log-densities ------------------------------------------------------------

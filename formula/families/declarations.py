@@ -98,10 +98,8 @@ class Distribution(_Networked):
             FAMILIES[cls.__name__] = cls
         if cls.torch_family is not None:
             table = {**cls.torch_family.arg_constraints, **cls.extra_constraints}
-            cls._constraint_table = {k: c for k, c in table.items() if not constraints.is_dependent(c)}
-        if cls.torch_family is not None:  # transitional: the compiler still reads these from the class
-            caps = capabilities_of(cls.torch_family)
-            cls.family, cls.has_rsample, cls.discrete = cls.torch_family, caps.reparameterised, caps.enumerable
+            cls._constraint_table = {k: validation.as_given(c) for k, c in table.items()
+                                     if not constraints.is_dependent(c)}
 
     def __init__(self, signature: str, net: Optional[Callable] = None, *, event_dims: Optional[int] = None,
                  shape: Optional[Sequence[int]] = None, **params: Any):
@@ -261,7 +259,8 @@ class Distribution(_Networked):
             validation.check_parameters(self._where(), params, self._constraint_table)
         try:
             dist = self.torch_family(**params, validate_args=False)
-        except (ValueError, RuntimeError) as error:
+        except (ValueError, RuntimeError) as error:  # some torch families validate inner ones regardless
+            validation.check_parameters(self._where(), params, self._constraint_table)
             raise self._shape_error(params, error) from None
         if self.shape is not None and self.net is not None:
             n = len(self.shape)
@@ -329,6 +328,7 @@ class Bernoulli(Distribution):
     torch_family = D.Bernoulli
     params = (("probs", "logits"),)
     data_support = constraints.unit_interval
+    data_hint = "continuous targets in [0, 1] are allowed: scale raw data into [0, 1] (e.g. x / 255) first"
 
 
 class Categorical(Distribution):
@@ -413,8 +413,6 @@ class Data(Declaration):
 
     kind = DeclKind.DATA
     _multiple_vars = True
-    family = None  # transitional: the compiler still reads these from the class
-    has_rsample = True  # a draw is the data: no parameters, so no score-function term is ever needed
 
     def __init__(self, signature: str):
         super().__init__(signature)

@@ -98,6 +98,7 @@ class Declaration(nn.Module):
 
     kind: ClassVar[DeclKind] = DeclKind.DISTRIBUTION
     _multiple_vars: ClassVar[bool] = False  # only Data and Function may range over several variables
+    data_hint: ClassVar[str] = ""  # said when observed data is outside the support
 
     def __init__(self, signature: str):
         super().__init__()
@@ -145,7 +146,7 @@ class Declaration(nn.Module):
             dist = self.condition()
         support = self._data_support(dist)
         if support is not None:
-            validation.check_value(self._where(), name, value, support)
+            validation.check_value(self._where(), name, value, support, self.data_hint)
 
     def _data_support(self, dist: Optional[D.Distribution]) -> Optional[D.constraints.Constraint]:
         """The support observed data must lie in, elementwise where possible; None when unknown."""

@@ -18,7 +18,7 @@ from torch.distributions.utils import lazy_property
 
 from ..errors import FormulaInputError
 
-__all__ = ["Where", "check_parameters", "check_distribution", "check_value", "support_of", "describe"]
+__all__ = ["Where", "check_parameters", "check_distribution", "check_value", "support_of", "describe", "as_given"]
 
 
 class Where(NamedTuple):
@@ -44,13 +44,15 @@ def describe(constraint: constraints.Constraint) -> str:
         return f">= {constraint.lower_bound}"
     if isinstance(constraint, constraints._LessThan):
         return f"< {constraint.upper_bound}"
+    simplex = "on the simplex (non-negative, summing to 1 over the last dimension)"
     words = {constraints._Real: "a real number (not NaN)", constraints._Boolean: "0 or 1",
-             constraints._Simplex: "on the simplex (non-negative, summing to 1 over the last dimension)",
-             constraints._OneHot: "one-hot over the last dimension"}
+             constraints._Simplex: simplex, _TolerantSimplex: simplex,
+             constraints._OneHot: "one-hot over the last dimension",
+             _Unnormalised: "non-negative with a positive sum over the last dimension"}
     return words.get(type(constraint), repr(constraint))
 
 
-class _Simplex(constraints.Constraint):
+class _TolerantSimplex(constraints.Constraint):
     """The simplex with a tolerance that grows with the dimension and the dtype's precision (torch uses 1e-6)."""
 
     event_dim = 1
@@ -61,7 +63,22 @@ class _Simplex(constraints.Constraint):
         return (value >= 0).all(-1) & ((value.sum(-1) - 1).abs() <= tol)
 
 
-_LENIENT = {constraints._Simplex: _Simplex()}
+class _Unnormalised(constraints.Constraint):
+    """Probabilities as given to a torch family that normalises them: non-negative with a positive sum."""
+
+    event_dim = 1
+
+    def check(self, value: torch.Tensor) -> torch.Tensor:
+        return (value >= 0).all(-1) & (value.sum(-1) > 0)
+
+
+_LENIENT = {constraints._Simplex: _TolerantSimplex()}
+UNNORMALISED = _Unnormalised()
+
+
+def as_given(constraint: constraints.Constraint) -> constraints.Constraint:
+    """The constraint on a parameter as passed to the family: simplex probabilities may be unnormalised."""
+    return UNNORMALISED if isinstance(constraint, constraints._Simplex) else constraint
 
 
 def _first_bad(value: torch.Tensor, ok: torch.Tensor) -> str:
@@ -94,11 +111,12 @@ def _failures(checks: Iterable[Tuple[str, constraints.Constraint, torch.Tensor]]
     return [item for item in done if not bool(item[3].all())]
 
 
-def _raise(where: Where, what: str, failures: List[Tuple[str, Any, Any, Any]]) -> None:
+def _raise(where: Where, what: str, failures: List[Tuple[str, Any, Any, Any]], hint: str = "") -> None:
     name, constraint, value, ok = failures[0]
     raise FormulaInputError(
         f"{where.label} {where.signature}: {what} {name} must be {describe(constraint)}, got "
-        f"{_first_bad(value, ok)} (shape {list(value.shape)})", where.signature, (0, len(where.signature)))
+        f"{_first_bad(value, ok)} (shape {list(value.shape)}){'; ' + hint if hint else ''}", where.signature,
+        (0, len(where.signature)))
 
 
 def check_parameters(where: Where, params: Mapping[str, Any],
@@ -146,11 +164,11 @@ def support_of(dist: D.Distribution) -> Optional[constraints.Constraint]:
         return None
 
 
-def check_value(where: Where, name: str, value: Any, support: constraints.Constraint) -> None:
+def check_value(where: Where, name: str, value: Any, support: constraints.Constraint, hint: str = "") -> None:
     """Check observed data against a support; raise naming the variable, the support and a value outside it."""
     if not isinstance(value, torch.Tensor):
         raise FormulaInputError(f"{where.label} {where.signature}: {name} must be a tensor, got "
                                 f"{type(value).__name__}", where.signature, (0, len(where.signature)))
     failures = _failures([(name, support, value)])
     if failures:
-        _raise(where, "observed", failures)
+        _raise(where, "observed", failures, hint)
