@@ -32,7 +32,6 @@ from torch.distributions import constraints
 
 from ..check.kinds import DeclKind
 from ..errors import FormulaCheckError, FormulaError, FormulaInputError
-from ..text.printing import to_ascii as var_text  # the same spelling the checker uses for names of inputs
 from . import validation
 from .delta import Delta
 from .protocol import Capabilities, Declaration, capabilities_of
@@ -41,7 +40,6 @@ from .signatures import keywords_for, spans
 __all__ = [
     "Distribution", "Normal", "Bernoulli", "Categorical", "OneHotCategorical", "Laplace", "Beta", "Gamma",
     "Dirichlet", "RelaxedBernoulli", "RelaxedCategorical", "Deterministic", "Data", "Function", "FAMILIES",
-    "var_text",
 ]
 
 # --- a declaration with an optional network -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Closed-form KL divergences that torch.distributions lacks for our families, registered with `register_kl`.
 
-Importing this module (done by `formula.distributions`) adds:
+Importing this module (done by `formula.families.declarations`) adds:
 
 * `Delta || anything`: `KL(delta_v || q) = -log q(v)`, the point mass taken to have log-density 0 (as in
   `formula.delta`); this is how a deterministic encoder's "KL" to a prior reads in MAP-style objectives.
