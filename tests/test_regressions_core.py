@@ -186,3 +186,23 @@ def test_the_plan_shows_a_start_value_drawn_from_its_declaration():
     decls = _dmm() + [fm.Normal("p(z_0)", loc=0.0, scale=1.0, shape=(3,))]
     plan = fm.compile(DMM, decls).explain()
     assert plan.count("draw z_0 ~ p(z_0)") == 1 and "drawn at first use" in plan
+
+
+def test_a_letter_subscript_no_sum_binds_is_part_of_the_name():
+    q = fm.Normal("q(z)", loc=0.0, scale=1.0)
+    g = fm.Function("f(z)", net=nn.Identity())
+    obj = fm.compile("E_q(z)[f(z)] * 0 + x_q + lambda_x", [q, g])
+    assert obj.inputs == ("lambda_x", "x_q")
+    torch.testing.assert_close(obj(x_q=torch.ones(3), lambda_x=2.0), torch.full((3,), 3.0))
+
+
+def test_a_sum_over_examples_is_one_vectorised_evaluation():
+    """\\frac{1}{N}\\sum_{i=1}^{N} f(x^{(i)}): the body does not depend on i, so it runs once (not N times)."""
+    torch.manual_seed(0)
+    net = Counting(6, 1)
+    obj = fm.compile(r"\frac{1}{N}\sum_{i=1}^{N} f(x^{(i)})", [fm.Function("f(x)", net=net)])
+    x = binary(5)
+    value = obj(x=x, N=1000)
+    assert net.calls == 1
+    torch.testing.assert_close(value, net.lin(x).squeeze(-1))
+    assert "does not use i" in obj.explain()

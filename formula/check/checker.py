@@ -302,7 +302,8 @@ class _Checker(Resolver):
             self.loops -= 1
         derived = bool(self.sequences - seq_before) or bool(self.sequences)
         upper = self.bound(s.upper, scope, optional=derived and isinstance(s.upper, N.Var))
-        return R.LoopSum(s, idx.name, lower, upper, body, tuple(sorted(self.sequences)))
+        return R.LoopSum(s, idx.name, lower, upper, body, tuple(sorted(self.sequences)),
+                         uses_index=_uses_index(s.body, idx.name))
 
     def _vector_set(self, s, scope) -> Optional[N.Var]:
         name = s.index.name
@@ -345,6 +346,10 @@ class _Checker(Resolver):
         if v.name in scope.sets and len(v.index) == 1 and isinstance(v.index[0], N.Var) and (
                 v.index[0].name in scope.vector):
             return R.DrawnRef(v, v)
+        if v.index and all(isinstance(i, N.Var) and not i.index and i.name not in scope.indices for i in v.index):
+            # a letter subscript that no sum binds is part of the name: x_q, x_l, lambda_x are inputs of their own
+            self.add_input(var_text(v), v, data=data)
+            return R.InputRef(v, var_text(v))
         for item in v.index:
             if isinstance(item, N.Node):
                 for w in item.walk():
@@ -419,6 +424,20 @@ def register_check(*types: type):
         return fn
 
     return deco
+
+
+def _uses_index(node: N.Node, name: str) -> bool:
+    """Whether `node` uses sum index `name` freely (a sum binding the same name shadows it in its body)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, N.Var) and n.name == name and not n.index:
+            return True
+        if isinstance(n, (N.Sum, N.Prod)) and n.index.name == name:
+            stack.extend(b for b in (n.lower, n.upper) if b is not None)
+            continue
+        stack.extend(n.children())
+    return False
 
 
 def _bases(vs):

@@ -181,6 +181,7 @@ class LoopSum(Checked_):
     upper: object  # checked bound; an upper bound that may come from a sequence's length names it in `sequences`
     body: object
     sequences: Tuple[str, ...] = ()
+    uses_index: bool = True  # False: every step has the same value (`\sum_{i=1}^{N} f(x^{(i)})`), computed once
 
 
 @dataclass(frozen=True, eq=False)

@@ -112,6 +112,15 @@ class LoopStep(Step):
 
 
 @dataclass
+class RepeatStep(LoopStep):
+    """A sum whose body does not use its index: one evaluation times the number of steps."""
+
+    def line(self):
+        return (f"sum over {self.index} = {self.lower}..{self.upper}: the body does not use {self.index}, "
+                f"evaluated once and multiplied by the number of terms")
+
+
+@dataclass
 class EnumerationStep(Step):
     index: str
     signature: str
@@ -142,4 +151,4 @@ def render(steps: List[Step], depth: int = 0) -> List[str]:
 
 
 __all__ = ["Step", "TermStep", "ExpectationStep", "DrawStep", "DataStep", "ClosedFormStep", "MonteCarloStep",
-           "LogSumExpStep", "VectorSumStep", "LoopStep", "EnumerationStep", "Note", "render"]
+           "LogSumExpStep", "VectorSumStep", "LoopStep", "RepeatStep", "EnumerationStep", "Note", "render"]

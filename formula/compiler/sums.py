@@ -75,14 +75,26 @@ for _type, _build in ((R.VectorSum, _vector_sum), (R.SupportSum, _support_sum)):
 @builds(R.LoopSum)
 def build_loop_sum(node: R.LoopSum, b):
     lower, upper = index_fn(node.lower, b), upper_bound(node, b)
-    with b.step(P.LoopStep(node.index, var_text(node.lower), var_text(node.upper))):
+    record = P.LoopStep if node.uses_index else P.RepeatStep
+    with b.step(record(node.index, var_text(node.lower), var_text(node.upper))):
         body = b.build(node.body)
     name, text, src = node.index, b.text, node.src
 
-    def loop_sum(ctx):
+    def count(ctx):
         lo, hi = lower(ctx), upper(ctx)
         if hi < lo:
             raise FormulaInputError(f"this sum runs over {name} = {lo}..{hi}: an empty range", text, span_of(src))
+        return lo, hi
+
+    if not node.uses_index:
+        def repeated(ctx):
+            lo, hi = count(ctx)
+            return (hi - lo + 1) * body(ctx)
+
+        return repeated
+
+    def loop_sum(ctx):
+        lo, hi = count(ctx)
         acc = 0.0
         for t in range(lo, hi + 1):
             acc = acc + ctx.bind(name, t, body)
