@@ -110,3 +110,18 @@ def test_stage_folders_show_the_pipeline(stage):
     assert (ROOT / stage / "__init__.py").exists()
     doc = ast.get_docstring(ast.parse((ROOT / stage / "__init__.py").read_text()))
     assert doc, f"formula/{stage}/__init__.py says in a line what the stage does"
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_in_formula_is_longer_than_sixty_lines():
+    """Small functions with one job each: a longer one is a sign that a builder or a stage wants splitting."""
+    long = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "\n".join(long)
