@@ -206,3 +206,11 @@ def test_a_sum_over_examples_is_one_vectorised_evaluation():
     assert net.calls == 1
     torch.testing.assert_close(value, net.lin(x).squeeze(-1))
     assert "does not use i" in obj.explain()
+
+
+def test_observed_data_without_a_batch_dimension_is_an_input_error():
+    q, p, prior = vae()
+    obj = fm.compile(VAE, [q, p, prior])
+    with pytest.raises(fm.FormulaInputError, match=r"needs a batch dimension .* pass x\[None\]"):
+        obj(x=torch.ones(6))
+    assert obj(x=torch.ones(1, 6)).shape == (1,)

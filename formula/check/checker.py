@@ -44,6 +44,7 @@ class Checked:
     optional_inputs: Tuple[str, ...]  # names that may be supplied (T when it comes from the data)
     sequences: FrozenSet[str]  # inputs used as sequences [batch, T, ...]
     data_inputs: FrozenSet[str]  # inputs that are arguments of distributions or functions: [batch, *event]
+    observed: Tuple[Tuple[str, int], ...] = ()  # (input, declaration) where the input is a value of its variable
     players: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
 
     def __hash__(self) -> int:  # cached by key; identity is enough
@@ -62,6 +63,7 @@ class _Checker(Resolver):
         self.data_inputs: set = set()
         self.in_family = False  # visiting an explicit family's arguments, where `I` is the identity
         self.loops = 0  # depth of step-by-step sums around the node being visited
+        self.observed: Dict[str, int] = {}  # data input -> a declaration it is an observed value of
 
     def analyse(self, objective: N.Expr) -> None:
         """Resolve every expectation's draws first: a variable drawn anywhere is a latent, never an input."""
@@ -148,6 +150,9 @@ class _Checker(Resolver):
         bounds = []
         for f in joint.factors:
             values = tuple(None if integrated else self.ref(v, scope) for v in f.vars)
+            for ref in values:
+                if isinstance(ref, R.InputRef):
+                    self.observed.setdefault(ref.name, f.decl)
             given = tuple(_INTEGRATED if g in inside else self.ref(g, scope) for g in f.given)
             bounds.append(R.Bound(f, values, given))
         return R.Density(d, tuple(bounds))
@@ -497,7 +502,8 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
     return Checked(
         text=text, program=program, statement=statement, objective=objective, terms=terms, decls=tuple(decls),
         inputs=tuple(sorted(checker.inputs)), optional_inputs=optional, sequences=frozenset(checker.sequences),
-        data_inputs=frozenset(checker.data_inputs), players=tuple(players),
+        data_inputs=frozenset(checker.data_inputs), observed=tuple(sorted(checker.observed.items())),
+        players=tuple(players),
     )
 
 

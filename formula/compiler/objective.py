@@ -275,6 +275,7 @@ class Objective(torch.nn.Module):
             elif v.shape[0] != n:
                 raise FormulaInputError(f"input {k} has batch size {v.shape[0]}, other inputs have {n}: "
                                         f"expected {self._expected(k)}")
+        self._check_event_ranks(inputs)
         for k, v in inputs.items():
             if k in self._plan.data_inputs:
                 continue
@@ -289,6 +290,18 @@ class Objective(torch.nn.Module):
         if n == 0:
             raise FormulaInputError(f"the batch is empty (inputs {_shapes(inputs)}): pass at least one example")
         return n
+
+    def _check_event_ranks(self, inputs: Mapping[str, Any]) -> None:
+        """Observed data need a batch dimension before the event: a 1-D `x` for a 784-d Bernoulli is one example
+        without its batch dimension, not 784 examples."""
+        for name, i in self._plan.checked.observed:
+            v, decl = inputs.get(name), self._decls[i]
+            rank = getattr(decl, "event_dims", None) if getattr(decl, "elementwise", False) else None
+            if torch.is_tensor(v) and isinstance(rank, int) and v.dim() < 1 + rank:
+                raise FormulaInputError(
+                    f"input {name} has shape {list(v.shape)}, but as a value of {var_text(_signature(decl))} it "
+                    f"needs a batch dimension and {rank} event dimension(s): [batch, *event]; for one example "
+                    f"pass {name}[None]")
 
     def _extra_allowed(self, name: str) -> bool:
         # A sequence may be passed whole where steps x_1, x_2 are inputs; `batch_size` sizes a call without data.
