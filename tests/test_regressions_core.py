@@ -214,3 +214,11 @@ def test_observed_data_without_a_batch_dimension_is_an_input_error():
     with pytest.raises(fm.FormulaInputError, match=r"needs a batch dimension .* pass x\[None\]"):
         obj(x=torch.ones(6))
     assert obj(x=torch.ones(1, 6)).shape == (1,)
+
+
+def test_a_prior_of_the_wrong_size_says_which_shapes_differ():
+    q = fm.Normal("q(z|x)", net=Gaussian(6, 16))
+    p = fm.Bernoulli("p(x|z)", net=Logits(16))
+    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(8,))
+    with pytest.raises(fm.FormulaInputError, match=r"event shape \[16\].* \[8\]"):
+        fm.compile(VAE, [q, p, prior])(x=binary(4))

@@ -11,6 +11,7 @@ import torch
 from ..check import divergences as spec
 from ..check import resolved as R
 from ..check.divergences import Needs
+from ..errors import FormulaInputError
 from ..estimators import closed_form
 from ..estimators.draws import sample_shape
 from ..text.printing import to_ascii as var_text
@@ -71,9 +72,14 @@ def kl(node: R.Divergence, b):
             cl.family, right_family):
         b.note(P.ClosedFormStep(what, f"{cl.label} || {label}"))
 
+        text, src = b.text, node.src
+
         def kl_closed(ctx):
             p = left(ctx)
-            return closed_form.kl(p, right(ctx, p, p.mean))
+            q = right(ctx, p, p.mean)
+            if p.event_shape != q.event_shape:
+                raise _shapes_differ(what, p, q, text, src)
+            return closed_form.kl(p, q)
 
         return kl_closed
     estimator = b.gradient_estimator(lf.decl)
@@ -87,6 +93,14 @@ def kl(node: R.Divergence, b):
         return estimator.surrogate(log_p - right(ctx, p, z).log_prob(z), log_p)
 
     return kl_mc
+
+
+def _shapes_differ(what: str, p, q, text, src) -> FormulaInputError:
+    span = (src.span.start, src.span.end) if src.span is not None else None
+    return FormulaInputError(
+        f"{what}: the left side has event shape {list(p.event_shape)} (batch {list(p.batch_shape)}), the right "
+        f"side {list(q.event_shape)} (batch {list(q.batch_shape)}); both must be over the same variable shape "
+        "(check shape= of a fixed-parameter declaration against the network's output)", text, span)
 
 
 @builds(R.Entropy)
