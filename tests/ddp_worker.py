@@ -70,6 +70,18 @@ def main(out: Path) -> None:
     stopped = Trainer(GaussianVAE(beta=True), inputs={"beta": beta}, batch_size=PER_RANK_BATCH, progress=False)
     stopped.fit({"x": x}, epochs=2, checkpoint_on_interrupt=out / "stop.ckpt")
     result["interrupted"] = (stopped.interrupted, stopped.step, stopped.position)
+
+    torch.manual_seed(20 + dist.get_rank())  # per-rank draws: the checkpoint must hold every rank's RNG state
+    straight = GaussianVAE()
+    Trainer(straight, batch_size=PER_RANK_BATCH, lr=1e-2, progress=False).fit({"x": x}, epochs=2)
+    torch.manual_seed(20 + dist.get_rank())
+    first = Trainer(GaussianVAE(), batch_size=PER_RANK_BATCH, lr=1e-2, progress=False)
+    first.fit({"x": x}, epochs=1)
+    first.save(out / "resume.ckpt")
+    torch.manual_seed(99)  # the same seed on both ranks: each must get its own state back from the file
+    resumed = GaussianVAE()
+    Trainer.load(out / "resume.ckpt", resumed, progress=False).fit({"x": x}, epochs=1)
+    result["resume"] = (parameters_vector(straight), parameters_vector(resumed))
     result["rank"] = dist.get_rank()
     torch.save(result, out / f"rank{dist.get_rank()}.pt")
     dist.destroy_process_group()

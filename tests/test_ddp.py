@@ -93,6 +93,13 @@ def test_a_signal_on_one_rank_stops_both_at_the_same_step_with_a_checkpoint(rank
     assert (state["step"], state["epoch"], state["position"]) == (2, 0, 2)
 
 
+def test_resume_under_ddp_restores_each_ranks_own_draws(ranks):
+    (r0, r1), out = ranks
+    for straight, resumed in (r0["resume"], r1["resume"]):
+        assert torch.equal(straight, resumed)
+    assert len(load_checkpoint(out / "resume.ckpt")["rng"]["ranks"]) == 2
+
+
 @pytest.mark.slow
 def test_a_stalled_rank_is_a_clear_error_after_the_timeout(tmp_path):
     """Rank 1 sleeps past Trainer(timeout=1): rank 0's step fails naming its rank and the setting, not after

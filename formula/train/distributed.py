@@ -26,6 +26,7 @@ __all__ = [
     "init_from_env",
     "barrier",
     "all_reduce_sum",
+    "all_gather",
     "shard",
     "pick_device",
     "distributed_loader",
@@ -118,6 +119,16 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     total = tensor.clone()
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total
+
+
+def all_gather(tensor: torch.Tensor, device: torch.device) -> list:
+    """Every rank's `tensor` (same shape and dtype on all), in rank order, on the CPU; `[tensor]` alone."""
+    if not is_distributed():
+        return [tensor]
+    mine = tensor.to(device)
+    parts = [torch.empty_like(mine) for _ in range(world_size())]
+    dist.all_gather(parts, mine)
+    return [part.cpu() for part in parts]
 
 
 def shard(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:

@@ -39,7 +39,8 @@ def declarations(objective: nn.Module) -> List[str]:
 
 
 def rng_state() -> Dict[str, Any]:
-    """torch's CPU RNG state and, when CUDA is in use, every GPU's."""
+    """torch's CPU RNG state and, when CUDA is in use, every GPU's (under torchrun, `Trainer.save` adds every
+    rank's CPU state as `ranks`)."""
     rng: Dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -107,6 +108,11 @@ def _check_rng(rng: Mapping[str, Any], path: str) -> None:
             got = f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
             raise CheckpointError(f"the checkpoint {path!r} has an RNG state {key!r} of {got}; torch's is "
                                   f"{reference.dtype} {tuple(reference.shape)} (nothing was loaded)")
+    ranks = rng.get("ranks")
+    if ranks is not None and (not isinstance(ranks, list) or not all(
+            isinstance(t, torch.Tensor) and t.dtype == reference.dtype and t.shape == (2, *reference.shape)
+            for t in ranks)):
+        raise CheckpointError(f"the checkpoint {path!r} has malformed per-rank RNG states (nothing was loaded)")
     cuda = rng.get("cuda")
     if cuda is not None and (not isinstance(cuda, list) or not all(
             isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1 for t in cuda)):

@@ -434,10 +434,23 @@ class Trainer:
         exactly after `Trainer.load`: the remaining batches, draws and updates are the ones an uninterrupted
         run would have made.
         """
-        if ddp.is_main_process():
-            save_checkpoint(self.state_dict(), path)
         with ddp.collective(f"saving {str(path)!r}", self.timeout):
+            ranks = self._rank_rng_states()
+            if ddp.is_main_process():
+                state = self.state_dict()
+                if ranks is not None:
+                    state["rng"]["ranks"] = ranks
+                save_checkpoint(state, path)
             ddp.barrier()
+
+    def _rank_rng_states(self) -> Optional[List[torch.Tensor]]:
+        """Under torchrun, every rank's RNG state and its epoch's first one (`[2, n]` bytes each, in rank order),
+        so that each rank resumes its own draws; None in a single process."""
+        if not ddp.is_distributed():
+            return None
+        now = torch.get_rng_state()
+        first = self._epoch_rng if self.position and self._epoch_rng is not None else now
+        return ddp.all_gather(torch.stack([now, first]), self.device)
 
     def restore(self, path: Any, *, strict: bool = True) -> None:
         """Continue the run saved at `path` in this trainer; on any `CheckpointError` nothing has changed.
@@ -485,6 +498,10 @@ class Trainer:
         self.history = {k: list(v) for k, v in state["history"].items()}
         restore_rng(state["rng"])
         self._epoch_rng = state["rng"].get("epoch")
+        ranks = state["rng"].get("ranks")
+        if ranks is not None and ddp.is_distributed() and len(ranks) == ddp.world_size():
+            torch.set_rng_state(ranks[ddp.rank()][0])  # this rank's own draws
+            self._epoch_rng = ranks[ddp.rank()][1] if self.position else None
 
     def __repr__(self) -> str:
         return (f"Trainer({one_line(self.objective)!r}, maximize={self.maximize}, update={self.update.describe()}, "
