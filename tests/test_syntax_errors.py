@@ -173,10 +173,28 @@ def test_deep_trees_without_brackets_are_refused_in_linear_work(text):
 
 
 def test_tree_depth_limit_points_at_the_deepest_node():
-    parse("-" * (MAX_TREE_DEPTH - 2) + "x")
-    err = _error("-" * MAX_TREE_DEPTH + "x")
-    assert "nested too deeply" in err.message
-    assert err.span == (MAX_TREE_DEPTH - 1, MAX_TREE_DEPTH + 1)
+    parse("exp " * (MAX_TREE_DEPTH - 2) + "x")  # the program, 98 calls and x: 100 levels
+    text = "exp " * (MAX_TREE_DEPTH - 1) + "x"
+    err = _error(text)
+    assert "nested too deeply" in err.message and f"more than {MAX_TREE_DEPTH} levels" in err.message
+    assert err.span == (len(text) - 1, len(text))
+
+
+def test_two_signs_in_a_row_are_refused():
+    for text, span in (("a -- b", (2, 4)), ("a + -b", (2, 5)), ("--x", (0, 2)), ("-+x", (0, 2)),
+                       ("E_q[f] - - KL(q||p)", (7, 10))):
+        err = _error(text)
+        assert err.message.startswith("two signs in a row") and err.span == span, text
+    # a bracket says it on purpose
+    assert parse_expr("a - (-b)") == parse_expr("a - (-(b))")
+    assert parse_expr("-(-x)").arg.arg.name == "x"
+
+
+def test_one_bar_between_two_distributions_in_a_divergence_suggests_two():
+    for text in ("KL(q(z|x)|p(z))", r"D_{KL}(q(z|x) \mid p(z))", "JS(q(z) | N(0, 1))"):
+        err = _error(text)
+        assert "separated by '||'" in err.message, text
+    parse("KL(q(z|x) || p(z))")
 
 
 def test_long_flat_formula_within_the_limit_parses_in_linear_work():

@@ -22,6 +22,12 @@ from dataclasses import dataclass, field, fields
 from typing import Iterator, Optional, Tuple, Union
 
 
+#: The deepest tree the language has (unary chains, powers, nested `\\log` ...). The parser refuses deeper texts,
+#: and the printers, sympy and the compiler, which recurse once per level, can rely on it: every tree that
+#: parses prints, compares and compiles. Brackets nest at most as deep (parser.MAX_NESTING).
+MAX_TREE_DEPTH = 100
+
+
 @dataclass(frozen=True)
 class Span:
     """Half-open character range `[start, end)` into the formula text."""
@@ -357,7 +363,7 @@ class Program(Node):
 
 
 __all__ = [
-    "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
+    "MAX_TREE_DEPTH", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
     "FUNCTIONS", "Norm", "StopGrad", "Grad", "Partial", "Labeled", "RELATIONS", "Relation", "Optimize", "Program",
 ]

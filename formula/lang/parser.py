@@ -8,6 +8,7 @@ relations) are registries in this module: adding a name needs no grammar change.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ from ..errors import FormulaError, FormulaSyntaxError
 
 MAX_LENGTH = 10_000  # characters; longer texts are refused before Lark sees them (Lark needs ~0.1 ms a token)
 MAX_NESTING = 100  # bracket depth
-MAX_TREE_DEPTH = 200  # depth of the built tree (unary chains, powers, nested log ...)
+MAX_TREE_DEPTH = n.MAX_TREE_DEPTH  # depth of the built tree; also the printers' and the compiler's limit
 
 # --- spellings ------------------------------------------------------------------------------------------
 # Every name with several spellings (functions, families, divergences, relations, decorations) is one row of
@@ -441,6 +442,7 @@ class _Builder(Transformer_NonRecursive):
         super().__init__()
         self._open: Dict[int, object] = {}  # id(node) -> the unbracketed Sum/Prod at its tail
         self._keep: List[object] = []  # keeps ids above valid
+        self._signed: Dict[int, Token] = {}  # id(node) -> the sign token of an unbracketed `-a` / `+a`
 
     # -- statements --
     def start(self, meta, children):
@@ -459,6 +461,7 @@ class _Builder(Transformer_NonRecursive):
             return self.value(children[0])
         terms: List[n.Expr] = [self.value(children[0])]
         for op, item in zip(children[1::2], children[2::2]):
+            self._no_second_sign(op, item)
             term = self.value(item)
             if str(op) == "-":
                 term = self._mark(n.Neg(term, span=_join(_tspan(op), term.span)), self._open.get(id(term)))
@@ -488,10 +491,21 @@ class _Builder(Transformer_NonRecursive):
 
     def unary(self, meta, children):
         op, item = children
+        self._no_second_sign(op, item)
         value = self.value(item)
-        if str(op) == "+":
-            return value
-        return self._mark(n.Neg(value, span=_span(meta)), self._open.get(id(value)))
+        if str(op) != "+":
+            value = self._mark(n.Neg(value, span=_span(meta)), self._open.get(id(value)))
+        self._signed[id(value)] = op
+        self._keep.append(value)
+        return value
+
+    def _no_second_sign(self, op: Token, item) -> None:
+        """`a -- b`, `a + -b`, `--x`: two signs in a row are refused (issue 9: a doubled sign silently flips a
+        term); a bracket says it on purpose, `a - (-b)`."""
+        second = self._signed.get(id(item))
+        if second is not None:
+            raise _Fail(f"two signs in a row ('{op}{second}'): write one sign, or bracket the negative term as "
+                        f"in a {op} (-b)", _join(_tspan(op), _tspan(second)))
 
     # -- products --
     def product(self, meta, children):
@@ -624,7 +638,7 @@ class _Builder(Transformer_NonRecursive):
 
     def _atom(self, tok: Token) -> n.Node:
         if tok.type == "NUMBER":
-            return n.Num(float(tok), span=_tspan(tok))
+            return self.number(None, [tok])
         if tok.type == "DOTS":
             raise _Fail("'\\ldots' belongs in a list such as z_1,\\ldots,z_K", _tspan(tok))
         if tok.type == "GREEK":
@@ -648,7 +662,11 @@ class _Builder(Transformer_NonRecursive):
 
     # -- atoms --
     def number(self, meta, children):
-        return n.Num(float(children[0]), span=_tspan(children[0]))
+        tok = children[0]
+        value = float(tok)
+        if not math.isfinite(value):
+            raise _Fail(f"the number {tok} is too large (the largest is about 1.8e308)", _tspan(tok))
+        return n.Num(value, span=_tspan(tok))
 
     def name(self, meta, children):
         tok = children[0]
@@ -783,6 +801,7 @@ class _Builder(Transformer_NonRecursive):
                 raise _Fail(f"{base}(a || b) is not a divergence: a divergence has an upper-case name such as KL",
                             _tspan(tok))
             return n.Divergence(kind.upper(), _as_dist(args.left), _as_dist(args.right), span=span)
+        self._no_condition_in_divergence(base, sub, args, span)
         family = FAMILIES.canonical(f"{wrapper}:{base}") or (FAMILIES.canonical(base) if wrapper != "mathcal"
                                                              else None)
         if family is not None and not sub:
@@ -798,6 +817,16 @@ class _Builder(Transformer_NonRecursive):
         if div_kind and len(args.vars) == 2 and not args.has_given and not args.params:
             return n.Divergence(div_kind, _as_dist(args.vars[0]), _as_dist(args.vars[1]), span=span)
         return n.Dist(base, args.vars, args.given, sub, args.params, span=span)
+
+    @staticmethod
+    def _no_condition_in_divergence(base: str, sub: Optional[str], args: _Args, span) -> None:
+        """`KL(q(z|x)|p(z))`: one bar between two distributions is a typo for `||`; say so."""
+        kind = sub if (base == "D" and sub) else base
+        if not (args.has_given and kind and DIVERGENCES.lookup(kind.upper()) is not None):
+            return
+        if any(isinstance(a, (n.Dist, n.Family)) for a in args.vars + args.given):
+            raise _Fail(f"the two arguments of a divergence are separated by '||', as in "
+                        f"{kind}(q(z|x) || p(z)); one '|' is a condition", span)
 
     # -- expectations --
     def sampler_sub(self, meta, children):
@@ -978,4 +1007,4 @@ def parse_signature(text: str) -> n.Dist:
 
 
 __all__ = ["parse", "parse_expr", "parse_signature", "DIVERGENCES", "FAMILIES", "FUNCTIONS", "RELATIONS",
-           "MAX_LENGTH", "MAX_NESTING"]
+           "MAX_LENGTH", "MAX_NESTING", "MAX_TREE_DEPTH", "Work", "last_work"]

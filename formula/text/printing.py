@@ -12,13 +12,16 @@ norms, families, `\\underbrace`) the ASCII printer writes the LaTeX one: mixing 
 
 from __future__ import annotations
 
+import functools
+import threading
 from decimal import Decimal
 from typing import Callable, Tuple
 
+from ..errors import FormulaError
 from ..lang import nodes as n
 from ..lang import spellings
 
-__all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number"]
+__all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number", "depth_guarded"]
 
 GREEK = spellings.GREEK_LETTERS
 
@@ -75,14 +78,33 @@ class _Printer:
         row = table.get(name)
         return default if row is None else getattr(row, self.spelling)
 
+    def __init__(self) -> None:
+        self._local = threading.local()  # the memo of the print in progress, per thread
+
     def __call__(self, node: n.Node) -> str:
-        return self.piece(node).text
+        outermost = getattr(self._local, "memo", None) is None
+        if outermost:
+            self._local.memo = {}
+        try:
+            return self.piece(node).text
+        finally:
+            if outermost:
+                self._local.memo = None
 
     def piece(self, node: n.Node) -> Piece:
+        """`node` printed, memoised for the print in progress: a parent looks at its children's pieces more than
+        once (precedence, open right ends), which would otherwise cost 2^depth."""
+        memo = getattr(self._local, "memo", None)
+        hit = memo.get(id(node)) if memo is not None else None
+        if hit is not None and hit[0] is node:
+            return hit[1]
         method: Callable[[n.Node], Piece] = getattr(self, "_print_" + type(node).__name__, None)
         if method is None:
             raise TypeError(f"cannot print {type(node).__name__}")
-        return method(node)
+        result = method(node)
+        if memo is not None:
+            memo[id(node)] = (node, result)  # holding the node keeps its id from being reused
+        return result
 
     # --- helpers -------------------------------------------------------------------------------------
     def paren(self, text: str) -> str:
@@ -430,15 +452,32 @@ class LatexPrinter(_Printer):
         return "\\" + op
 
 
+def depth_guarded(fn: Callable) -> Callable:
+    """`fn`, with a RecursionError (a hand-built tree deeper than `nodes.MAX_TREE_DEPTH`, or a caller already
+    deep in its own stack) raised as a FormulaError instead of a crash."""
+
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RecursionError:
+            raise FormulaError(f"the formula is nested too deeply to print or compare here (the language's limit "
+                               f"is {n.MAX_TREE_DEPTH} levels)") from None
+
+    return guarded
+
+
 _ASCII = AsciiPrinter()
 _LATEX = LatexPrinter()
 
 
+@depth_guarded
 def to_ascii(node: n.Node) -> str:
     """The plain-ASCII spelling of a `Program` or any `Expr`; `parse` reads it back to an equal tree."""
     return _ASCII(node)
 
 
+@depth_guarded
 def to_latex(node: n.Node) -> str:
     """The LaTeX a paper prints for a `Program` or any `Expr`; `parse` reads it back to an equal tree."""
     return _LATEX(node)

@@ -27,7 +27,7 @@ from sympy.printing.pretty.stringpict import prettyForm
 
 from ..lang import nodes as n
 from ..lang import spellings
-from .printing import GREEK, format_number, to_latex
+from .printing import GREEK, depth_guarded, format_number, to_latex
 
 __all__ = [
     "to_sympy", "canonical", "equivalent", "pretty", "latex", "ascii_str",
@@ -834,11 +834,13 @@ _PRINTING = _Converter(canonical=False)
 _CANONICAL = _Converter(canonical=True)
 
 
+@depth_guarded
 def to_sympy(node_or_text: NodeOrText) -> sympy.Expr:
     """A sympy expression for a formula (string or AST), in the order and form it was written."""
     return _PRINTING(_parse(node_or_text))
 
 
+@depth_guarded
 def canonical(node_or_text: NodeOrText) -> sympy.Expr:
     """The normal form `equivalent` compares: sorted, expanded, exact, linear in expectations and sums."""
     return _expand(_CANONICAL(_parse(node_or_text)))
@@ -848,6 +850,7 @@ def _statements(node: n.Node) -> List[n.Node]:
     return list(node.statements) if isinstance(node, n.Program) else [node]
 
 
+@depth_guarded
 def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
     """Whether two formulas denote the same objective up to algebra that keeps its value (docs/language.md §4).
 
@@ -863,12 +866,14 @@ def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
     return True
 
 
+@depth_guarded
 def pretty(node_or_text: NodeOrText) -> str:
     """Unicode, the way a paper prints it: `𝔼_{q(z|x)}[log p(x|z)] - D_KL[q(z|x) ‖ p(z)]`."""
     out = sympy.pretty(to_sympy(node_or_text), order="none", use_unicode=True, wrap_line=False)
     return "\n".join(line.rstrip() for line in out.splitlines())
 
 
+@depth_guarded
 def latex(node_or_text: NodeOrText) -> str:
     """The LaTeX a paper prints (`printing.to_latex`, which reads back to the same tree). sympy's own
     `sympy.latex(to_sympy(x), order="none")` gives much the same through our classes' `_latex` hooks, but its
@@ -876,6 +881,7 @@ def latex(node_or_text: NodeOrText) -> str:
     return to_latex(_parse(node_or_text))
 
 
+@depth_guarded
 def ascii_str(node_or_text: NodeOrText) -> str:
     """sympy's `str` of the formula (plain ASCII, close to the input spelling)."""
     return sympy.sstr(to_sympy(node_or_text), order="none")
