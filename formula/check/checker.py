@@ -21,7 +21,7 @@ from . import divergences as dv
 from . import resolved as R
 from .kinds import DeclKind
 from .resolver import Decl, Draws, Resolver, free_vars
-from .scope import Scope, shift_of
+from .scope import Scope
 
 # Explicit families the compiler evaluates (the parser knows more spellings); `I` in their arguments is the
 # identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.

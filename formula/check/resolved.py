@@ -8,7 +8,7 @@ the checker decided. Arithmetic nodes of `formula.lang.nodes` stay as they are, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 from ..lang import nodes as N
 

@@ -250,7 +250,6 @@ class Objective(torch.nn.Module):
 
     def _validate_inputs(self, inputs: Mapping[str, Any]) -> int:
         checked = self._plan.checked
-        text = checked.text
         known = set(checked.inputs) | set(checked.optional_inputs)
         for k in inputs:
             if k not in known and not self._extra_allowed(k):

@@ -23,7 +23,7 @@ from ..estimators import gradients
 from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
 from . import plan as P
-from .context import Ctx, Fn
+from .context import Fn
 
 Builder = Callable[[object, "BuildContext"], Fn]
 _BUILDERS: Dict[type, Builder] = {}
