@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import formula as fm
@@ -97,6 +99,34 @@ def test_out_of_support_data_is_named_with_the_support_and_value(name):
     assert f"{name} q(z|x)" in str(info.value)
     with pytest.raises(fm.FormulaInputError, match=match):
         d.log_prob(z=value, x=x)
+
+
+VALUES = st.lists(st.one_of(st.floats(-2, 2, width=32), st.just(math.nan), st.just(math.inf)), min_size=1,
+                  max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(scales=VALUES)
+def test_a_parameter_check_fails_exactly_when_some_value_breaks_the_constraint(scales):
+    scale = torch.tensor(scales)
+    d = fd.Normal("q(z|x)", net=lambda x: {"loc": torch.zeros_like(scale), "scale": scale})
+    if all(s > 0 for s in scales):  # NaN > 0 is False too
+        d.condition(torch.zeros(1), validate=True)
+    else:
+        with pytest.raises(fm.FormulaInputError, match="scale must be > 0"):
+            d.condition(torch.zeros(1), validate=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=VALUES)
+def test_a_data_check_fails_exactly_when_some_value_is_outside_the_support(values):
+    d = fd.Bernoulli("p(x)", probs=0.5)
+    x = torch.tensor(values)
+    if all(0 <= v <= 1 for v in values):
+        d.validate_value("x", x)
+    else:
+        with pytest.raises(fm.FormulaInputError, match=r"x must be in \[0\.0, 1\.0\]"):
+            d.validate_value("x", x)
 
 
 def test_bernoulli_accepts_continuous_targets_in_the_unit_interval():
