@@ -219,3 +219,17 @@ def test_new_declaration_type_in_a_compiled_elbo_matches_hand_written_pytorch():
     torch.testing.assert_close(value, expected)
     (-value.mean()).backward()
     assert all(t.grad is not None for t in [*q.parameters(), *p.parameters()])
+
+
+def test_a_new_family_is_one_subclass_whose_capabilities_come_from_its_torch_class():
+    class StudentT(fm.Distribution):
+        torch_family = D.StudentT
+        params = (("df",), ("loc",), ("scale",))
+
+    t = StudentT("p(z)", df=3.0, loc=0.0, scale=1.0, shape=(Z,))
+    caps = t.capabilities
+    assert caps.reparameterised and not caps.discrete and caps.family is D.StudentT and caps.label == "StudentT"
+    z = t.sample((B,))["z"]
+    torch.testing.assert_close(t.log_prob(z=z), D.StudentT(3.0, 0.0, 1.0).log_prob(z).sum(-1))
+    with pytest.raises(fm.FormulaInputError, match="parameter df must be > 0"):
+        StudentT("q(z|x)", net=lambda x: {"df": -x, "loc": x, "scale": x}).condition(torch.ones(B, Z), validate=True)

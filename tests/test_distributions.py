@@ -358,6 +358,7 @@ def test_enumerate_support_of_a_bernoulli_vector_is_the_joint_support():
     (lambda: fd.Normal("q(z|x)", net=3), "net= must be"),
     (lambda: fd.Normal("q(z|z)", net=nn.Identity()), "appears twice"),
     (lambda: fd.Function("D(x)", net=None), "needs net="),
+    (lambda: fd.Distribution("p(z)"), "the base of the families"),
 ])
 def test_declaration_errors(build, match):
     with pytest.raises(FormulaCheckError, match=match) as info:

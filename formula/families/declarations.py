@@ -102,6 +102,9 @@ class Distribution(_Networked):
     def __init__(self, signature: str, net: Optional[Callable] = None, *, event_dims: Optional[int] = None,
                  shape: Optional[Sequence[int]] = None, **params: Any):
         super().__init__(signature, net)
+        if self.torch_family is None:
+            raise self._declaration_error("Distribution is the base of the families: declare one (fm.Normal, ...), "
+                                          "subclass it with torch_family=, or use fm.LazyDistribution")
         self._check_declared_params(params)
         self.shape = self._shape(shape)
         self._fixed = tuple(params)
