@@ -140,6 +140,7 @@ class Formula:
     text: str
     declarations: Sequence[nn.Module]
     data: Dict[str, Callable[[], torch.Tensor]]
+    options: Tuple[Tuple[str, Any], ...] = ()  # keyword arguments of fm.compile: samples=, analytic_kl=
 
 
 @lru_cache(maxsize=None)
@@ -154,18 +155,19 @@ def declarations_of(key: str) -> Sequence[nn.Module]:
 def formula_for(seed: int) -> Formula:
     """The campaign's formula number `seed`: two in five mutate a model case's text, the rest are generated."""
     rng = random.Random(seed)
+    options = (("samples", rng.choice((1, 1, 1, 2))), ("analytic_kl", rng.random() < 0.7))
     if rng.random() < 0.4:
         case = CASES[rng.randrange(len(CASES))]
         inputs = case.inputs()
         data = {name: (lambda v=v: v) for name, v in inputs.items() if isinstance(v, torch.Tensor)}
-        return Formula(seed, mutate(rng, case.text), declarations_of(case.name), {**STATIC.data, **data})
+        return Formula(seed, mutate(rng, case.text), declarations_of(case.name), {**STATIC.data, **data}, options)
     world = TIME if rng.random() < 0.3 else STATIC
     text = generate(rng, world)
     if world is TIME and rng.random() < 0.7:
         text = rng.choice(TIME_SUMS).replace("@A", text)
     if rng.random() < 0.1:
         text = rng.choice(STATEMENTS).replace("@A", text)
-    return Formula(seed, text, declarations_of(world.name), world.data)
+    return Formula(seed, text, declarations_of(world.name), world.data, options)
 
 
 COUNTS = ("K", "T", "L", "N", "k", "t", "i")
@@ -189,10 +191,11 @@ class WrongShape(AssertionError):
 
 
 def compile_and_call(formula: Formula) -> bool:
-    """Compile the text over its declarations and call it once: True if it evaluated to one value per example,
-    False if it raised a FormulaError (an answer too); any other exception propagates."""
+    """Compile the text over its declarations, call it once and run the backward pass of the mean: True if it
+    evaluated to one value per example, False if it raised a FormulaError (an answer too); any other exception
+    propagates."""
     try:
-        objective = fm.compile(formula.text, list(formula.declarations))
+        objective = fm.compile(formula.text, list(formula.declarations), **dict(formula.options))
         inputs = inputs_for(objective, formula)
         value = objective(**inputs)
     except fm.FormulaError:
@@ -200,6 +203,8 @@ def compile_and_call(formula: Formula) -> bool:
     batches = {v.shape[0] for v in inputs.values() if isinstance(v, torch.Tensor) and v.dim()}
     if len(batches) == 1 and tuple(value.shape) != (batches.pop(),):
         raise WrongShape(f"value of shape {tuple(value.shape)} for inputs {_shapes(inputs)}")
+    if value.requires_grad:
+        value.float().mean().backward()
     return True
 
 
@@ -238,7 +243,8 @@ def shrink(formula: Formula, wanted: Tuple[str, str], budget: int = 300) -> str:
     while i < len(tokens) and budget > 0:
         candidate = tokens[:i] + tokens[i + 1:]
         budget -= 1
-        error = crash_of(Formula(formula.seed, "".join(candidate), formula.declarations, formula.data))
+        error = crash_of(Formula(formula.seed, "".join(candidate), formula.declarations, formula.data,
+                                 formula.options))
         if error is not None and signature(error) == wanted:
             tokens = candidate
         else:

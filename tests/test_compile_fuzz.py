@@ -1,17 +1,18 @@
-"""The compile fuzz campaign: whatever the text, compiling it and calling the objective either works or raises a
-`FormulaError`; no other exception escapes (docs/language.md §6).
+"""The compile fuzz campaign: whatever the text, compiling it, calling the objective and its backward pass either
+work (one value per example) or raise a `FormulaError`; no other exception escapes (docs/language.md §6).
 
 `test_campaign` runs 10,000 seeded formulas (fuzz_formulas.py: generated over declarations with a continuous and a
-discrete latent, a `Function` and a `Data`, and mutations of the contract cases' formulas) in chunks; a chunk
-fails with the list of new crash signatures, each with a shrunk reproducer. A crash whose signature is that of a
-reproducer in `KNOWN` that still crashes is left to that reproducer's test (strict xfail while formula has the
-bug); once fixed, the xfail turns into a failure: delete its `bug=` and the reproducer stays as a regression test.
+discrete latent, a `Function` and a `Data`, and mutations of the contract cases' formulas; some with samples=2 or
+analytic_kl=False) in chunks; a chunk fails with the list of new crash signatures, each with a shrunk reproducer.
+A crash whose signature is that of a reproducer in `KNOWN` that still crashes is left to that reproducer's test
+(strict xfail while formula has the bug); once fixed, the xfail turns into a failure: delete its `bug=` and the
+reproducer stays as a regression test.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,10 +28,16 @@ SIZE = N_FORMULAS // CHUNKS
 MIN_EVALUATED = 0.1  # at least this share of formulas must compile and evaluate, or the generator has degenerated
 
 
-def known(text: str, world: World = STATIC, bug: Optional[str] = None):
-    """A crash the campaign found, as a regression test; `bug=` (the raw exception) while formula still has it."""
+def _formula(text: str, world: World, options: Optional[Dict[str, Any]] = None) -> Formula:
+    return Formula(-1, text, declarations_of(world.name), world.data, tuple((options or {}).items()))
+
+
+def known(text: str, world: World = STATIC, bug: Optional[str] = None, **options: Any):
+    """A crash the campaign found, as a regression test; `bug=` (the raw exception) while formula still has it;
+    `options` are fm.compile's (samples=, analytic_kl=)."""
     marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
-    return pytest.param(text, world, id=text[:60], marks=marks)
+    label = text[:60] + "".join(f",{k}={v}" for k, v in options.items())
+    return pytest.param(_formula(text, world, options), id=label, marks=marks)
 
 
 KNOWN = [
@@ -43,24 +50,22 @@ KNOWN = [
     known("exp " * 165 + "x"),
     known("E_{q(y|x)}[K]"),
     known(r"\sum_{t=1}^{2}E_{q(z_t|z_{t-1},x)}[\sum_{t=2}^{T}q(z_t|z_{t-1},x)]", TIME),
+    known("y", samples=2, bug="RuntimeError from objective._run: averaging the draws of an integer-valued objective "
+          "(an integer input y, samples=2): mean() could not infer output dtype ... Got: Long"),
 ]
 
 
-def _formula(text: str, world: World) -> Formula:
-    return Formula(-1, text, declarations_of(world.name), world.data)
-
-
-@pytest.mark.parametrize("text, world", KNOWN)
-def test_known_crash_is_a_formula_error(text: str, world: World) -> None:
+@pytest.mark.parametrize("formula", KNOWN)
+def test_known_crash_is_a_formula_error(formula: Formula) -> None:
     """Each crash the campaign found compiles and evaluates, or raises a FormulaError."""
-    error = crash_of(_formula(text, world))
+    error = crash_of(formula)
     assert error is None, f"{signature(error)}: {first_line(error)}"
 
 
 @lru_cache(maxsize=None)
 def _tolerated() -> Set[Tuple[str, str]]:
     """The signatures of the KNOWN reproducers that still crash: their own tests report them."""
-    errors = [crash_of(_formula(p.values[0], p.values[1])) for p in KNOWN]
+    errors = [crash_of(p.values[0]) for p in KNOWN]
     return {signature(e) for e in errors if e is not None}
 
 

@@ -16,9 +16,9 @@ To add a model, add one entry to cases.py:
 
 or `case(...)(factory)` on an existing factory. Other fields: `options={...}` (keyword arguments of fm.compile),
 `reference_grads=False` (a score-function surrogate: the reference's value only), `skip={"check": "why it cannot"}`
-and `xfail={"check": "bug: what formula does wrong"}` (strict; delete it once formula is fixed). A check's name is
-its test's name without `test_`: shape, finite, gradients, terms, explain, ascii_round_trip, latex_round_trip,
-compiled, fullgraph, state_dict, float64, meta_device, moved_to_meta, reference.
+and `xfail={"check": "bug: what formula does wrong"}` (strict; delete it once formula is fixed). A check's name
+is its test's name without `test_`: shape, finite, batch_of_one, gradients, terms, explain, ascii_round_trip,
+latex_round_trip, compiled, fullgraph, state_dict, float64, meta_device, moved_to_meta, reference.
 Declarations must have every parameter used by the formula (the gradients check asks that each gets a gradient),
 and nets that follow their parameters' dtype (the float64 check): wrap a models.py net that takes integer labels
 in cases.labels_one_hot.
