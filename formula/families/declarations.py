@@ -407,6 +407,12 @@ class Deterministic(Distribution):
         return super()._wrap_output(out)
 
 
+_DATA_CAPABILITIES = Capabilities(reparameterised=True, discrete=False, enumerable=False, has_density=False,
+                                  can_sample=True, family=None, label="Data")
+_FUNCTION_CAPABILITIES = Capabilities(reparameterised=False, discrete=False, enumerable=False, has_density=False,
+                                      can_sample=False, family=None, label="Function")
+
+
 class Data(Declaration):
     """The empirical distribution of the batch, `Data("p_data(x)")` or `Data("p_data(x,y)")`: the only family
     over several variables. Sampling it returns the batch itself; it has no density, no net and no parameters.
@@ -424,8 +430,7 @@ class Data(Declaration):
     @property
     def capabilities(self) -> Capabilities:
         """Sampled (the batch itself, no score-function term ever needed), never scored."""
-        return Capabilities(reparameterised=True, discrete=False, enumerable=False, has_density=False,
-                            can_sample=True, family=None, label="Data")
+        return _DATA_CAPABILITIES
 
     def _no_density(self, what: str) -> FormulaCheckError:
         return FormulaCheckError(f"Data {self.signature_text}: the empirical distribution of the batch has no "
@@ -480,8 +485,7 @@ class Function(_Networked):
     @property
     def capabilities(self) -> Capabilities:
         """None: a function is called, never sampled or scored."""
-        return Capabilities(reparameterised=False, discrete=False, enumerable=False, has_density=False,
-                            can_sample=False, family=None, label="Function")
+        return _FUNCTION_CAPABILITIES
 
     def _net_arg_names(self) -> Tuple[str, ...]:
         return self.var_names + self.given_names

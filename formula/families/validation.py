@@ -106,7 +106,8 @@ def _failures(checks: Iterable[Tuple[str, constraints.Constraint, torch.Tensor]]
         done.append((name, constraint, value, constraint.check(value)))
     if not done:
         return []
-    if bool(torch.stack([ok.all() for *_, ok in done]).all()):
+    device = next((ok.device for *_, ok in done if ok.device.type != "cpu"), torch.device("cpu"))
+    if bool(torch.stack([ok.all().to(device) for *_, ok in done]).all()):  # parameters given as numbers are on cpu
         return []
     return [item for item in done if not bool(item[3].all())]
 
