@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import FormulaCheckError, FormulaError
 from ..lang import nodes
+from ..text.printing import to_ascii as var_text
 
 __all__ = ["parse_declaration", "spans", "keywords_for"]
 
@@ -30,8 +31,6 @@ def parse_declaration(signature: Any, kind: str) -> nodes.Dist:
     except FormulaError as error:
         span = error.span if error.span is not None else (0, len(signature))
         raise FormulaCheckError(f"{kind}: bad signature {signature!r}: {error.message}", signature, span) from None
-    from ..text.printing import to_ascii as var_text
-
     items = node.vars + node.given
     names = [var_text(v) for v in items]
     for i, name in enumerate(names):
