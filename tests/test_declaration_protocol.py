@@ -233,3 +233,32 @@ def test_a_new_family_is_one_subclass_whose_capabilities_come_from_its_torch_cla
     torch.testing.assert_close(t.log_prob(z=z), D.StudentT(3.0, 0.0, 1.0).log_prob(z).sum(-1))
     with pytest.raises(fm.FormulaInputError, match="parameter df must be > 0"):
         StudentT("q(z|x)", net=lambda x: {"df": -x, "loc": x, "scale": x}).condition(torch.ones(B, Z), validate=True)
+
+
+def test_a_zuko_flow_is_a_lazy_distribution_in_a_compiled_objective():
+    zuko = pytest.importorskip("zuko")  # not a dependency: the flow declaration over it comes later
+    torch.manual_seed(0)
+    flow = zuko.flows.MAF(features=Z, context=X, transforms=2, hidden_features=(16,))
+    q = fm.LazyDistribution("q(z|x)", flow, example={"x": torch.zeros(1, X)})
+    assert q.capabilities.reparameterised and q.capabilities.has_density
+    p = fm.Normal("p(x|z)", net=_Loc(nn.Linear(Z, X)), scale=1.0)
+    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,))
+    objective = fm.compile("E_q(z|x)[log p(x|z) + log p(z) - log q(z|x)]", [q, p, prior])
+    x = torch.randn(B, X)
+    torch.manual_seed(1)
+    value = objective(x=x)
+    torch.manual_seed(1)
+    qz = flow(x)
+    z = qz.rsample()
+    expected = (D.Normal(p.net(z)["loc"], 1.0).log_prob(x).sum(-1) + D.Normal(0.0, 1.0).log_prob(z).sum(-1)
+                - qz.log_prob(z))
+    torch.testing.assert_close(value, expected)
+
+
+class _Loc(nn.Module):
+    def __init__(self, lin):
+        super().__init__()
+        self.lin = lin
+
+    def forward(self, z):
+        return {"loc": self.lin(z)}
