@@ -42,6 +42,10 @@ ENTROPY_NAMES = {"H"}
 GREEK_ALIASES = {"varepsilon": "epsilon", "vartheta": "theta", "varphi": "phi", "varrho": "rho",
                  "varsigma": "sigma", "varpi": "pi"}
 
+#: The wrapper that makes any name a plain name (`\mathit{E}`, `\mathit{H}(x)`, `\mathit{KL}(a, b)`): the
+#: printers write names that would read as keywords this way.
+PLAIN_NAME = "mathit"
+
 PER_EXAMPLE_INDICES = {"i", "n"}  # `x^{(i)}`: the example index, dropped
 
 #: Terminal names -> words for error messages.
@@ -97,7 +101,7 @@ class _Roles(PostLex):
     `q(z|x)`, DIVSEP in `KL(q || p)`); elsewhere it closes an open `|..|` or `\\|..\\|`, or opens one.
     `~` is SIM inside an expectation's subscript and LaTeX spacing elsewhere."""
 
-    always_accept = ("BAR", "DBAR", "MID", "LABS", "RABS", "LNORM", "RNORM", "TILDE")
+    always_accept = ("BAR", "DBAR", "MID", "LABS", "RABS", "LNORM", "RNORM", "TILDE", "GREEK_CALL")
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         stack: List[str] = []
@@ -134,6 +138,8 @@ class _Roles(PostLex):
                     kind = opener
             elif kind == "MID":
                 kind = "GIVEN"
+            elif kind == "GREEK_CALL":
+                kind = "CALL_NAME"
             elif kind in ("LABS", "RABS", "LNORM", "RNORM"):
                 kind = {"LABS": "ABS_OPEN", "RABS": "ABS_CLOSE", "LNORM": "NORM_OPEN", "RNORM": "NORM_CLOSE"}[kind]
             elif kind == "TILDE":
@@ -791,10 +797,13 @@ class _Builder(Transformer_NonRecursive):
     def call(self, meta, children):
         tok = children[0]
         wrapper, base = _unwrap(str(tok))
+        base = GREEK_ALIASES.get(base, base) if wrapper is None else base
         script = next((c for c in children[1:] if isinstance(c, list)), None)
         sub = _script_text(script) if script is not None else None
         args = children[-1]
         span = _span(meta)
+        if wrapper == PLAIN_NAME and not isinstance(args, _DivArgs):  # `\mathit{E}(x)`: a name, never a keyword
+            return n.Dist(base, args.vars, args.given, sub, args.params, span=span)
         if isinstance(args, _DivArgs):
             kind = sub if (base == "D" and sub) else base
             if not kind[:1].isupper() and not (base == "D" and sub):

@@ -16,6 +16,7 @@ so the next `parse` knows the new spelling. `unregister(row)` takes it out again
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar
@@ -25,7 +26,7 @@ from . import nodes as n
 __all__ = [
     "Function", "FamilyName", "DivergenceName", "RelationName", "Decoration", "Table", "FUNCTIONS", "FAMILIES",
     "DIVERGENCES", "RELATIONS", "DECORATIONS", "register", "unregister", "register_function", "register_family",
-    "on_change", "resolve", "keywords", "GREEK_LETTERS",
+    "on_change", "resolve", "keywords", "reserved_names", "GREEK_LETTERS",
 ]
 
 #: Greek letters by their LaTeX names (a name such as `beta` is printed `\\beta` and is never a typo).
@@ -306,6 +307,7 @@ def on_change(callback: Callable[[], None]) -> None:
 
 
 def _changed() -> None:
+    reserved_names.cache_clear()
     for callback in _LISTENERS:
         callback()
 
@@ -342,11 +344,25 @@ def resolve(path: str):
     return getattr(importlib.import_module(module), attr)
 
 
+_OPERATOR_WORDS = ("E", "sum", "prod", "min", "max")
+
+
+@functools.lru_cache(maxsize=None)
+def reserved_names() -> Tuple[frozenset, frozenset]:
+    """Names that a printer must not write plainly: `(as a value, as a call)`. A value named `E` or `log`, or a
+    call named `H`, `KL`, `Normal` or `sigma`, would read back as the keyword; printers escape them."""
+    functions = {w for row in FUNCTIONS.values() for w in row.words + row.commands}
+    value = frozenset(functions | set(_OPERATOR_WORDS))
+    call = value | {"H", "sigma"} | {w for row in DIVERGENCES.values() for w in row.words}
+    call |= {w for row in FAMILIES.values() for w in row.words}
+    return value, frozenset(call)
+
+
 def keywords() -> List[str]:
     """Every reserved word a user might mistype (function words, divergence and family names, E, H, sum ...):
     the vocabulary of `formula.lang.suggest.did_you_mean`."""
     words = [w for row in FUNCTIONS.values() for w in row.words + row.commands]
     words += [w for row in DIVERGENCES.values() for w in row.words]
     words += [w for row in FAMILIES.values() for w in row.words]
-    words += ["E", "H", "sum", "prod", "min", "max"]
+    words += ["H", *_OPERATOR_WORDS]
     return list(dict.fromkeys(words))

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from . import spellings
 
-__all__ = ["grammar_text", "functions_regex", "decorations_regex", "relations_regex"]
+__all__ = ["grammar_text", "functions_regex", "decorations_regex", "relations_regex", "greek_call_regex"]
 
 #: sizing commands allowed between `\sigma` and its `(`
 _SIZING = r"\\(?:left|bigl|Bigl|biggl|Biggl|big|Big|bigg|Bigg)(?![A-Za-z])\s*"
@@ -56,6 +56,18 @@ def relations_regex() -> str:
     return r"\\" + _alternation(commands) + r"(?![A-Za-z])|" + _alternation(symbols)
 
 
+_SUBSCRIPT_THEN_CALL = r"(?=(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?\()"
+
+
+def greek_call_regex() -> str:
+    """A Greek letter (command or ASCII word) directly followed by `(`, after an optional subscript, and not
+    itself a subscript (`q_\\phi(z)` is q's): except `sigma`, whose call is the logistic function."""
+    names = sorted(spellings.GREEK_LETTERS - {"sigma", "varsigma"})
+    words = [w for w in names if w.islower() and not w.startswith("var")]
+    return (r"(?<![_^\\A-Za-z])(?:\\" + _alternation(names) + "|" + _alternation(words) + r")(?![A-Za-z0-9])"
+            + _SUBSCRIPT_THEN_CALL)
+
+
 def _lark_literal(regex: str) -> str:
     return regex.replace("/", "\\/")
 
@@ -64,6 +76,6 @@ def grammar_text() -> str:
     """The grammar shipped in the package with the generated terminals filled in."""
     text = importlib.resources.files("formula.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
     for marker, build in (("@FUNCTIONS@", functions_regex), ("@DECORATIONS@", decorations_regex),
-                          ("@RELATIONS@", relations_regex)):
+                          ("@RELATIONS@", relations_regex), ("@GREEK_CALL@", greek_call_regex)):
         text = text.replace(marker, _lark_literal(build()))
     return text

@@ -228,8 +228,16 @@ class _Printer:
     def subscript(self, text: str) -> str:
         return f"_{text}" if len(text) == 1 and text.isalnum() else f"_{{{text}}}"
 
+    def plain(self, name: str, call: bool = False, sub=None) -> str:
+        """`name` as this printer writes a name, escaped as `\\mathit{..}` where it would read as a keyword
+        (`E`, `log`, a call `H(x)`, `KL(a, b)`, `D_{KL}(a, b)`, `sigma(a)`)."""
+        value_words, call_words = spellings.reserved_names()
+        clash = name in (call_words if call else value_words) or (
+            call and name == "D" and sub is not None and spellings.DIVERGENCES.lookup(sub.upper()) is not None)
+        return f"\\mathit{{{name}}}" if clash else self.name(name)
+
     def _print_Var(self, node: n.Var) -> Piece:
-        text = self.name(node.name)
+        text = self.plain(node.name)
         if node.mark:
             text = f"{self.spelled(spellings.DECORATIONS, node.mark, node.mark)}{{{text}}}"
         text += "'" * node.primes
@@ -238,8 +246,8 @@ class _Printer:
             text += self.subscript(items.replace(" - ", "-").replace(" + ", "+"))
         return Piece(text, ATOM)
 
-    def dist_name(self, name: str, sub) -> str:
-        text = self.name(name)
+    def dist_name(self, name: str, sub, call: bool = True) -> str:
+        text = self.plain(name, call, sub)
         if sub is not None:
             text += self.subscript(self.name(sub))
         return text
@@ -253,8 +261,9 @@ class _Printer:
         return text
 
     def _print_Dist(self, node: n.Dist) -> Piece:
-        head = self.dist_name(node.name, node.sub)
-        if not (node.vars or node.given or node.params):
+        bare = not (node.vars or node.given or node.params)
+        head = self.dist_name(node.name, node.sub, call=not bare)
+        if bare:
             return Piece(head, ATOM)
         return Piece(f"{head}({self.signature(node.vars, node.given, node.params)})", ATOM)
 
