@@ -30,6 +30,7 @@ _LAZY = {
     "LazyDistribution": "families.lazy", "DeclKind": "check.kinds",
     "compile": "compiler.objective", "Objective": "compiler.objective",
     "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
+    "Alternating": "train.games", "Game": "train.games",
     "CheckpointError": "train.checkpoint",
 }
 
