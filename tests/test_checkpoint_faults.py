@@ -129,6 +129,18 @@ def _scheduler_mistyped(s):
     s["update"]["schedulers"]["main"]["last_epoch"] = "seven"
 
 
+def _optimizer_for_fewer_parameters(s):
+    s["update"]["optimizers"]["main"]["param_groups"][0]["params"].pop()
+
+
+def _scheduler_missing(s):
+    s["update"]["schedulers"] = {}
+
+
+def _another_rule(s):
+    s["update"]["rule"] = "Alternating"
+
+
 def _network_missing(s):
     s["objective"].pop(next(iter(s["objective"])))
 
@@ -153,7 +165,8 @@ FAULTS = [
     _set("history", {"loss": "low"}), _set("epoch_sums", {"loss": None}), _set("config", {}),
     _set("inputs", {"beta": {"value": "x"}}), _set("formula", "E_q(z|x)[log p(x|z)]"),
     _rng_wrong_size, _rng_wrong_dtype, _optimizer_state_wrong_shape, _optimizer_state_missing_key,
-    _optimizer_groups_mistyped, _scheduler_mistyped, _network_missing,
+    _optimizer_groups_mistyped, _optimizer_for_fewer_parameters, _scheduler_mistyped, _scheduler_missing,
+    _another_rule, _network_missing,
 ]
 
 

@@ -258,9 +258,11 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: Any, name: st
             not isinstance(g, Mapping) or not isinstance(g.get("params"), Sequence) or len(g["params"]) != len(h["params"])
             for g, h in zip(groups, mine["param_groups"])):
         raise CheckpointError(f"{where} is for other parameters (its groups or their sizes differ)")
-    for g, h in zip(groups, mine["param_groups"]):
-        check_plain_like({k: v for k, v in h.items() if k != "params"},
-                         {k: v for k, v in g.items() if k != "params"}, f"optimizer {name!r} group settings")
+    for g, h in zip(groups, mine["param_groups"]):  # settings both know (torch fills in ones a version lacks)
+        if "lr" not in g:
+            raise CheckpointError(f"{where} has a parameter group without a learning rate")
+        common = [k for k in h if k in g and k != "params"]
+        check_plain_like({k: h[k] for k in common}, {k: g[k] for k in common}, f"optimizer {name!r} group settings")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     ids = [i for g in groups for i in g["params"]]
     position = {i: n for n, i in enumerate(ids)}
