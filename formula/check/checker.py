@@ -521,3 +521,5 @@ def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
 
 __all__ = ["Decl", "Checked", "check", "check_text", "register_check", "objective_of", "split_terms", "var_text", "FormulaCheckError",
            "EXPLICIT_FAMILIES", "IDENTITY"]
+
+from . import nabla, sample_divergences  # noqa: E402,F401  (built-in registrations: \nabla, MMD)
