@@ -76,14 +76,20 @@ def test_progress_bar_shows_short_names_unless_they_collide(capsys):
 
 
 def test_numpy_data_is_converted_once():
+    """numpy's float64 default becomes the networks' float32, in a dict, bare, or batch by batch."""
     x = binary_data(64)
-    results = []
-    for data in ({"x": x}, {"x": x.numpy()}, x.numpy()):
+
+    def train(data):
         torch.manual_seed(1)
         model = Autoencoder()
-        Trainer(model, batch_size=16, progress=False).fit(data, epochs=2, eval_data={"x": x.numpy()})
-        results.append(parameters_vector(model))
-    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+        Trainer(model, batch_size=16, progress=False).fit(data, epochs=2, eval_data={"x": x.double().numpy()})
+        return parameters_vector(model)
+
+    reference = train({"x": x})
+    for data in ({"x": x.numpy()}, x.double().numpy()):
+        assert torch.equal(train(data), reference)
+    in_order = [{"x": x[i:i + 16]} for i in range(0, 64, 16)]
+    assert torch.equal(train([{"x": b["x"].double().numpy()} for b in in_order]), train(in_order))
     with pytest.raises(FormulaInputError, match="tensors \\(or numpy arrays\\) with the same first"):
         Trainer(Autoencoder(), progress=False).fit({"x": [[0.0] * 8]}, epochs=1)
 

@@ -15,7 +15,7 @@ import torch
 from . import distributed as ddp
 from ..errors import FormulaInputError
 
-__all__ = ["TensorBatches", "as_tensor_data", "resumed_iterable", "is_array"]
+__all__ = ["TensorBatches", "as_tensor_data", "resumed_iterable", "is_array", "from_numpy"]
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,12 @@ class TensorBatches:
         return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
 
 
-def as_tensor_data(data: Any, data_inputs: Tuple[str, ...]) -> Any:
-    """`fit`'s data with numpy arrays made tensors (once) and a bare tensor named after the one data input;
+def as_tensor_data(data: Any, data_inputs: Tuple[str, ...], float_dtype: Optional[torch.dtype] = None) -> Any:
+    """`fit`'s data with numpy arrays made tensors (once; floating ones in `float_dtype`, the networks' dtype, as
+    numpy's float64 default would not fit float32 networks) and a bare tensor named after the one data input;
     a DataLoader or other iterable is returned as it is."""
     if is_array(data):
-        data = torch.from_numpy(data)
+        data = from_numpy(data, float_dtype)
     if isinstance(data, torch.Tensor):
         if len(data_inputs) != 1:
             raise FormulaInputError(
@@ -74,7 +75,7 @@ def as_tensor_data(data: Any, data_inputs: Tuple[str, ...]) -> Any:
             )
         return {data_inputs[0]: data}
     if isinstance(data, Mapping):
-        data = {k: torch.from_numpy(v) if is_array(v) else v for k, v in data.items()}
+        data = {k: from_numpy(v, float_dtype) if is_array(v) else v for k, v in data.items()}
         sizes = {k: v.shape[0] for k, v in data.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
         if len(sizes) != len(data) or len(set(sizes.values())) != 1:
             raise FormulaInputError(
@@ -88,6 +89,14 @@ def as_tensor_data(data: Any, data_inputs: Tuple[str, ...]) -> Any:
 def is_array(value: Any) -> bool:
     """A numpy array (checked without importing numpy)."""
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def from_numpy(array: Any, float_dtype: Optional[torch.dtype]) -> torch.Tensor:
+    """A numpy array as a tensor; a floating one in `float_dtype` when given."""
+    tensor = torch.from_numpy(array)
+    if float_dtype is not None and tensor.is_floating_point() and tensor.dtype != float_dtype:
+        tensor = tensor.to(float_dtype)
+    return tensor
 
 
 _END = object()  # what `next` gives for an exhausted loader

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed as ddp
-from .batches import TensorBatches, as_tensor_data, is_array, resumed_iterable
+from .batches import TensorBatches, as_tensor_data, from_numpy, is_array, resumed_iterable
 from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .interrupt import InterruptGuard
 from .state import check_fields, check_identity, declarations, one_line, restore_rng, rng_state
@@ -181,7 +181,8 @@ class Trainer:
         if not isinstance(batch, Mapping):
             raise FormulaInputError(f"a batch must be a dict of tensors or a tensor, got {type(batch).__name__}")
         _check_names(batch, self.data_inputs, self.inputs, self.objective.inputs)
-        return {k: _to_device(v, self.device) for k, v in batch.items()}
+        float_dtype = self._float_dtype() if any(is_array(v) for v in batch.values()) else None
+        return {k: _to_device(v, self.device, float_dtype) for k, v in batch.items()}
 
     def _call_inputs(self, batch: Any) -> Tuple[Dict[str, Any], Dict[str, float]]:
         """Data inputs of one batch plus every scalar input at the current step, on the trainer's device; and the
@@ -211,10 +212,14 @@ class Trainer:
 
     def _prepare(self, data: Any) -> Any:
         """`fit`'s or `evaluate`'s data with numpy arrays converted and names checked, once, before any step."""
-        data = as_tensor_data(data, self.data_inputs)
+        data = as_tensor_data(data, self.data_inputs, self._float_dtype())
         if isinstance(data, Mapping):
             self._as_inputs({k: v[:0] for k, v in data.items()})
         return data
+
+    def _float_dtype(self) -> Optional[torch.dtype]:
+        """The dtype of the objective's floating parameters (numpy data are converted to it)."""
+        return next((p.dtype for p in self.objective.parameters() if p.is_floating_point()), None)
 
     def _train_batches(self, data: Any) -> Tuple[Iterable[Any], Optional[int]]:
         """This rank's remaining batches of the current epoch (from `position` on) and the epoch's batch count."""
@@ -577,10 +582,10 @@ def _check_names(batch: Mapping[str, Any], data_inputs: Tuple[str, ...], scalars
                             f"given as scalars: {', '.join(scalars) or 'none'})")
 
 
-def _to_device(value: Any, device: torch.device) -> Any:
-    """A batch entry on the trainer's device (a numpy array becomes a tensor first)."""
+def _to_device(value: Any, device: torch.device, float_dtype: Optional[torch.dtype]) -> Any:
+    """A batch entry on the trainer's device (a numpy array becomes a tensor first, floating in `float_dtype`)."""
     if is_array(value):
-        value = torch.from_numpy(value)
+        value = from_numpy(value, float_dtype)
     return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
 
 
