@@ -104,3 +104,17 @@ def test_device_mistakes_say_what_is_available():
     else:
         with pytest.raises(FormulaInputError, match="GPUs; available"):
             Trainer(Autoencoder(), device=f"cuda:{torch.cuda.device_count()}")
+
+
+def test_fit_and_timeout_options_are_checked():
+    trainer = Trainer(Autoencoder(), progress=False)
+    x = binary_data(16)
+    for options, match in (({"epochs": -1}, "epochs"), ({"epochs": 1.5}, "epochs"),
+                           ({"checkpoint_every": 0, "checkpoint": "c.ckpt"}, "checkpoint_every"),
+                           ({"checkpoint_every": 5}, "needs checkpoint=path")):
+        with pytest.raises(FormulaInputError, match=match):
+            trainer.fit(x, **options)
+    assert trainer.step == 0
+    for bad in (0, -3, "10", True):
+        with pytest.raises(FormulaInputError, match="timeout must be a positive number of seconds"):
+            Trainer(Autoencoder(), timeout=bad)

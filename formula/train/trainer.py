@@ -110,7 +110,7 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.progress = bool(progress)
-        self.timeout = float(timeout)
+        self.timeout = _positive(timeout, "timeout")
         self.inputs: Dict[str, Scalar] = _checked_inputs(inputs, objective)
         self.step = 0  # update-rule steps taken
         self.epoch = 0  # epochs completed
@@ -277,6 +277,7 @@ class Trainer:
         with `checkpoint_on_interrupt=path`, SIGINT/SIGTERM stops the fit after the current step, writes that
         checkpoint and returns (`trainer.interrupted` names the signal).
         """
+        _check_fit_options(epochs, checkpoint, checkpoint_every)
         data = self._prepare(data)
         eval_data = None if eval_data is None else self._prepare(eval_data)
         show = self.progress and ddp.is_main_process()
@@ -548,6 +549,24 @@ def _check_rule(rule: UpdateRule) -> None:
             isinstance(o, torch.optim.Optimizer) for o in optimizers.values()):
         raise FormulaInputError(f"{type(rule).__name__}.setup(objective) must fill self.optimizers with a dict "
                                 "name -> torch.optim.Optimizer (at least one)")
+
+
+def _positive(value: Any, name: str) -> float:
+    """A setting that must be a positive number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise FormulaInputError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _check_fit_options(epochs: Any, checkpoint: Any, every: Any) -> None:
+    """`fit`'s counts are non-negative integers; `checkpoint_every` needs a `checkpoint` path to write."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise FormulaInputError(f"fit(epochs=...) must be a whole number of epochs >= 0, got {epochs!r}")
+    if every is not None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise FormulaInputError(f"fit(checkpoint_every=...) must be a number of steps >= 1, got {every!r}")
+        if checkpoint is None:
+            raise FormulaInputError("fit(checkpoint_every=...) needs checkpoint=path, the file to write")
 
 
 def _checked_inputs(inputs: Optional[Mapping[str, Scalar]], objective: nn.Module) -> Dict[str, Scalar]:
