@@ -526,9 +526,9 @@ def _check_objective(objective: Any, update: Optional[UpdateRule]) -> None:
     if players and update is None:
         prefix = " ".join(f"\\{sense}_{{{','.join(who)}}}" for sense, who in players)
         raise FormulaInputError(
-            f"the objective is a game ({prefix} ...), and two-player training is not implemented yet (issue 16): "
-            "the default update rule would ascend or descend the whole formula for every player. Pass "
-            "update=... with an UpdateRule (formula.train.updates) that updates each player on its own",
+            f"the objective is a game ({prefix} ...): the default update rule would ascend or descend the whole "
+            "formula for every player (issue 16). Pass update=fm.Alternating(...) (each player its own optimizer "
+            "and sense, k steps per turn; formula.train.games) or another UpdateRule",
             getattr(objective, "text", None), None)
 
 
