@@ -25,6 +25,8 @@ from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save
 from .interrupt import InterruptGuard
 from .state import check_fields, check_identity, declarations, one_line, restore_rng, rng_state
 from .runlog import RunLog
+from .settings import (check_fit_options, check_names, check_objective, check_rule, checked_inputs, load_options,
+                       positive, refuse_rule_options)
 from .updates import (EVAL, GRADIENT, INPUT, LOSS, LR, OBJECTIVE, OPTIMIZERS, TERM, SingleObjective, StepContext,
                       UpdateRule, step_statistics)
 from ..errors import FormulaError, FormulaInputError
@@ -32,7 +34,6 @@ from ..errors import FormulaError, FormulaInputError
 __all__ = ["Trainer", "TrainingDivergedError", "OPTIMIZERS", "TensorBatches", "UpdateRule", "SingleObjective"]
 
 Scalar = Union[float, int, torch.Tensor, Callable[[int], float]]
-_RULE_OPTIONS = {"optimizer": "adam", "lr": 1e-3, "clip_grad_norm": None, "scheduler": None}
 
 
 class TrainingDivergedError(FormulaError):
@@ -101,17 +102,17 @@ class Trainer:
         log: Any = None,
         distributed_options: Optional[Mapping[str, Any]] = None,
     ):
-        _check_objective(objective, update)
+        check_objective(objective, update)
         options = dict(optimizer=optimizer, lr=lr, clip_grad_norm=clip_grad_norm, scheduler=scheduler)
         if update is not None:
-            _refuse_rule_options(options, update)
+            refuse_rule_options(options, update)
         self.objective = objective
         self.maximize = bool(maximize)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.progress = bool(progress)
-        self.timeout = _positive(timeout, "timeout")
-        self.inputs: Dict[str, Scalar] = _checked_inputs(inputs, objective)
+        self.timeout = positive(timeout, "timeout")
+        self.inputs: Dict[str, Scalar] = checked_inputs(inputs, objective)
         self.step = 0  # update-rule steps taken
         self.epoch = 0  # epochs completed
         self.position = 0  # batches of the current epoch done
@@ -127,7 +128,7 @@ class Trainer:
         objective.to(self.device)
         self.update = update if update is not None else SingleObjective(optimizer, lr, clip_grad_norm, scheduler)
         self.update.setup(objective)
-        _check_rule(self.update)
+        check_rule(self.update)
         self._compile_options = dict(compile) if isinstance(compile, Mapping) else ({} if compile else None)
         self._module, self._model = _wrap(objective, self.device, distributed_options, self._compile_options)
 
@@ -180,7 +181,7 @@ class Trainer:
             batch = {self.data_inputs[0]: batch[0]}
         if not isinstance(batch, Mapping):
             raise FormulaInputError(f"a batch must be a dict of tensors or a tensor, got {type(batch).__name__}")
-        _check_names(batch, self.data_inputs, self.inputs, self.objective.inputs)
+        check_names(batch, self.data_inputs, self.inputs, self.objective.inputs)
         float_dtype = self._float_dtype() if any(is_array(v) for v in batch.values()) else None
         return {k: _to_device(v, self.device, float_dtype) for k, v in batch.items()}
 
@@ -277,7 +278,7 @@ class Trainer:
         with `checkpoint_on_interrupt=path`, SIGINT/SIGTERM stops the fit after the current step, writes that
         checkpoint and returns (`trainer.interrupted` names the signal).
         """
-        _check_fit_options(epochs, checkpoint, checkpoint_every)
+        check_fit_options(epochs, checkpoint, checkpoint_every)
         data = self._prepare(data)
         eval_data = None if eval_data is None else self._prepare(eval_data)
         show = self.progress and ddp.is_main_process()
@@ -482,7 +483,7 @@ class Trainer:
         if strict:
             check_identity(state, objective, where)
         check_state_dict(objective, state["objective"], "networks")
-        trainer = cls(objective, **_load_options(state, dict(options), where))
+        trainer = cls(objective, **load_options(state, dict(options), where))
         trainer._restore(state, where, strict)
         return trainer
 
@@ -517,90 +518,6 @@ class Trainer:
 # ---------------------------------------------------------------------- helpers
 
 
-def _check_objective(objective: Any, update: Optional[UpdateRule]) -> None:
-    """An objective keeps the protocol; a two-player one needs an explicit update rule."""
-    if not isinstance(objective, nn.Module) or not hasattr(objective, "evaluate"):
-        raise FormulaInputError("Trainer needs a compiled objective (an nn.Module with .evaluate and .inputs), "
-                                f"got {type(objective).__name__}")
-    players = tuple(getattr(objective, "players", ()) or ())
-    if players and update is None:
-        prefix = " ".join(f"\\{sense}_{{{','.join(who)}}}" for sense, who in players)
-        raise FormulaInputError(
-            f"the objective is a game ({prefix} ...): the default update rule would ascend or descend the whole "
-            "formula for every player (issue 16). Pass update=fm.Alternating(...) (each player its own optimizer "
-            "and sense, k steps per turn; formula.train.games) or another UpdateRule",
-            getattr(objective, "text", None), None)
-
-
-def _refuse_rule_options(options: Mapping[str, Any], update: Any) -> None:
-    """With `update=`, the optimizer settings belong to the rule; giving them to the trainer too is a mistake."""
-    if not isinstance(update, UpdateRule):
-        raise FormulaInputError(f"update= must be an UpdateRule (formula.train.updates), got {type(update).__name__}")
-    given = [k for k, v in options.items() if v is not _RULE_OPTIONS[k] and v != _RULE_OPTIONS[k]]
-    if given:
-        raise FormulaInputError(f"Trainer(update=...) takes its optimizers from the rule; {', '.join(given)} "
-                                f"would be ignored: give them to {type(update).__name__} instead")
-
-
-def _check_rule(rule: UpdateRule) -> None:
-    """After `setup`, a rule holds at least one optimizer, by name."""
-    optimizers = getattr(rule, "optimizers", None)
-    if not isinstance(optimizers, dict) or not optimizers or not all(
-            isinstance(o, torch.optim.Optimizer) for o in optimizers.values()):
-        raise FormulaInputError(f"{type(rule).__name__}.setup(objective) must fill self.optimizers with a dict "
-                                "name -> torch.optim.Optimizer (at least one)")
-
-
-def _positive(value: Any, name: str) -> float:
-    """A setting that must be a positive number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise FormulaInputError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _check_fit_options(epochs: Any, checkpoint: Any, every: Any) -> None:
-    """`fit`'s counts are non-negative integers; `checkpoint_every` needs a `checkpoint` path to write."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise FormulaInputError(f"fit(epochs=...) must be a whole number of epochs >= 0, got {epochs!r}")
-    if every is not None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise FormulaInputError(f"fit(checkpoint_every=...) must be a number of steps >= 1, got {every!r}")
-        if checkpoint is None:
-            raise FormulaInputError("fit(checkpoint_every=...) needs checkpoint=path, the file to write")
-
-
-def _checked_inputs(inputs: Optional[Mapping[str, Scalar]], objective: nn.Module) -> Dict[str, Scalar]:
-    """`Trainer(inputs=...)`, every name an input of the formula."""
-    inputs = dict(inputs or {})
-    unknown = [name for name in inputs if name not in tuple(objective.inputs)]
-    if unknown:
-        raise FormulaInputError(
-            f"Trainer(inputs=...) names {', '.join(map(repr, unknown))}, which the formula does not use; "
-            f"its inputs are: {', '.join(objective.inputs) or '(none)'}"
-        )
-    return inputs
-
-
-def _check_names(batch: Mapping[str, Any], data_inputs: Tuple[str, ...], scalars: Mapping[str, Any],
-                 inputs: Tuple[str, ...]) -> None:
-    """A batch names exactly the data inputs; the error says what is missing, extra or given twice."""
-    unknown = [k for k in batch if k not in data_inputs]
-    missing = [k for k in data_inputs if k not in batch]
-    if not unknown and not missing:
-        return
-    parts = []
-    if missing:
-        parts.append(f"the data lacks {', '.join(map(repr, missing))}")
-    twice = [k for k in unknown if k in scalars]
-    if twice:
-        parts.append(f"{', '.join(map(repr, twice))} is given both in the data and in Trainer(inputs=...)")
-    unknown = [k for k in unknown if k not in scalars]
-    if unknown:
-        parts.append(f"{', '.join(map(repr, unknown))} in the data is not an input of the formula")
-    raise FormulaInputError("; ".join(parts) + f" (formula inputs: {', '.join(inputs)}; "
-                            f"given as scalars: {', '.join(scalars) or 'none'})")
-
-
 def _to_device(value: Any, device: torch.device, float_dtype: Optional[torch.dtype]) -> Any:
     """A batch entry on the trainer's device (a numpy array becomes a tensor first, floating in `float_dtype`)."""
     if is_array(value):
@@ -623,39 +540,6 @@ def _wrap(objective: nn.Module, device: torch.device, distributed_options: Optio
     if compile_options is not None:
         model = torch.compile(model, **compile_options)
     return module, model
-
-
-def _load_options(state: Mapping[str, Any], options: Dict[str, Any], path: str) -> Dict[str, Any]:
-    """The Trainer arguments that continue a checkpoint: its settings, overridden by `options`; what a file
-    cannot hold (schedules, custom optimizers, schedulers, update rules) must be among `options`."""
-    config = dict(state["config"])
-    rule, has_scheduler = config.pop("rule"), config.pop("scheduler")
-    config.pop("compile")
-    rule_options = {k: config.pop(k) for k in ("optimizer", "lr", "clip_grad_norm")}
-    if "update" not in options:
-        if rule != SingleObjective.__name__:
-            raise CheckpointError(f"the run in {path!r} used the update rule {rule}; pass update=... to Trainer.load")
-        if rule_options["optimizer"] is None and "optimizer" not in options:
-            kind = state["update"].get("optimizer_classes", {}).get("main", "?")
-            raise CheckpointError(f"the run in {path!r} used a custom optimizer ({kind}); "
-                                  "pass optimizer=... to Trainer.load")
-        if has_scheduler and options.get("scheduler") is None:
-            raise CheckpointError(f"the run in {path!r} used a learning-rate scheduler; pass scheduler=... to "
-                                  "Trainer.load")
-        config.update({k: v for k, v in rule_options.items() if v is not None})
-    inputs = dict(options.pop("inputs", {}) or {})
-    for name, record in state["inputs"].items():
-        if name in inputs:
-            continue
-        if "value" not in record:
-            raise CheckpointError(
-                f"the run in {path!r} set the input {name!r} by a schedule, which a checkpoint cannot "
-                f"hold; pass inputs={{{name!r}: ...}} to Trainer.load to continue it"
-            )
-        inputs[name] = record["value"]
-    config.update(options)
-    config["inputs"] = inputs
-    return config
 
 
 def _scalar_value(value: Scalar, step: int) -> float:
