@@ -105,18 +105,35 @@ class Var(Expr):
 
     `name` is the base name (Greek letters spelled out: `beta`); `index` the subscript items (a sample
     superscript `z^{(l)}` is the index `l`; a per-example `x^{(i)}` is dropped); `mark` is `tilde`, `hat`
-    or `bar`; `primes` counts `'`.
+    or `bar`; `primes` counts `'`; `label` a superscript label that is part of the name (`h^e`, `x^{enc}`:
+    see `superscript_is_label`).
     """
 
     name: str
     index: Tuple[Index, ...] = ()
     mark: Optional[str] = None
     primes: int = 0
+    label: Optional[str] = None
 
     @property
     def base(self) -> "Var":
         """The variable without its index (what resolution by position compares, docs/language.md §2 rule 4)."""
-        return Var(self.name, (), self.mark, self.primes)
+        return Var(self.name, (), self.mark, self.primes, self.label)
+
+
+#: Greek names: a superscript on them is a power (`\\gamma^t`, `\\sigma^2`).
+_GREEK = frozenset(
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon phi chi psi "
+    "omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split())
+
+
+def superscript_is_label(base: "Expr", exp: "Expr") -> bool:
+    """Whether `base^exp` names a variable (`h^e`, `x^q`, `x^{enc}`) rather than a power: a Latin-letter variable
+    without a label, raised to a bare Latin name that is not `T` (a transpose in some papers) and not on `e`
+    (Euler's number). `(x)^n` is always a power. The parser and the printers share this rule."""
+    return (isinstance(base, Var) and base.label is None and base.name not in _GREEK and base.name != "e"
+            and isinstance(exp, Var) and not exp.index and exp.mark is None and not exp.primes
+            and exp.label is None and exp.name not in _GREEK and exp.name != "T" and exp.name.isalpha())
 
 
 @dataclass(frozen=True)
@@ -363,7 +380,7 @@ class Program(Node):
 
 
 __all__ = [
-    "MAX_TREE_DEPTH", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
+    "MAX_TREE_DEPTH", "superscript_is_label", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
     "FUNCTIONS", "Norm", "StopGrad", "Grad", "Partial", "Labeled", "RELATIONS", "Relation", "Optimize", "Program",
 ]

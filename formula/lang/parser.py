@@ -448,11 +448,33 @@ class _Builder(Transformer_NonRecursive):
         super().__init__()
         self._open: Dict[int, object] = {}  # id(node) -> the unbracketed Sum/Prod at its tail
         self._keep: List[object] = []  # keeps ids above valid
+        self._prefixes: set = set()  # ids of \min/\max prefixes written without brackets around them
         self._signed: Dict[int, Token] = {}  # id(node) -> the sign token of an unbracketed `-a` / `+a`
 
     # -- statements --
     def start(self, meta, children):
-        return n.Program(tuple(children), span=_span(meta))
+        return n.Program(tuple(self._lift_prefix(s) for s in children), span=_span(meta))
+
+    def _lift_prefix(self, statement: n.Expr) -> n.Expr:
+        """`\min_G \max_D E[a] + E[b]` and `\min_G \max_D V(D,G) = ...`: a prefix written unbracketed at the start
+        of a statement covers the whole statement (issue 16), not only the product after it."""
+        path: List[n.Expr] = []
+        node = statement
+        while isinstance(node, (n.Relation, n.Add)):
+            path.append(node)
+            node = node.members[0] if isinstance(node, n.Relation) else node.terms[0]
+        if not path or id(node) not in self._prefixes:
+            return statement
+        chain: List[n.Optimize] = []
+        while isinstance(node, n.Optimize) and id(node) in self._prefixes:
+            chain.append(node)
+            node = node.body
+        for parent in reversed(path):
+            node = (replace(parent, members=(node,) + parent.members[1:]) if isinstance(parent, n.Relation)
+                    else replace(parent, terms=(node,) + parent.terms[1:]))
+        for prefix in reversed(chain):
+            node = replace(prefix, body=node, span=_join(prefix.span, statement.span))
+        return node
 
     def relation(self, meta, children):
         if len(children) == 1:
@@ -629,7 +651,10 @@ class _Builder(Transformer_NonRecursive):
     def optimize(self, meta, children):
         tok, items, seq = children
         sense = "min" if "min" in str(tok) else "max"
-        return n.Optimize(sense, tuple(items), self.fold(seq), span=_span(meta))
+        node = n.Optimize(sense, tuple(items), self.fold(seq), span=_span(meta))
+        self._prefixes.add(id(node))
+        self._keep.append(node)
+        return node
 
     # -- scripts --
     def braced(self, meta, children):
@@ -697,6 +722,7 @@ class _Builder(Transformer_NonRecursive):
 
     def group(self, meta, children):
         self._open.pop(id(children[0]), None)  # a bracketed sum takes no later terms
+        self._prefixes.discard(id(children[0]))  # nor a bracketed \min_G
         return _Group(children[0], _span(meta))
 
     def abs(self, meta, children):
@@ -742,9 +768,12 @@ class _Builder(Transformer_NonRecursive):
         if not suffixes:
             return base
         node = self._plain(base)
+        grouped = isinstance(base, _Group)
         for kind, arg, where in suffixes:
             span = _join(node.span, where)
-            if kind == "sub":
+            if kind == "sup" and not grouped and len(arg) == 1 and n.superscript_is_label(node, arg[0]):
+                node = replace(node, label=arg[0].name, span=span)  # `h^e_l`, `x^q`: part of the name
+            elif kind == "sub":
                 if isinstance(node, n.Var):
                     node = replace(node, index=node.index + tuple(arg), span=span)
                 elif isinstance(node, n.Norm) and node.ord is None:
@@ -900,8 +929,7 @@ def _draw_vars(draws: Sequence[object]) -> Tuple[n.Var, ...]:
                 raise _Fail("the draws around '\\ldots' must be one variable with two indices, as in "
                             "z_1,\\ldots,z_K", _join(first.span, last.span))
             both = _join(first.span, last.span)
-            out.append(n.Var(first.name, (n.Range(first.index[0], last.index[0], span=both),), first.mark,
-                             first.primes, span=both))
+            out.append(replace(first, index=(n.Range(first.index[0], last.index[0], span=both),), span=both))
             i += 2
             continue
         out.append(item)

@@ -53,6 +53,10 @@ def _stopgrad(arg: n.Expr, span: Optional[n.Span]) -> n.Expr:
     return n.StopGrad(arg, span=span)
 
 
+def _norm(arg: n.Expr, span: Optional[n.Span]) -> n.Expr:
+    return n.Norm(arg, span=span)
+
+
 # --- rows --------------------------------------------------------------------------------------------------
 
 
@@ -252,6 +256,8 @@ FUNCTIONS: Table[Function] = Table(Function, (
     Function("softplus", ("softplus",), torch="torch.nn.functional.softplus",
              number="formula.lang.scalar_math.softplus"),
     Function("sg", ("sg", "stopgrad"), latex="\\text{sg}", build=_stopgrad),
+    # `norm(a)`, the ASCII spelling of the Euclidean norm \|a\| (a Norm node, printed with bars)
+    Function("norm", ("norm",), build=_norm),
     # written only as a postfix `^\top` (the grammar's TOP); the row carries what the compiler needs
     Function("transpose", (), latex="^\\top", unicode="ᵀ", torch="torch.adjoint"),
 ))

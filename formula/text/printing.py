@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import replace
 from decimal import Decimal
 from typing import Callable, Tuple
 
@@ -82,14 +83,37 @@ class _Printer:
         self._local = threading.local()  # the memo of the print in progress, per thread
 
     def __call__(self, node: n.Node) -> str:
+        return self._memoised(lambda: self.piece(node).text)
+
+    def top(self, node: n.Node) -> str:
+        """A whole text or one statement: a `\\min_G \\max_D` prefix at its start is written without brackets
+        around the statement, which the parser reads as covering all of it."""
+        return self._memoised(lambda: self.piece(node).text if isinstance(node, n.Program) else self.statement(node))
+
+    def _memoised(self, make: Callable[[], str]) -> str:
         outermost = getattr(self._local, "memo", None) is None
         if outermost:
             self._local.memo = {}
         try:
-            return self.piece(node).text
+            return make()
         finally:
             if outermost:
                 self._local.memo = None
+
+    def statement(self, node: n.Expr) -> str:
+        heads = []
+        body = node
+        while isinstance(body, n.Optimize):
+            heads.append(self.optimize_head(body))
+            body = body.body
+        text = self(body)
+        leftmost = body
+        while isinstance(leftmost, (n.Add, n.Relation)):
+            leftmost = leftmost.terms[0] if isinstance(leftmost, n.Add) else leftmost.members[0]
+        if not heads or (isinstance(body, (n.Add, n.Relation)) and not text.startswith("-")
+                         and not isinstance(leftmost, n.Optimize)):
+            return "".join(heads) + text
+        return self(node)
 
     def piece(self, node: n.Node) -> Piece:
         """`node` printed, memoised for the print in progress: a parent looks at its children's pieces more than
@@ -122,7 +146,7 @@ class _Printer:
 
     # --- programs and statements ---------------------------------------------------------------------
     def _print_Program(self, node: n.Program) -> Piece:
-        lines = [self(s) for s in node.statements]
+        lines = [self.statement(s) for s in node.statements]
         out = lines[0]
         for prev, line in zip(lines, lines[1:]):
             # A line that ends with an operator, or a next line that starts with one or with a bracket, would
@@ -132,15 +156,19 @@ class _Printer:
         return Piece(out, REL)
 
     def _print_Relation(self, node: n.Relation) -> Piece:
-        parts = [self.at(node.members[0], ADD)]
+        first = node.members[0]  # a leading \min_G would take the whole chain
+        parts = [self.paren(self(first)) if isinstance(first, n.Optimize) else self.at(first, ADD)]
         for op, member in zip(node.ops, node.members[1:]):
             parts.append(f" {self.spelled(spellings.RELATIONS, op, op)} ")
             parts.append(self.at(member, ADD))
         return Piece("".join(parts), REL)
 
-    def _print_Optimize(self, node: n.Optimize) -> Piece:
+    def optimize_head(self, node: n.Optimize) -> str:
         over = ", ".join(self.at(o, ADD) for o in node.over)
-        return Piece(f"{self.optimize_op(node.sense)}_{{{over}}} {self.body(node.body)}", MUL, True)
+        return f"{self.optimize_op(node.sense)}_{{{over}}} "
+
+    def _print_Optimize(self, node: n.Optimize) -> Piece:
+        return Piece(f"{self.optimize_head(node)}{self.body(node.body)}", MUL, True)
 
     # --- arithmetic ----------------------------------------------------------------------------------
     def _print_Add(self, node: n.Add) -> Piece:
@@ -152,6 +180,8 @@ class _Printer:
             if isinstance(term, n.Neg) and i > 0:
                 body = self.paren(self(term.arg)) if isinstance(term.arg, n.Neg) else self.at(term.arg, MUL, closed)
                 out.append(" - " + body)
+            elif i == 0 and isinstance(term, n.Optimize) and rest:  # a leading \min_G would take the later terms
+                out.append(self.paren(self(term)))
             else:
                 text = self.at(term, ADD + 1, closed)
                 out.append(text if i == 0 else " + " + text)
@@ -199,7 +229,10 @@ class _Printer:
         return Piece(f"{num}/{den}", MUL)
 
     def _print_Pow(self, node: n.Pow) -> Piece:
-        return Piece(f"{self.at(node.base, ATOM)}^{self.superscript(self.at(node.exp, ADD))}", POW)
+        base = self.at(node.base, ATOM)
+        if n.superscript_is_label(node.base, node.exp):  # `x^q` would name a variable: `(x)^q` is the power
+            base = self.paren(base)
+        return Piece(f"{base}^{self.superscript(self.at(node.exp, ADD))}", POW)
 
     def superscript(self, text: str) -> str:
         return text if len(text) == 1 and text.isalnum() else self.script(text)
@@ -241,6 +274,8 @@ class _Printer:
         if node.mark:
             text = f"{self.spelled(spellings.DECORATIONS, node.mark, node.mark)}{{{text}}}"
         text += "'" * node.primes
+        if node.label is not None:
+            text += "^" + self.superscript(self.plain(node.label))
         if node.index:
             items = ",".join(self.index_item(i) for i in node.index)
             text += self.subscript(items.replace(" - ", "-").replace(" + ", "+"))
@@ -279,8 +314,8 @@ class _Printer:
         """`z_{1:K}` is written as the paper's sampling set `z_1,...,z_K`."""
         if len(v.index) == 1 and isinstance(v.index[0], n.Range):
             base = v.base
-            lo = self(n.Var(base.name, (v.index[0].lo,), base.mark, base.primes))
-            hi = self(n.Var(base.name, (v.index[0].hi,), base.mark, base.primes))
+            lo = self(replace(base, index=(v.index[0].lo,)))
+            hi = self(replace(base, index=(v.index[0].hi,)))
             return f"{lo},{self.ldots},{hi}"
         return self(v)
 
@@ -483,13 +518,13 @@ _LATEX = LatexPrinter()
 @depth_guarded
 def to_ascii(node: n.Node) -> str:
     """The plain-ASCII spelling of a `Program` or any `Expr`; `parse` reads it back to an equal tree."""
-    return _ASCII(node)
+    return _ASCII.top(node)
 
 
 @depth_guarded
 def to_latex(node: n.Node) -> str:
     """The LaTeX a paper prints for a `Program` or any `Expr`; `parse` reads it back to an equal tree."""
-    return _LATEX(node)
+    return _LATEX.top(node)
 
 
 n.DISPLAY["latex"] = to_latex

@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import Callable, Iterable, List, Optional, Union
 
 import sympy
@@ -157,20 +158,24 @@ class IndexBefore(_Node):
 
 
 class Variable(_Node):
-    """A variable or scalar: args `(Str name, Tuple index, Str mark, Integer primes)`."""
+    """A variable or scalar: args `(Str name, Tuple index, Str mark, Integer primes, Str label)`."""
 
     @property
     def name(self) -> str:
         return self.args[0].name
 
     def _parts(self):
-        name, index, mark, primes = self.args
+        name, index, mark, primes, _ = self.args
         return name.name, tuple(index), mark.name, int(primes)
+
+    @property
+    def label(self) -> str:
+        return self.args[4].name
 
     def _sympystr(self, p):
         name, index, mark, primes = self._parts()
         text = f"{_spell(spellings.DECORATIONS, mark, 'latex')}{{{name}}}" if mark else name
-        text += "'" * primes
+        text += "'" * primes + (f"^{{{self.label}}}" if self.label else "")
         if index:
             text += _str_sub(",".join(p._print(i) for i in index).replace(" - ", "-").replace(" + ", "+"))
         return text
@@ -180,7 +185,7 @@ class Variable(_Node):
         text = _name_latex(name)
         if mark:
             text = f"{_spell(spellings.DECORATIONS, mark, 'latex')}{{{text}}}"
-        text += "'" * primes
+        text += "'" * primes + (f"^{{{_name_latex(self.label)}}}" if self.label else "")
         if index:
             text += _tex_sub(",".join(p._print(i) for i in index).replace(" - ", "-").replace(" + ", "+"))
         return text
@@ -192,6 +197,8 @@ class Variable(_Node):
             accent = _spell(spellings.DECORATIONS, mark, "unicode", "")
             form = prettyForm(_text(form) + accent) if _text(form) and len(_text(form)) == 1 else form
         form = _cat(form, "′" * primes)
+        if self.label:
+            form = _cat(form, "^", self.label)
         if index:
             items = _pjoin(p, index, ",")
             text = _text(items)
@@ -324,7 +331,7 @@ class _DrawSet(_Node):
         var = self.args[0]
         if isinstance(var, Variable) and len(var.args[1]) == 1 and isinstance(var.args[1][0], IndexRange):
             lo, hi = var.args[1][0].args
-            make = lambda i: Variable(var.args[0], STuple(i), var.args[2], var.args[3])  # noqa: E731
+            make = lambda i: Variable(var.args[0], STuple(i), *var.args[2:])  # noqa: E731
             return make(lo), make(hi)
         return None
 
@@ -697,7 +704,7 @@ class _Converter:
 
     def _Var(self, node: n.Var):
         return Variable(Str(node.name), STuple(*[self._index(i) for i in node.index]), Str(node.mark or ""),
-                        sympy.Integer(node.primes))
+                        sympy.Integer(node.primes), Str(node.label or ""))
 
     def _Dist(self, node: n.Dist):
         sub, params = node.sub or "", self.many(node.params)
@@ -749,7 +756,10 @@ class _Converter:
 
     # math and calculus
     def _Norm(self, node: n.Norm):
-        return NormOf(self(node.arg), _opt(None if node.ord is None else self(node.ord)))
+        ord_ = node.ord
+        if self.canonical and ord_ is None:
+            ord_ = n.Num(2.0)  # the Euclidean norm is the default: \|a\| is \|a\|_2
+        return NormOf(self(node.arg), _opt(None if ord_ is None else self(ord_)))
 
     def _StopGrad(self, node: n.StopGrad):
         return StopGradient(self(node.arg))
@@ -851,6 +861,29 @@ def _statements(node: n.Node) -> List[n.Node]:
 
 
 @depth_guarded
+def _is_name(node: n.Node) -> bool:
+    """`\mathcal{L}`, `ELBO`, `L(x; \theta)`, `V(D, G)`: what names an objective (not a density such as p(x))."""
+    if isinstance(node, n.Var):
+        return True
+    return (isinstance(node, n.Dist) and node.name[:1].isupper() and not node.given
+            and all(isinstance(a, n.Var) for a in node.vars + node.params))
+
+
+def named_body(statement: n.Node) -> n.Node:
+    """A named objective is its body: `\mathcal{L}(x) = body`, `body =: \mathcal{L}`, `\min_G V(D,G) = body`
+    compare as `body` (with the prefixes kept); anything else as written."""
+    if isinstance(statement, n.Optimize):
+        return replace(statement, body=named_body(statement.body))
+    if not isinstance(statement, n.Relation):
+        return statement
+    members, ops = statement.members, statement.ops
+    if len(members) == 2 and ops[0] in ("=", ":=") and _is_name(members[0]) and not _is_name(members[1]):
+        return members[1]
+    if ops[-1] == "=:" and _is_name(members[-1]):
+        return members[-2]
+    return statement
+
+
 def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
     """Whether two formulas denote the same objective up to algebra that keeps its value (docs/language.md §4).
 
@@ -860,7 +893,7 @@ def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
     if len(sa) != len(sb):
         return False
     for x, y in zip(sa, sb):
-        cx, cy = canonical(x), canonical(y)
+        cx, cy = canonical(named_body(x)), canonical(named_body(y))
         if cx != cy and _expand(cx - cy) != 0:
             return False
     return True
