@@ -37,8 +37,15 @@ def _kind(d) -> DeclKind:
 
 
 def _signature(d) -> N.Dist:
+    """The parsed signature of a declaration (the protocol's `parsed`; a bare object may give a node or a text)."""
     parsed = getattr(d, "parsed", None)
-    return parsed if isinstance(parsed, N.Dist) else d.signature
+    if isinstance(parsed, N.Dist):
+        return parsed
+    if isinstance(d.signature, N.Dist):
+        return d.signature
+    from ..lang.parser import parse_signature
+
+    return parse_signature(d.signature)
 
 
 def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, analytic_kl: bool = True,
@@ -134,7 +141,7 @@ class Objective(torch.nn.Module):
         return self._pretty
 
     def __repr__(self) -> str:
-        decls = ", ".join(var_text(d.signature) for d in self._decls)
+        decls = ", ".join(var_text(_signature(d)) for d in self._decls)
         return f"Objective({self.text!r}, [{decls}])"
 
     def latex(self) -> str:
@@ -224,7 +231,11 @@ class Objective(torch.nn.Module):
             if like is None:
                 raise FormulaInputError(f"the term {term.name} is a constant and no tensor input gives it a "
                                         "device", self.text, _span(term.src))
-            return torch.full((n,), float(value), dtype=like.dtype, device=like.device)
+            try:
+                return torch.full((n,), float(value), dtype=like.dtype, device=like.device)
+            except OverflowError:
+                raise FormulaInputError(f"the term {term.name} is the constant {value}, too large for "
+                                        f"{like.dtype}", self.text, _span(term.src)) from None
         if value.dim() == 0:
             return value.expand(n)
         if value.dim() > 1 and value.shape[0] == n and value[0].numel() == 1:

@@ -106,7 +106,7 @@ class Declaration(nn.Module):
         node = parse_declaration(signature, kind)
         self.signature_text = signature
         self.parsed = node
-        self.signature = node  # transitional: becomes the text (signature_text) once the compiler reads `parsed`
+        self.signature = signature  # the text as declared; `parsed` is its node
         self.name = node.full_name
         self.var_names = tuple(var_text(v) for v in node.vars)
         self.given_names = tuple(var_text(v) for v in node.given)
