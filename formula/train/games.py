@@ -244,8 +244,9 @@ def _explicit_player(name: str, members: Sequence[Any], decls: Tuple[Any, ...], 
         found = _owned((member,), decls, objective)[0] if isinstance(member, str) else (member,)
         for decl in found:
             chosen.setdefault(id(decl), decl)
-    names = {name, *(getattr(d, "name", None) for d in chosen.values())}
-    sense = senses.get(name) or next((s for n, s, letters in entries if n == name or names & set(letters)), None)
+    names = {_plain(name), *(_plain(getattr(d, "name", None)) for d in chosen.values())}
+    sense = senses.get(name) or next((s for n, s, letters in entries
+                                      if n == name or names & {_plain(t) for t in letters}), None)
     if sense is None:
         raise FormulaInputError(f"Alternating: the player {name!r} has no sense: the formula's prefix does not name "
                                 f"it; pass senses={{{name!r}: 'min'}} (or 'max')", getattr(objective, "text", None))
@@ -257,7 +258,7 @@ def _owned(letters: Sequence[str], decls: Tuple[Any, ...], objective: nn.Module
     """The declarations named by `letters` and their parameters; a letter naming none is an error."""
     found: List[Any] = []
     for letter in letters:
-        named = [d for d in decls if getattr(d, "name", None) == letter]
+        named = [d for d in decls if _plain(getattr(d, "name", None)) == _plain(letter)]
         if not named:
             known = ", ".join(dict.fromkeys(str(getattr(d, "name", "?")) for d in decls)) or "none"
             raise FormulaInputError(f"the player {letter!r} names no declaration (declared: {known}); declare "
@@ -265,6 +266,11 @@ def _owned(letters: Sequence[str], decls: Tuple[Any, ...], objective: nn.Module
                                     getattr(objective, "text", None))
         found.extend(named)
     return tuple(found), _parameters(found)
+
+
+def _plain(name: Any) -> Any:
+    """A name as the prefix prints it (`p_{theta}`) or as a declaration keeps it (`p_theta`), compared alike."""
+    return name.replace("{", "").replace("}", "").replace("\\", "") if isinstance(name, str) else name
 
 
 def _parameters(decls: Any) -> Tuple[nn.Parameter, ...]:
