@@ -1,4 +1,4 @@
-"""Seeded random formulas for the compile fuzz campaign (test_compile_fuzz.py): generated texts over two worlds of
+"""Seeded random formulas for the compile fuzz campaign (test_compile_fuzz.py): generated texts over three worlds of
 declarations, mutations of the model cases' formulas, the inputs a call needs, and a crash signature.
 
 Everything is deterministic in the seed: the same seed gives the same text, declarations and inputs, so that a
@@ -46,7 +46,22 @@ def _static_declarations() -> Sequence[nn.Module]:
             fm.Categorical("p(y)", probs=torch.full((C,), 1.0 / C)),
             fm.Normal("q(z|x,y)", net=labels_one_hot(Gaussian(X + C))),
             fm.Bernoulli("p(x|y,z)", net=labels_one_hot(Logits(C + Z))),
-            fm.Function("D(x)", net=nn.Sequential(nn.Linear(X, 1), nn.Sigmoid())), fm.Data("p_{data}(x)"))
+            fm.Function("D(x)", net=nn.Sequential(nn.Linear(X, 1), nn.Sigmoid())), fm.Data("p_{data}(x)"),
+            fm.Function("G(z)", net=nn.Sequential(nn.Linear(Z, X), nn.Sigmoid())),
+            fm.Function("T(x,z)", net=lambda x, z: (x.sum(-1) * z.sum(-1))[..., None]))
+
+
+def _family_declarations() -> Sequence[nn.Module]:
+    """The other families: Laplace, one-hot and relaxed latents, a point mass, a Dirichlet prior."""
+    torch.manual_seed(0)
+    return (fm.Laplace("q(z|x)", net=Gaussian(X)), fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,)),
+            fm.OneHotCategorical("q(c|x)", net=Logits(X, C)),
+            fm.OneHotCategorical("p(c)", probs=torch.full((C,), 1.0 / C)),
+            fm.RelaxedBernoulli("q(u|x)", net=Logits(X, Z), temperature=0.5),
+            fm.RelaxedBernoulli("p(u)", temperature=0.5, probs=torch.full((Z,), 0.5)),
+            fm.Deterministic("q(h|x)", net=nn.Linear(X, Z)), fm.Dirichlet("p(w)", concentration=torch.ones(C)),
+            fm.Bernoulli("p(x|z)", net=Logits(Z)), fm.Bernoulli("p(x|c)", net=Logits(C)),
+            fm.Bernoulli("p(x|u)", net=Logits(Z)), fm.Bernoulli("p(x|h)", net=Logits(Z)))
 
 
 def _time_declarations() -> Sequence[nn.Module]:
@@ -63,14 +78,26 @@ STATIC = World(
            r"\log \sigma(D(x))", r"\log \mathcal{N}(x \mid 0, I)", r"\log \mathcal{N}(z \mid 0, \sigma^2 I)",
            r"\log \mathcal{N}(0 \mid I)", r"\log \mathcal{N}(x, (x) \mid I)", "KL(q(z|x)||p(z))",
            r"D_{KL}(q(z|x) \| \mathcal{N}(0, I))", "KL(q(y|x)||p(y))", "KL(q(z|x,y)||p(z))", "H[q(y|x)]",
-           "H[q(z|x)]", "log p_{data}(x)", "z_k", "log p(x,z_k)", "log q(z_k|x)", "p(x,z_k)/q(z_k|x)"),
+           "H[q(z|x)]", "log p_{data}(x)", "z_k", "log p(x,z_k)", "log q(z_k|x)", "p(x,z_k)/q(z_k|x)",
+           "D(G(z))", r"\log(1 - D(G(z)))", "T(x,z)", r"\exp(T(x,z))"),
     wrappers=("E_{q(z|x)}[@A]", "E_q(z|x)[@A]", r"\mathbb{E}_{q_\phi(z|x)}\left[@A\right]", "E_{q(y|x)}[@A]",
               "E_{p(z)}[@A]", r"E_{z \sim p(z)}[@A]", r"\mathbb{E}_{x \sim p_{data}(x)}[@A]",
               "E_{q(z|x,y)}[@A]", "E[@A]", r"\sum_{k=1}^{K} @A", r"\sum_{y} q(y|x) @A",
               r"\sum_{k=1} @A", r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[@A\right]",
               r"E_{z_{1:K} ~ q(z|x)}[@A]", r"\log \frac{1}{K}\sum_{k=1}^{K} @A", "p(x,z) = p(x|z) p(z)\n@A"),
     data={"x": lambda: binary(B), "y": lambda: torch.arange(B) % C, "z": lambda: torch.randn(B, Z),
-          "z_k": lambda: torch.randn(B, Z)},
+          "z_*": lambda: torch.randn(B, Z)},
+)
+
+FAMILIES = World(
+    "families", _family_declarations,
+    atoms=("log p(x|z)", "log p(x|c)", "log p(x|u)", "log p(x|h)", "log q(z|x)", "log q(c|x)", "log q(u|x)",
+           "log q(h|x)", "log p(z)", "log p(c)", "log p(u)", "log p(w)", "KL(q(z|x)||p(z))", "KL(q(c|x)||p(c))",
+           "KL(q(u|x)||p(u))", "KL(q(h|x)||p(z))", "H[q(c|x)]", "H[q(z|x)]", "H[q(u|x)]", "H[p(w)]", "c", "w",
+           r"D_{KL}(q(z|x) \| \mathcal{N}(0, I))", "2"),
+    wrappers=("E_{q(z|x)}[@A]", "E_{q(c|x)}[@A]", "E_{q(u|x)}[@A]", "E_{q(h|x)}[@A]", "E_{p(w)}[@A]",
+              r"\sum_{c} q(c|x) @A", r"E_{z_{1:K} ~ q(z|x)}[@A]", r"\mathbb{E}_{q(c|x) q(z|x)}\left[@A\right]"),
+    data={"x": lambda: binary(B), "c": lambda: torch.eye(C)[torch.arange(B) % C], "z": lambda: torch.randn(B, Z)},
 )
 
 TIME = World(
@@ -79,8 +106,8 @@ TIME = World(
            "log q(z_t|z_{t-1},x)", "z_t", "z_{t-1}", "x_t", "T", "f(z_t)", "f(z_{t-1})", "1", r"\beta",
            r"\log \mathcal{N}(z_t \mid z_{t-1}, I)", "H[q(z_t|z_{t-1},x)]"),
     wrappers=("E_{q(z_t|z_{t-1},x)}[@A]", r"\mathbb{E}_{q(z_t|z_{t-1},x)}\left[@A\right]"),
-    data={"x": lambda: binary(B * T).reshape(B, T, X), "z_0": lambda: torch.zeros(B, Z),
-          "z_t": lambda: torch.randn(B, Z)},
+    data={"x": lambda: binary(B * T).reshape(B, T, X), "z": lambda: torch.randn(B, T, Z),
+          "z_*": lambda: torch.randn(B, Z), "x_*": lambda: binary(B)},
 )
 
 TIME_SUMS = (r"\sum_{t=1}^{T} @A", r"\sum_{t=2}^{T} @A", r"\sum_{t=1}^{2} @A")
@@ -88,7 +115,7 @@ UNARY = ("-@A", "log(@A)", "exp(@A)", r"\exp(@A)", "abs(@A)", "sqrt(@A)", r"\tan
          "(@A)", r"\left(@A\right)", r"\beta @A", r"\underbrace{@A}_{rec}", r"\text{sg}[@A]", r"\|@A\|^2")
 STATEMENTS = (r"\mathcal{L}(x) = @A", r"\log p(x) \geq @A", "@A; @A")  # whole texts around an expression
 BINARY = ("@A + @B", "@A - @B", "@A * @B", "@A @B", "@A / @B", r"\frac{@A}{@B}", "(@A)^2",
-          "@A^{@B}", "@A -- @B", "@A +- @B")
+          "@A^{@B}", "@A -- @B")
 
 
 def generate(rng: random.Random, world: World, depth: int = MAX_DEPTH, time_sums: int = 2) -> str:
@@ -146,7 +173,7 @@ class Formula:
 @lru_cache(maxsize=None)
 def declarations_of(key: str) -> Sequence[nn.Module]:
     """Built once per campaign: a world's declarations or a model case's."""
-    worlds = {STATIC.name: STATIC, TIME.name: TIME}
+    worlds = {w.name: w for w in (STATIC, TIME, FAMILIES)}
     if key in worlds:
         return tuple(worlds[key].declarations())
     return tuple(next(c for c in CASES if c.name == key).declarations())
@@ -161,7 +188,7 @@ def formula_for(seed: int) -> Formula:
         inputs = case.inputs()
         data = {name: (lambda v=v: v) for name, v in inputs.items() if isinstance(v, torch.Tensor)}
         return Formula(seed, mutate(rng, case.text), declarations_of(case.name), {**STATIC.data, **data}, options)
-    world = TIME if rng.random() < 0.3 else STATIC
+    world = rng.choice((STATIC, STATIC, TIME, FAMILIES))
     text = generate(rng, world)
     if world is TIME and rng.random() < 0.7:
         text = rng.choice(TIME_SUMS).replace("@A", text)
@@ -174,15 +201,13 @@ COUNTS = ("K", "T", "L", "N", "k", "t", "i")
 
 
 def inputs_for(objective: "fm.Objective", formula: Formula) -> Dict[str, Any]:
-    """A value for every input the objective asks for: data by name (or by the name's base letter, so `z_{t-1}`
-    is a tensor like `z`), 2 for a count, 0.5 for other scalars."""
+    """A value for every input the objective asks for: data by name, else by `<base>_*` for an indexed name
+    (`z_{t-1}`, `z_1`), else by the base letter; 2 for a count, 0.5 for other scalars."""
     inputs: Dict[str, Any] = {}
     for name in objective.inputs:
         base = re.split(r"[_'{]", name)[0]
-        if name in formula.data or base in formula.data:
-            inputs[name] = formula.data.get(name, formula.data.get(base))()
-        else:
-            inputs[name] = 2 if base in COUNTS else 0.5
+        keys = [k for k in (name, f"{base}_*" if name != base else None, base) if k in formula.data]
+        inputs[name] = formula.data[keys[0]]() if keys else 2 if base in COUNTS else 0.5
     return inputs
 
 
@@ -252,6 +277,5 @@ def shrink(formula: Formula, wanted: Tuple[str, str], budget: int = 300) -> str:
     return "".join(tokens).strip()
 
 
-__all__ = ["B", "STATIC", "TIME", "Formula", "World", "formula_for", "inputs_for", "compile_and_call", "crash_of",
-           "declarations_of",
-           "signature", "first_line", "shrink"]
+__all__ = ["B", "STATIC", "TIME", "FAMILIES", "Formula", "World", "formula_for", "inputs_for", "compile_and_call",
+           "crash_of", "declarations_of", "signature", "first_line", "shrink"]
