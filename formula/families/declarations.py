@@ -201,7 +201,8 @@ class Distribution(_Networked):
         try:
             with torch.no_grad():
                 validation.check_parameters(self._where(), params, self.extra_constraints)
-                return self.torch_family(**params, validate_args=True)
+                meta = any(torch.is_tensor(v) and v.is_meta for v in params.values())  # no values to check
+                return self.torch_family(**params, validate_args=not meta)
         except (ValueError, RuntimeError) as error:  # a FormulaInputError is a ValueError too
             message = error.message if isinstance(error, FormulaError) else str(error).splitlines()[0]
             raise self._declaration_error(f"invalid parameters: {message}") from None

@@ -56,9 +56,6 @@ class Case:
 CASES: List[Case] = []
 
 # Known bugs of formula, each the reason of an xfail (the lead removes the entry once it is fixed).
-META_FIXED = {"meta_device": "bug: Distribution._probe validates fixed parameters (loc=0.0, probs=...) with "
-              "validate_args=True, which calls .item(); built under torch.device('meta') the declaration raises "
-              "FormulaCheckError 'invalid parameters: Tensor.item() cannot be called on meta tensors'"}
 
 
 def case(name: str, text: str, *, inputs: Callable[[], Inputs], draws: Sequence[str], **extra: Any):
@@ -215,18 +212,15 @@ def _dmm_decls() -> Declarations:
     return q, trans, emit
 
 
-case("vae", VAE, inputs=_x, draws=["z"], reference=_vae_ref, xfail=META_FIXED)(vae)
-case("vae-latex", VAE_LATEX, inputs=_x, draws=["z"], reference=_vae_ref, xfail=META_FIXED)(vae)
+case("vae", VAE, inputs=_x, draws=["z"], reference=_vae_ref)(vae)
+case("vae-latex", VAE_LATEX, inputs=_x, draws=["z"], reference=_vae_ref)(vae)
 case("beta-vae", r"E_{q(z|x)}[log p(x|z)] - \beta D_{KL}(q(z|x)||p(z))", inputs=lambda: {**_x(), "beta": 0.5},
-     draws=["z"], reference=_vae_ref, xfail=META_FIXED)(vae)
-case("elbo-joint", "E_{q(z|x)}[log p(x,z) - log q(z|x)]", inputs=_x, draws=["z"], reference=_joint_ref,
-     xfail=META_FIXED)(vae)
+     draws=["z"], reference=_vae_ref)(vae)
+case("elbo-joint", "E_{q(z|x)}[log p(x,z) - log q(z|x)]", inputs=_x, draws=["z"], reference=_joint_ref)(vae)
 case("vae-explicit-prior", r"E_q(z|x)[log p(x|z)] - KL(q(z|x) || \mathcal{N}(0, I))", inputs=_x, draws=["z"],
      reference=_vae_ref)(vae_without_prior)
-case("vae-mc-kl", VAE, inputs=_x, draws=["z"], options={"analytic_kl": False}, reference=_mc_kl_ref,
-     xfail=META_FIXED)(vae)
-case("iwae", IWAE, inputs=lambda: {**_x(), "K": 3}, draws=["z_{1:K}"], reference=_iwae_ref,
-     xfail=META_FIXED)(vae)
+case("vae-mc-kl", VAE, inputs=_x, draws=["z"], options={"analytic_kl": False}, reference=_mc_kl_ref)(vae)
+case("iwae", IWAE, inputs=lambda: {**_x(), "K": 3}, draws=["z_{1:K}"], reference=_iwae_ref)(vae)
 
 
 @case("cvae", "E_{q(z|x,y)}[log p(x|z,y)] - KL(q(z|x,y) || p(z|y))", inputs=_labelled, draws=["z"],
@@ -238,18 +232,17 @@ def _cvae() -> Declarations:
             fm.Normal("p(z|y)", net=labels_one_hot(Gaussian(C))))
 
 
-case("m2-labelled", M2_LABELLED, inputs=_labelled, draws=["z"], reference=_m2_labelled_ref,
-     xfail=META_FIXED)(lambda: _m2_decls(True))
+case("m2-labelled", M2_LABELLED, inputs=_labelled, draws=["z"], reference=_m2_labelled_ref)(lambda: _m2_decls(True))
 case("m2-unlabelled", M2_UNLABELLED, inputs=_x, draws=["y", "z"], reference=_m2_unlabelled_ref,
-     reference_grads=False, xfail=META_FIXED)(lambda: _m2_decls(False))
+     reference_grads=False)(lambda: _m2_decls(False))
 case("m2-enumerated",
      r"\sum_{y} q(y|x) E_{q(z|x,y)}[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)] + H[q(y|x)]",
-     inputs=_x, draws=["z"], reference=_m2_enumerated_ref, xfail=META_FIXED)(lambda: _m2_decls(False))
+     inputs=_x, draws=["z"], reference=_m2_enumerated_ref)(lambda: _m2_decls(False))
 
 
 @case("jmvae-kl", r"E_{q(z|x,w)}[log p(x|z) + log p(w|z)] - KL(q(z|x,w)||p(z)) - \alpha (KL(q(z|x,w)||q(z|x)) "
       r"+ KL(q(z|x,w)||q(z|w)))", inputs=lambda: {**_x(), "w": binary(B, W, seed=1), "alpha": 0.3}, draws=["z"],
-      reference=_jmvae_ref, xfail=META_FIXED)
+      reference=_jmvae_ref)
 def _jmvae() -> Declarations:
     torch.manual_seed(0)
     return (fm.Normal("q(z|x,w)", net=Gaussian(X + W)), fm.Normal("q(z|x)", net=Gaussian(X)),
@@ -258,8 +251,7 @@ def _jmvae() -> Declarations:
 
 
 case("dmm", DMM, inputs=_sequence, draws=["z_t"], reference=_dmm_ref)(_dmm_decls)
-case("dmm-initial-prior", DMM, inputs=lambda: {"x": _sequence()["x"]}, draws=["z_0", "z_t"], reference=_dmm_ref,
-     xfail=META_FIXED)(
+case("dmm-initial-prior", DMM, inputs=lambda: {"x": _sequence()["x"]}, draws=["z_0", "z_t"], reference=_dmm_ref)(
     lambda: (*_dmm_decls(), fm.Normal("p(z_0)", loc=0.0, scale=1.0, shape=(Z,))))
 
 
