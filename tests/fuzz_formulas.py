@@ -73,7 +73,7 @@ def _time_declarations() -> Sequence[nn.Module]:
 
 STATIC = World(
     "static", _static_declarations,
-    atoms=("x", "z", "y", r"\beta", "K", "2", "0.5", "1", "log p(x|z)", r"\log p_\theta(x|z)", "log q(z|x)",
+    atoms=("x", "z", "y", r"\beta", "K", "2", "0.5", "1", "1e39", "log p(x|z)", r"\log p_\theta(x|z)", "log q(z|x)",
            "log p(z)", "log p(y)", "log q(y|x)", "log p(x,z)", "log p(x|y,z)", "log q(z|x,y)", "D(x)", "log D(x)",
            r"\log \sigma(D(x))", r"\log \mathcal{N}(x \mid 0, I)", r"\log \mathcal{N}(z \mid 0, \sigma^2 I)",
            r"\log \mathcal{N}(0 \mid I)", r"\log \mathcal{N}(x, (x) \mid I)", "KL(q(z|x)||p(z))",

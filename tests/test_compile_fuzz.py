@@ -50,6 +50,8 @@ KNOWN = [
     known("exp " * 165 + "x"),
     known("E_{q(y|x)}[K]"),
     known(r"\sum_{t=1}^{2}E_{q(z_t|z_{t-1},x)}[\sum_{t=2}^{T}q(z_t|z_{t-1},x)]", TIME),
+    known("1e39 + log p(x|z)", bug="RuntimeError from objective._per_example_value: a constant term beyond the "
+          "float32 range ('value cannot be converted to type float without overflow'; also E_{q(z|x)}[5^56])"),
     known("y", samples=2, bug="RuntimeError from objective._run: averaging the draws of an integer-valued objective "
           "(an integer input y, samples=2): mean() could not infer output dtype ... Got: Long"),
 ]
