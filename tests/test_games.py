@@ -150,6 +150,8 @@ def test_separate_objectives_each_player_its_own_sense_and_terms():
     assert trainer.optimizers["G"].param_groups[0]["lr"] == 5e-3
     held = trainer.evaluate({"x": x})
     assert {"term/D", "term/G", "term/G/E_{p(z)}[log D(G(z))]"} <= set(held)
+    with pytest.raises(FormulaInputError, match="the game's players are D, G"):
+        fm.Trainer(game, update=fm.Alternating({"critic": ["D"], "G": ["G"]}, senses={"critic": "max"}))
 
 
 def test_explicit_players_own_what_they_list():
@@ -186,7 +188,8 @@ class _Gaussian(nn.Module):
 @pytest.mark.parametrize("build", [_minimax, _game], ids=["one objective", "one objective per player"])
 def test_a_checkpoint_mid_round_resumes_exactly(tmp_path, build):
     x = {"x": _data(5 * BATCH)}
-    options = dict(lr={"D": 4e-3, "G": 1e-3}, steps={"D": 3, "G": 1})
+    options = dict(lr={"D": 4e-3, "G": 1e-3}, steps={"D": 3, "G": 1},
+                   scheduler={"D": None, "G": lambda o: torch.optim.lr_scheduler.StepLR(o, 1, 0.5)})
     objective, critic, generator = build(seed=1)
     straight = fm.Trainer(objective, update=fm.Alternating(**options), batch_size=BATCH, progress=False)
     torch.manual_seed(5)
@@ -210,6 +213,8 @@ def test_a_checkpoint_mid_round_resumes_exactly(tmp_path, build):
         saved, mine = straight.optimizers[name].state_dict()["state"], again.optimizers[name].state_dict()["state"]
         assert all(torch.equal(saved[k]["exp_avg_sq"], mine[k]["exp_avg_sq"]) for k in saved)
     assert straight.history == again.history
+    assert set(again.update.schedulers) == {"G"}
+    assert again.optimizers["G"].param_groups[0]["lr"] == straight.optimizers["G"].param_groups[0]["lr"] == 1e-3 / 8
 
 
 def test_a_game_without_an_update_rule_is_refused():

@@ -137,15 +137,18 @@ class Alternating(UpdateRule):
             from `OPTIMIZERS`, an optimizer class or a factory `params -> Optimizer` (betas, weight decay).
         steps: consecutive updates in a player's turn, `{"D": 5, "G": 1}` (default 1 each).
         order: the players' turns (default: innermost first for a prefix, `D` then `G`; else the mapping's order).
+        scheduler: a factory `optimizer -> LR scheduler` (or a dict by player, None for none), stepped after each
+            of that player's updates.
         senses: `{"G": "min", "D": "max"}` for players the formula does not give a sense.
     """
 
     def __init__(self, players: Optional[Mapping[str, Sequence[Any]]] = None, *, lr: Any = 1e-3,
                  optimizer: Any = "adam", steps: Any = 1, order: Optional[Sequence[str]] = None,
-                 senses: Optional[Mapping[str, str]] = None, clip_grad_norm: Any = None):
+                 senses: Optional[Mapping[str, str]] = None, clip_grad_norm: Any = None, scheduler: Any = None):
         super().__init__()
         self.player_spec = None if players is None else dict(players)
-        self.options = {"lr": lr, "optimizer": optimizer, "steps": steps, "clip_grad_norm": clip_grad_norm}
+        self.options = {"lr": lr, "optimizer": optimizer, "steps": steps, "clip_grad_norm": clip_grad_norm,
+                        "scheduler": scheduler}
         self.order_spec = None if order is None else tuple(order)
         self.senses = dict(senses or {})
         self.players: Dict[str, Player] = {}
@@ -161,11 +164,16 @@ class Alternating(UpdateRule):
         players = resolve_players(objective, self.player_spec, senses)
         check_ownership(objective, players)
         names = tuple(p.name for p in players)
+        if self._game and set(names) != set(objective.objectives):
+            raise FormulaInputError(f"Alternating(players=...) names {', '.join(names)}, but the game's players are "
+                                    f"{', '.join(objective.objectives)}: each player steps on its own objective")
         option = {key: _per_player(key, value, names) for key, value in self.options.items()}
         self.players = {p.name: p for p in players}
         self.optimizers = {p.name: build_optimizer(option["optimizer"][p.name], p.parameters,
                                                    float(option["lr"][p.name])) for p in players}
         self.clip = option["clip_grad_norm"]
+        self.schedulers = {name: factory(self.optimizers[name]) for name, factory in option["scheduler"].items()
+                           if factory is not None}
         order = self.order_spec or names
         if sorted(order) != sorted(names):
             raise FormulaInputError(f"Alternating(order=...) must list each player once: {', '.join(names)}; "
@@ -188,6 +196,8 @@ class Alternating(UpdateRule):
             stats = guarded_step(own, self.optimizers[player.name], values, terms, maximize=player.maximize,
                                  clip_grad_norm=self.clip[player.name])
         self.updates[player.name] += 1
+        if player.name in self.schedulers:
+            self.schedulers[player.name].step()
         return {f"{player.name}/{key}": value for key, value in stats.items()}
 
     def extra_state(self) -> Dict[str, Any]:
