@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import digits  # noqa: E402
+from example_cli import parse_common  # noqa: E402
 from vae import Decoder, Encoder, grid, save_picture  # noqa: E402
 
 import formula as fm  # noqa: E402
@@ -51,17 +52,7 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128, help="also the size of the MMD's sample sets")
     parser.add_argument("--lam", type=float, default=100.0, help="the MMD-VAE's lambda (weight of the MMD)")
     parser.add_argument("--kernel", default="rbf", help="the training MMD's kernel, a subscript: rbf, imq")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=Path("runs/mmd_vae"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (a model this small runs fastest on one)")
-    parser.add_argument("--smoke", action="store_true", help="a few seconds: 2 epochs, same outputs")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.epochs = min(args.epochs, 2)
-    return args
+    return parse_common(parser, argv, out="runs/mmd_vae")
 
 
 def infovae(kernel: str) -> str:
