@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import digits  # noqa: E402
+import figures  # noqa: E402
 from example_cli import parse_common  # noqa: E402
 from vae import Decoder, Encoder, grid, save_picture  # noqa: E402
 
@@ -117,29 +118,21 @@ def save_comparison(decoders, encoders, held_x, latent: int, seed: int, out: Pat
 
 def save_curves(histories: dict, path: Path) -> None:
     """The held-out reconstruction term per epoch of each model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = figures.pyplot().subplots(figsize=(6, 4), dpi=100)
     for name, history in histories.items():
         for key, style in ((f"term/{RECONSTRUCTION}", "-"), (f"eval/term/{RECONSTRUCTION}", "--")):
             values = history[key]
             ax.plot(range(1, len(values) + 1), values, style, label=f"{name} {'held-out' if 'eval' in key else 'train'}")
     ax.set(title="E_q[log p(x|z)]", xlabel="epoch", ylabel="nats per image")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    figures.finish(fig, [ax], path)
 
 
 def main(argv=None) -> dict:
+    if not fm.equivalent(INFOVAE, INFOVAE_ASCII):
+        raise SystemExit("the LaTeX and the ASCII spellings of InfoVAE must be the same formula")
     args = arguments(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    assert fm.equivalent(INFOVAE, INFOVAE_ASCII), "the LaTeX and the ASCII spellings must be the same formula"
     print(fm.pretty(INFOVAE), end="\n\n")
     print(fm.compile(infovae(args.kernel), declarations(args)).explain())
 
