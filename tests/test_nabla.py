@@ -112,3 +112,29 @@ def test_errors_point_at_the_mistake():
     g = fm.Function("g(x)", net=nn.Linear(X, 3))
     with pytest.raises(fm.FormulaInputError, match="one number per example"):
         fm.compile(r"\|\nabla_x g(x)\|^2", [g])(x=torch.randn(2, X))
+
+
+class Interpolate(nn.Module):
+    """WGAN-GP's interpolate, a point mass: epsilon x + (1 - epsilon) x_tilde."""
+
+    def forward(self, x, x_tilde, epsilon):
+        return {"value": epsilon * x + (1 - epsilon) * x_tilde}
+
+
+def test_the_wgan_gp_penalty_with_the_interpolate_declared():
+    """Until a definition line can be written, the interpolate is a declared point mass and epsilon ~ U[0, 1] a
+    Beta(1, 1): the penalty matches the hand-written one at the same epsilon and trains the critic."""
+    net, d = critic(3)
+    eps = fm.Beta("p(epsilon)", concentration1=1.0, concentration0=1.0, shape=(1,))
+    interp = fm.Deterministic(r"q(u | x, \tilde x, epsilon)", net=Interpolate())
+    obj = fm.compile(r"E_{p(\epsilon)}[E_{q(u | x, \tilde x, \epsilon)}[(\|\nabla_{u} D(u)\|_2 - 1)^2]]",
+                     [eps, interp, d])
+    x, x_tilde = torch.randn(6, X), torch.randn(6, X)
+    torch.manual_seed(7)
+    value = obj(x=x, **{r"\tilde{x}": x_tilde})
+    torch.manual_seed(7)
+    e = torch.distributions.Beta(torch.ones(1), torch.ones(1)).rsample((6,))
+    expected = (hand_gradient(net, e * x + (1 - e) * x_tilde).norm(dim=-1) - 1) ** 2
+    torch.testing.assert_close(value, expected)
+    value.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters() if p.dim() > 1)
