@@ -3,6 +3,7 @@ for identical distributions, gradients reaching the encoder, and the kernel chos
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 import formula as fm
 from formula.compiler import mmd_kernels
@@ -147,3 +148,24 @@ def test_formula_check_knows_mmd_without_the_compiler():
 
     checked = check_text("MMD(q(z|x) || p(z))", (("q(z|x)", "dist"), ("p(z)", "dist")))
     assert checked.inputs == ("x",)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 9), m=st.integers(2, 9), d=st.integers(1, 4), seed=st.integers(0, 2**16),
+       kernel=st.sampled_from([mmd_kernels.RBF(), mmd_kernels.IMQ(), mmd_kernels.RBF(bandwidth=0.7)]))
+def test_the_estimator_is_symmetric_and_permutation_invariant(n, m, d, seed, kernel):
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(m, d, generator=g, dtype=torch.float64)
+    value = unbiased_mmd2(a, b, kernel)
+    torch.testing.assert_close(value, unbiased_mmd2(b, a, kernel))
+    torch.testing.assert_close(value, unbiased_mmd2(a[torch.randperm(n, generator=g)], b.flip(0), kernel))
+    torch.testing.assert_close(unbiased_mmd2(a, b + 0.0, kernel), value)
+    assert value.dtype == torch.float64
+
+
+def test_several_draws_per_example_form_one_larger_set():
+    q, prior = model()
+    obj = fm.compile("MMD(q(z|x) || p(z))", [q, prior], samples=3)
+    value = obj(x=binary(4))
+    assert value.shape == (4,) and torch.isfinite(value).all()
+    assert torch.allclose(value, value[0].expand(4))
