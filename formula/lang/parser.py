@@ -456,7 +456,7 @@ class _Builder(Transformer_NonRecursive):
         return n.Program(tuple(self._lift_prefix(s) for s in children), span=_span(meta))
 
     def _lift_prefix(self, statement: n.Expr) -> n.Expr:
-        """`\min_G \max_D E[a] + E[b]` and `\min_G \max_D V(D,G) = ...`: a prefix written unbracketed at the start
+        """`\\min_G \\max_D E[a] + E[b]` and `\\min_G \\max_D V(D,G) = ...`: a prefix written unbracketed at the start
         of a statement covers the whole statement (issue 16), not only the product after it."""
         path: List[n.Expr] = []
         node = statement

@@ -283,8 +283,9 @@ class _Printer:
 
     def dist_name(self, name: str, sub, call: bool = True) -> str:
         text = self.plain(name, call, sub)
-        if sub is not None:
-            text += self.subscript(self.name(sub))
+        if sub is not None:  # braced after an escaped name: `\\mathit{E}_k(` would read as E's sampler `{E}_k(`
+            sub_text = self.name(sub)
+            text += f"_{{{sub_text}}}" if text.startswith("\\mathit") else self.subscript(sub_text)
         return text
 
     def signature(self, vars_, given, params) -> str:

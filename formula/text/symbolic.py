@@ -862,7 +862,7 @@ def _statements(node: n.Node) -> List[n.Node]:
 
 @depth_guarded
 def _is_name(node: n.Node) -> bool:
-    """`\mathcal{L}`, `ELBO`, `L(x; \theta)`, `V(D, G)`: what names an objective (not a density such as p(x))."""
+    """`\\mathcal{L}`, `ELBO`, `L(x; \\theta)`, `V(D, G)`: what names an objective (not a density such as p(x))."""
     if isinstance(node, n.Var):
         return True
     return (isinstance(node, n.Dist) and node.name[:1].isupper() and not node.given
@@ -870,7 +870,7 @@ def _is_name(node: n.Node) -> bool:
 
 
 def named_body(statement: n.Node) -> n.Node:
-    """A named objective is its body: `\mathcal{L}(x) = body`, `body =: \mathcal{L}`, `\min_G V(D,G) = body`
+    """A named objective is its body: `\\mathcal{L}(x) = body`, `body =: \\mathcal{L}`, `\\min_G V(D,G) = body`
     compare as `body` (with the prefixes kept); anything else as written."""
     if isinstance(statement, n.Optimize):
         return replace(statement, body=named_body(statement.body))
