@@ -195,7 +195,8 @@ class Objective(torch.nn.Module):
             if not (torch.is_tensor(value) and value.shape == (n * s,)):
                 value = self._per_example_value(value, term, n * s, inputs)
             if s > 1:
-                value = value.reshape(s, n).mean(0)
+                value = value.reshape(s, n)
+                value = (value if value.is_floating_point() else value.double()).mean(0)
             values[term.name] = value
             if total is None:
                 total = value if term.sign > 0 else -value
@@ -233,7 +234,7 @@ class Objective(torch.nn.Module):
                                         "device", self.text, _span(term.src))
             try:
                 return torch.full((n,), float(value), dtype=like.dtype, device=like.device)
-            except OverflowError:
+            except (OverflowError, RuntimeError):
                 raise FormulaInputError(f"the term {term.name} is the constant {value}, too large for "
                                         f"{like.dtype}", self.text, _span(term.src)) from None
         if value.dim() == 0:
