@@ -167,7 +167,7 @@ class Formula:
     text: str
     declarations: Sequence[nn.Module]
     data: Dict[str, Callable[[], torch.Tensor]]
-    options: Tuple[Tuple[str, Any], ...] = ()  # keyword arguments of fm.compile: samples=, analytic_kl=
+    options: Tuple[Tuple[str, Any], ...] = ()  # keyword arguments of fm.compile: samples=, analytic_kl=, validate=
 
 
 @lru_cache(maxsize=None)
@@ -182,7 +182,8 @@ def declarations_of(key: str) -> Sequence[nn.Module]:
 def formula_for(seed: int) -> Formula:
     """The campaign's formula number `seed`: two in five mutate a model case's text, the rest are generated."""
     rng = random.Random(seed)
-    options = (("samples", rng.choice((1, 1, 1, 2))), ("analytic_kl", rng.random() < 0.7))
+    options = (("samples", rng.choice((1, 1, 1, 2))), ("analytic_kl", rng.random() < 0.7),
+               ("validate", rng.random() < 0.5))  # a call that does not validate takes another path
     if rng.random() < 0.4:
         case = CASES[rng.randrange(len(CASES))]
         inputs = case.inputs()

@@ -3,10 +3,10 @@ work (one value per example) or raise a `FormulaError`; no other exception escap
 
 `test_campaign` runs 10,000 seeded formulas (fuzz_formulas.py: generated over declarations with a continuous and a
 discrete latent, a `Function` and a `Data`, and mutations of the contract cases' formulas; some with samples=2,
-analytic_kl=False or validate=False) in chunks; a chunk fails with the list of new crash signatures, each with a shrunk reproducer.
-A crash whose signature is that of a reproducer in `KNOWN` that still crashes is left to that reproducer's test
-(strict xfail while formula has the bug); once fixed, the xfail turns into a failure: delete its `bug=` and the
-reproducer stays as a regression test.
+analytic_kl=False or validate=False) in chunks; a chunk fails with the list of new crash signatures, each with a
+shrunk reproducer. A crash whose signature is that of a reproducer in `KNOWN` that still crashes is left to that
+reproducer's test (strict xfail while formula has the bug); once fixed, the xfail turns into a failure: delete its
+`bug=` and the reproducer stays as a regression test.
 """
 
 from __future__ import annotations
