@@ -1,6 +1,6 @@
 """InfoVAE / MMD-VAE (Zhao, Song and Ermon, 2017) on scikit-learn's 8x8 digits, against the plain VAE of the same size.
 
-    python examples/mmd_vae.py                   # about a minute and a half on 2 CPU cores
+    python examples/mmd_vae.py                   # about a minute on 2 CPU cores (both models)
     python examples/mmd_vae.py --smoke --out runs/ci-smoke
 
 The objective is InfoVAE's (eq. 6 of the paper) as the paper writes it, with alpha and lambda as inputs:
