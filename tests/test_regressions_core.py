@@ -222,3 +222,22 @@ def test_a_prior_of_the_wrong_size_says_which_shapes_differ():
     prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(8,))
     with pytest.raises(fm.FormulaInputError, match=r"event shape \[16\].* \[8\]"):
         fm.compile(VAE, [q, p, prior])(x=binary(4))
+
+
+def test_a_named_game_keeps_its_players_and_its_value():
+    """\\min_G \\max_D V(D, G) = ...: the prefix covers the relation chain; the objective is its named member."""
+    torch.manual_seed(0)
+    d_net = nn.Sequential(nn.Linear(2, 1), nn.Sigmoid())
+    g_net = nn.Linear(3, 2)
+    decls = [fm.Function("D(x)", net=d_net), fm.Function("G(z)", net=g_net), fm.Data("p_data(x)"),
+             fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(3,))]
+    obj = fm.compile(r"\min_G \max_D V(D, G) = E_{x \sim p_data(x)}[\log D(x)] + E_{z \sim p(z)}[\log(1 - D(G(z)))]",
+                     decls)
+    assert obj.players == (("min", ("G",)), ("max", ("D",)))
+    x = torch.randn(4, 2)
+    torch.manual_seed(1)
+    value = obj(x=x)
+    torch.manual_seed(1)
+    z = torch.randn(4, 3)
+    expected = torch.log(d_net(x)).squeeze(-1) + torch.log(1 - d_net(g_net(z))).squeeze(-1)
+    torch.testing.assert_close(value, expected)

@@ -452,8 +452,9 @@ def _bases(vs):
 def objective_of(statement: N.Expr) -> N.Expr:
     """The member of a relation chain that is the objective: the one it names (`A =: L`, `L := A`), else the
     last (`log p(x) >= E[...] = ...`, `L(x) = ...`)."""
-    if isinstance(statement, N.Optimize):
-        return statement
+    if isinstance(statement, N.Optimize):  # \min_G \max_D V(D, G) = ...: the prefix over the chain's objective
+        body = objective_of(statement.body)
+        return statement if body is statement.body else dataclasses.replace(statement, body=body)
     if not isinstance(statement, N.Relation):
         return statement
     for i, op in enumerate(statement.ops):
