@@ -831,6 +831,8 @@ class _Builder(Transformer_NonRecursive):
         sub = _script_text(script) if script is not None else None
         args = children[-1]
         span = _span(meta)
+        if isinstance(args, _Args) and not (args.vars or args.given or args.params):
+            raise _Fail(f"empty brackets after {base}: write its variables, as in {base}(x), or the name alone", span)
         if wrapper == PLAIN_NAME and not isinstance(args, _DivArgs):  # `\mathit{E}(x)`: a name, never a keyword
             return n.Dist(base, args.vars, args.given, sub, args.params, span=span)
         if isinstance(args, _DivArgs):

@@ -284,7 +284,7 @@ class _Printer:
     def dist_name(self, name: str, sub, call: bool = True) -> str:
         text = self.plain(name, call, sub)
         if sub is not None:  # braced after an escaped name: `\\mathit{E}_k(` would read as E's sampler `{E}_k(`
-            sub_text = self.name(sub)
+            sub_text = ",".join(self.name(part) for part in sub.split(","))
             text += f"_{{{sub_text}}}" if text.startswith("\\mathit") else self.subscript(sub_text)
         return text
 
@@ -473,7 +473,9 @@ class LatexPrinter(_Printer):
         return Piece(f"\\frac{{{self.at(node.num, ADD)}}}{{{self.at(node.den, ADD)}}}", ATOM)
 
     def divergence_head(self, kind: str) -> str:
-        return self.spelled(spellings.DIVERGENCES, kind, f"D_{{\\mathrm{{{kind}}}}}")
+        # an unregistered kind: D_{\mathrm{kind}}, unless \mathrm{kind} is a keyword (`\mathrm{E}` is E)
+        default = self.plain(kind, True) if kind in spellings.reserved_names()[0] else f"D_{{\\mathrm{{{kind}}}}}"
+        return self.spelled(spellings.DIVERGENCES, kind, default)
 
     def superscript(self, text: str) -> str:
         return self.script(text)
