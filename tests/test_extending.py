@@ -31,6 +31,7 @@ def restore_registries():
     saved = [dict(t) for t in (checker_mod._CHECKS, registry_mod._BUILDERS, registry_mod._LOG_BUILDERS,
                                spec._SPECS, div._DIVERGENCES, gradients._ESTIMATORS)]
     yield
+    planning.make_plan.cache_clear()  # plans built with the test's registrations
     for table, old in zip((checker_mod._CHECKS, registry_mod._BUILDERS, registry_mod._LOG_BUILDERS, spec._SPECS,
                            div._DIVERGENCES, gradients._ESTIMATORS), saved):
         table.clear()

@@ -241,3 +241,13 @@ def test_a_named_game_keeps_its_players_and_its_value():
     z = torch.randn(4, 3)
     expected = torch.log(d_net(x)).squeeze(-1) + torch.log(1 - d_net(g_net(z))).squeeze(-1)
     torch.testing.assert_close(value, expected)
+
+
+def test_a_decorated_draw_is_not_the_plain_variable():
+    """Drawing \\hat x does not make the data x a sampled variable (latents are told apart by decoration)."""
+    torch.manual_seed(0)
+    q = fm.Normal(r"q(\hat x|x)", net=Gaussian(6, 6))
+    p = fm.Bernoulli(r"p(x|\hat x)", net=Logits(6))
+    obj = fm.compile(r"E_{q(\hat x|x)}[\log p(x|\hat x)]", [q, p])
+    assert obj.inputs == ("x",)
+    assert obj(x=binary(3)).shape == (3,)

@@ -72,7 +72,7 @@ class _Checker(Resolver):
                 draws = self.resolve_draws(node)
                 for f in draws.joint.factors:
                     if self.decls[f.decl].kind is not DeclKind.DATA:
-                        self.latent_bases.update(v.name for v in f.vars)
+                        self.latent_bases.update(_latent_key(v) for v in f.vars)
 
     def visit(self, node: N.Node, scope: Scope):
         """The checked form of `node`: a registered check first (`register_check`), else the built-in rule."""
@@ -363,7 +363,7 @@ class _Checker(Resolver):
         loop = scope.loop_of(v)
         if loop is not None:
             return self.step_ref(v, loop, data)
-        if v.name in self.latent_bases:
+        if _latent_key(v) in self.latent_bases:
             raise self.error(f"{var_text(v)} is a sampled variable, but no enclosing expectation draws it here", v)
         if any(isinstance(i, (N.Range, N.Before)) for i in v.index):
             self.add_input(var_text(v.base), v, data=True)
@@ -398,7 +398,7 @@ class _Checker(Resolver):
                     else:
                         starts.append((var_text(start), decl))
             return R.StepRef(v, v, var_text(v.base), tuple(starts))
-        if v.name in self.latent_bases:
+        if _latent_key(v) in self.latent_bases:
             raise self.error(f"{var_text(v)} is a sampled variable, but no enclosing expectation draws it here", v)
         self.sequences.add(var_text(v.base))
         self.add_input(var_text(v.base), v, data=True)
@@ -429,6 +429,12 @@ def register_check(*types: type):
         return fn
 
     return deco
+
+
+def _latent_key(v: N.Var) -> tuple:
+    """What makes two uses the same sampled variable whatever their index: the letter with its decoration and
+    primes (`\hat x` drawn does not make `x` a latent)."""
+    return (v.name, v.mark, v.primes)
 
 
 def _uses_index(node: N.Node, name: str) -> bool:
