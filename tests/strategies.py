@@ -18,6 +18,19 @@ DIST_NAMES = ("p", "q", "r")
 INDEX_NAMES = ("t", "k", "l", "i")
 FUNCTIONS = ("exp", "sqrt", "abs", "tanh", "sigmoid", "softplus", "log", "det")
 
+#: Formulas in both spellings that must parse: seeds of the syntax-error and fuzz tests.
+VALID_FORMULAS = [
+    "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))",
+    r"\mathbb{E}_{q_\phi(z|x)}\left[\log p_\theta(x|z)\right] - D_{KL}\left(q_\phi(z|x) \,\|\, p(z)\right)",
+    r"E_{q(z|x)}[log p(x|z)] - \beta D_{KL}(q(z|x)||p(z))",
+    r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[\log \frac{1}{K}\sum_{k=1}^{K} \frac{p(x,z_k)}{q(z_k|x)}\right]",
+    "E_{q(y|x)}[ E_{q(z|x,y)}[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)] ] + H[q(y|x)]",
+    r"\sum_{t=1}^{T} \mathbb{E}_{q(z_t|z_{t-1},x)}[\log p(x_t|z_t)] - D_{KL}(q(z_t|z_{t-1},x) \| p(z_t|z_{t-1}))",
+    "q(z_1,z_2|b_1,b_2) = q(z_1|z_2,b_1,b_2) p_B(z_2|b_2)\nE_{q(z_1,z_2|b_1,b_2)}[log p(x_2|z_2)]",
+    r"\left|\det \frac{\partial f(x)}{\partial x}\right| + \|a\|_2^2 + \text{sg}[a] + \langle f \rangle_{z \sim q}",
+    r"\min_G \max_D \mathbb{E}_{x \sim p_{data}}[\log D(x)] + \underbrace{E_q[f]}_{L_T}",
+]
+
 numbers = st.one_of(
     st.integers(0, 100).map(float),
     st.sampled_from((0.5, 0.25, 1.5, 0.1, 2.75, 0.001, 12.5)),

@@ -20,6 +20,7 @@ from formula.lang import spellings
 from formula.lang.parser import parse
 from formula.text.printing import to_ascii, to_latex
 from formula.text.symbolic import equivalent, pretty
+from strategies import VALID_FORMULAS
 
 CHUNKS = 10
 PER_CHUNK = 10_000
@@ -27,15 +28,7 @@ SYMPY_EVERY = 50  # the Unicode printer and `equivalent` (sympy, ~ms each) run o
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "language.md"
 
-SEEDS = [
-    "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))",
-    r"\mathbb{E}_{q_\phi(z|x)}\left[\log p_\theta(x|z)\right] - D_{KL}\left(q_\phi(z|x) \,\|\, p(z)\right)",
-    r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[\log \frac{1}{K}\sum_{k=1}^{K} \frac{p(x,z_k)}{q(z_k|x)}\right]",
-    "E_{q(y|x)}[ E_{q(z|x,y)}[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)] ] + H[q(y|x)]",
-    r"\sum_{t=1}^{T} \mathbb{E}_{q(z_t|z_{t-1},x)}[\log p(x_t|z_t)] - D_{KL}(q(z_t|z_{t-1},x) \| p(z_t|z_{t-1}))",
-    "q(z_1,z_2|b_1,b_2) = q(z_1|z_2,b_1,b_2) p_B(z_2|b_2)\nE_{q(z_1,z_2|b_1,b_2)}[log p(x_2|z_2)]",
-    r"\left|\det \frac{\partial f(x)}{\partial x}\right| + \|a\|_2^2 + \text{sg}[a] + \langle f \rangle_{z \sim q}",
-    r"\min_G \max_D \mathbb{E}_{x \sim p_{data}}[\log D(x)] + \underbrace{E_q[f]}_{L_T}",
+SEEDS = VALID_FORMULAS + [
     r"\log p(x) \geq \mathbb{E}_{q(z|x)}[\log p(x,z) - \log q(z|x)] =: \mathcal{L}",
     r"\mathcal{N}(x \mid \mu, \sigma^2 I) + \mathrm{Bern}(x|\lambda) + \tilde{x}' + \hat{z}^{(l)} + u^\top v",
     r"\frac{1}{L}\sum_{l=1}^{L} \log p(x, z^{(l)}) - \log q(z^{(l)}|x); \sum_{y} q(y|x)\, f(y)",

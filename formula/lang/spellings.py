@@ -57,6 +57,13 @@ def _norm(arg: n.Expr, span: Optional[n.Span]) -> n.Expr:
     return n.Norm(arg, span=span)
 
 
+def _defaults(row, **values) -> None:
+    """Fill the fields of a frozen row that were left empty."""
+    for name, value in values.items():
+        if not getattr(row, name):
+            object.__setattr__(row, name, value)
+
+
 # --- rows --------------------------------------------------------------------------------------------------
 
 
@@ -102,8 +109,17 @@ class Function:
         return self.words + self.commands + self.call_commands
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Printed:
+    """How the printers write a name; a field left empty gets the default of its row's kind."""
+
+    latex: Optional[str] = None
+    unicode: Optional[str] = None
+    ascii: Optional[str] = None
+
+
 @dataclass(frozen=True)
-class FamilyName:
+class FamilyName(_Printed):
     """An explicit family (`Family.family == name`): `words` are accepted bare or wrapped (`Normal(..)`,
     `\\mathrm{Bern}(..)`), `calligraphic` only inside `\\mathcal{..}` (`\\mathcal{N}`). The ASCII printer
     writes `ascii` (default: the LaTeX spelling, since mixing spellings is legal)."""
@@ -111,81 +127,60 @@ class FamilyName:
     name: str
     words: Tuple[str, ...] = ()
     calligraphic: Tuple[str, ...] = ()
-    latex: Optional[str] = None
-    unicode: Optional[str] = None
-    ascii: Optional[str] = None
 
     def __post_init__(self):
-        latex = self.latex or (f"\\mathcal{{{self.calligraphic[0]}}}" if self.calligraphic
-                               else f"\\mathrm{{{self.words[0] if self.words else self.name}}}")
-        object.__setattr__(self, "latex", latex)
-        object.__setattr__(self, "unicode", self.unicode or (self.words[0] if self.words else self.name))
-        object.__setattr__(self, "ascii", self.ascii or latex)
+        word = self.words[0] if self.words else self.name
+        _defaults(self, latex=f"\\mathcal{{{self.calligraphic[0]}}}" if self.calligraphic else f"\\mathrm{{{word}}}",
+                  unicode=word)
+        _defaults(self, ascii=self.latex)
 
     def spellings(self) -> Tuple[str, ...]:
         return self.words + tuple(f"mathcal:{c}" for c in self.calligraphic)
 
 
 @dataclass(frozen=True)
-class DivergenceName:
+class DivergenceName(_Printed):
     """A divergence (`Divergence.kind == name`): `words` may be written `NAME(a, b)`, `D_{NAME}(a, b)`,
     `\\text{NAME}(a, b)` as well as with `||` (with `||` any upper-case name is a divergence)."""
 
     name: str
     words: Tuple[str, ...] = ()
-    latex: Optional[str] = None
-    unicode: Optional[str] = None
 
     def __post_init__(self):
-        object.__setattr__(self, "words", self.words or (self.name,))
-        object.__setattr__(self, "latex", self.latex or f"D_{{\\mathrm{{{self.name}}}}}")
-        object.__setattr__(self, "unicode", self.unicode or f"D_{self.name}")
-
-    @property
-    def ascii(self) -> str:
-        return self.name
+        _defaults(self, words=(self.name,), latex=f"D_{{\\mathrm{{{self.name}}}}}", unicode=f"D_{self.name}",
+                  ascii=self.name)
 
     def spellings(self) -> Tuple[str, ...]:
         return self.words
 
 
 @dataclass(frozen=True)
-class RelationName:
+class RelationName(_Printed):
     """A relation (`Relation.ops[i] == name`) with every input spelling; `\\cmd` spellings are LaTeX commands."""
 
     name: str
     written: Tuple[str, ...] = ()
-    ascii: Optional[str] = None
-    latex: Optional[str] = None
-    unicode: Optional[str] = None
 
     def __post_init__(self):
-        object.__setattr__(self, "ascii", self.ascii or self.name)
-        object.__setattr__(self, "latex", self.latex or self.ascii)
-        object.__setattr__(self, "unicode", self.unicode or self.ascii)
+        _defaults(self, ascii=self.name)
+        _defaults(self, latex=self.ascii, unicode=self.ascii)
 
     def spellings(self) -> Tuple[str, ...]:
         return self.written if self.name in self.written else (self.name,) + self.written
 
 
 @dataclass(frozen=True)
-class Decoration:
+class Decoration(_Printed):
     """A meaningful mark on a variable (`Var.mark == name`): LaTeX `commands` (`tilde`, `widetilde`), the
     LaTeX the printers write, and the Unicode combining character."""
 
     name: str
     commands: Tuple[str, ...] = ()
-    latex: Optional[str] = None
-    unicode: str = ""
 
-    def __post_init__(self):
-        object.__setattr__(self, "commands", self.commands or (self.name,))
-        object.__setattr__(self, "latex", self.latex or f"\\{self.commands[0]}")
-
-    @property
-    def ascii(self) -> str:
-        """ASCII has no decorations of its own: the LaTeX spelling (mixing spellings is legal)."""
-        return self.latex
+    def __post_init__(self):  # ASCII has no decorations of its own: the LaTeX spelling (mixing is legal)
+        _defaults(self, commands=(self.name,))
+        _defaults(self, latex=f"\\{self.commands[0]}", unicode="")
+        _defaults(self, ascii=self.latex)
 
     def spellings(self) -> Tuple[str, ...]:
         return self.commands
