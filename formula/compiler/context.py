@@ -6,7 +6,8 @@ from typing import Any, Callable, Dict
 
 import torch
 
-VECTOR = object()  # the value of a sum index that runs along a tensor dimension (a sampling set's draws)
+VECTOR = -(1 << 62)  # the value of a sum index that runs along a tensor dimension (a sampling set's draws);
+# an int, not object(), so that torch.compile can compare trace keys holding it without a graph break
 
 
 class Ctx:

@@ -112,7 +112,7 @@ def _set_size(size, d: R.Draw, b):
 
     def count(ctx) -> int:
         k = size(ctx)
-        if k is VECTOR or int(k) != k or k < 1:
+        if k == VECTOR or int(k) != k or k < 1:
             raise FormulaInputError(f"{name} draws of {var_text(d.var)}: {name} must be a positive integer, "
                                     f"got {k}", text, span_of(node))
         return int(k)

@@ -59,7 +59,7 @@ def index_fn(item, b) -> Callable[[Ctx], Any]:
 
 
 def _vec_or(fn, values):
-    return VECTOR if any(v is VECTOR for v in values) else fn(values)
+    return VECTOR if any(v == VECTOR for v in values) else fn(values)
 
 
 def key_fn(v: N.Var, b) -> Callable[[Ctx], tuple]:
