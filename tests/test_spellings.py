@@ -128,3 +128,18 @@ def test_keywords_hold_every_reserved_word():
     words = spellings.keywords()
     for w in ("log", "exp", "KL", "E", "H", "sum", "softplus", "Normal"):
         assert w in words
+
+
+@pytest.mark.parametrize("text, tree", [
+    ("x_{in}", n.Var("x", (n.Var("in"),))), ("inputs + approx", n.Add((n.Var("inputs"), n.Var("approx")))),
+    ("W_in x", n.Mul((n.Var("W", (n.Var("in"),)), n.Var("x")))), ("normal", n.Var("normal")),
+])
+def test_canonical_names_of_rows_are_not_keywords(text, tree):
+    """A relation's canonical name (`in`, `approx`) is not one of its spellings: names that contain it parse."""
+    assert parse_expr(text) == tree
+
+
+def test_every_relation_row_reads_its_own_printed_forms():
+    for rel in spellings.RELATIONS.values():
+        for written in {rel.ascii, rel.latex, rel.unicode}:
+            assert parse_expr(f"a {written} b") == n.Relation((n.Var("a"), n.Var("b")), (rel.name,)), written

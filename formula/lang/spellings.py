@@ -166,7 +166,9 @@ class RelationName(_Printed):
         _defaults(self, latex=self.ascii, unicode=self.ascii)
 
     def spellings(self) -> Tuple[str, ...]:
-        return self.written if self.name in self.written else (self.name,) + self.written
+        """Every input spelling: the written forms and the Unicode the printer writes (the canonical name is a
+        spelling only where it is written so: `approx` and `in` are names, `\\approx` and `\\in` spellings)."""
+        return tuple(dict.fromkeys(self.written + (self.unicode,)))
 
 
 @dataclass(frozen=True)
