@@ -93,6 +93,8 @@ _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRAC
 _PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT"}  # operators whose sub/superscripts are not operands
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
+_RENAMED = {"MID": "GIVEN", "GREEK_CALL": "CALL_NAME", "LABS": "ABS_OPEN", "RABS": "ABS_CLOSE", "LNORM": "NORM_OPEN",
+            "RNORM": "NORM_CLOSE"}  # tokens whose role does not depend on what came before
 
 
 class _Roles(PostLex):
@@ -102,6 +104,18 @@ class _Roles(PostLex):
     `~` is SIM inside an expectation's subscript and LaTeX spacing elsewhere."""
 
     always_accept = ("BAR", "DBAR", "MID", "LABS", "RABS", "LNORM", "RNORM", "TILDE", "GREEK_CALL")
+
+    @staticmethod
+    def _bar_role(kind: str, previous: str, top: str) -> str:
+        """A bar after an operand directly inside a call separates; after an operand inside its own open
+        bracket it closes; otherwise it opens."""
+        closer, opener, sep = (("ABS_CLOSE", "ABS_OPEN", "GIVEN") if kind == "BAR"
+                               else ("NORM_CLOSE", "NORM_OPEN", "DIVSEP"))
+        if previous in _OPERAND_ENDS and top == "call":
+            return sep
+        if previous in _OPERAND_ENDS and top == opener:
+            return closer
+        return opener
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         stack: List[str] = []
@@ -127,21 +141,9 @@ class _Roles(PostLex):
                 elif not (stack and stack[-1] in ("opsub", "esub")):
                     in_prefix = script_pending = False
             if kind in ("BAR", "DBAR"):
-                closer, opener, sep = (("ABS_CLOSE", "ABS_OPEN", "GIVEN") if kind == "BAR"
-                                       else ("NORM_CLOSE", "NORM_OPEN", "DIVSEP"))
-                top = stack[-1] if stack else ""
-                if recent[-1] in _OPERAND_ENDS and top == "call":
-                    kind = sep
-                elif recent[-1] in _OPERAND_ENDS and top == opener:
-                    kind = closer
-                else:
-                    kind = opener
-            elif kind == "MID":
-                kind = "GIVEN"
-            elif kind == "GREEK_CALL":
-                kind = "CALL_NAME"
-            elif kind in ("LABS", "RABS", "LNORM", "RNORM"):
-                kind = {"LABS": "ABS_OPEN", "RABS": "ABS_CLOSE", "LNORM": "NORM_OPEN", "RNORM": "NORM_CLOSE"}[kind]
+                kind = self._bar_role(kind, recent[-1], stack[-1] if stack else "")
+            elif kind in _RENAMED:
+                kind = _RENAMED[kind]
             elif kind == "TILDE":
                 if not (stack and stack[-1] == "esub"):
                     continue
