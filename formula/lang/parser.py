@@ -1,8 +1,10 @@
 """Text -> AST: the Lark grammar (formula/lang/grammar.lark) plus the transformer that builds `formula.lang.nodes`.
 
 `parse(text)` returns a `Program`; every failure is a `FormulaSyntaxError` with the text and a caret. ASCII and
-LaTeX spellings build equal trees (docs/language.md §1). Spelling tables (functions, families, divergences,
-relations) are registries in this module: adding a name needs no grammar change.
+LaTeX spellings build equal trees (docs/language.md §1). Names with several spellings (functions, families,
+divergences, relations, decorations) are rows of `formula.lang.spellings`, whose tables also generate the
+grammar's keyword terminals (`formula.lang.terminals`): adding a name is one row. The parser is built from the
+grammar shipped in the package on first use, with no disk cache (a cache is a pickle: loading one runs code).
 """
 
 from __future__ import annotations
