@@ -251,3 +251,9 @@ def test_a_decorated_draw_is_not_the_plain_variable():
     obj = fm.compile(r"E_{q(\hat x|x)}[\log p(x|\hat x)]", [q, p])
     assert obj.inputs == ("x",)
     assert obj(x=binary(3)).shape == (3,)
+
+
+def test_float64_data_for_a_float32_net_names_the_dtypes_and_the_fix():
+    q, p, prior = vae()
+    with pytest.raises(fm.FormulaInputError, match=r"x is float64 but the net's parameters are float32: .*\.float\(\)"):
+        fm.compile(VAE, [q, p, prior])(x=binary(4).double())

@@ -89,6 +89,17 @@ def shapes_text(names: Sequence[str], values: Sequence[Any]) -> str:
                      f"{n} {type(v).__name__}" for n, v in zip(names, values))
 
 
+def _dtype_hint(net: Any, names: Sequence[str], args: Sequence[Any]) -> str:
+    """When floating inputs and the net's parameters differ in dtype, say which and how to convert."""
+    params = {p.dtype for p in net.parameters() if p.is_floating_point()} if isinstance(net, nn.Module) else set()
+    odd = [f"{n} is {str(a.dtype).replace('torch.', '')}" for n, a in zip(names, args)
+           if isinstance(a, torch.Tensor) and a.is_floating_point() and params and a.dtype not in params]
+    if not odd:
+        return ""
+    want = str(sorted(params, key=str)[0]).replace("torch.", "")
+    return f" ({', '.join(odd)} but the net's parameters are {want}: convert with .to(torch.{want}), e.g. .float())"
+
+
 class Declaration(nn.Module):
     """Base of every declaration: a parsed signature, a kind, and the methods the compiler calls.
 
@@ -235,4 +246,5 @@ class Declaration(nn.Module):
             if first is not None:
                 expected = f" (its first layer {type(first).__name__} takes {first.in_features} features)"
         given = shapes_text(names, args) or "no inputs"
-        return self._input_error(f"its net failed on {given}{expected}: {str(error).splitlines()[0]}")
+        return self._input_error(f"its net failed on {given}{expected}: {str(error).splitlines()[0]}"
+                                 f"{_dtype_hint(net, names, args)}")
