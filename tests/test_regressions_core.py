@@ -257,3 +257,9 @@ def test_float64_data_for_a_float32_net_names_the_dtypes_and_the_fix():
     q, p, prior = vae()
     with pytest.raises(fm.FormulaInputError, match=r"x is float64 but the net's parameters are float32: .*\.float\(\)"):
         fm.compile(VAE, [q, p, prior])(x=binary(4).double())
+
+
+def test_observed_data_with_an_extra_dimension_is_an_input_error():
+    q, p, prior = vae()
+    with pytest.raises(fm.FormulaInputError, match=r"declare event_dims=2"):
+        fm.compile(VAE, [q, p, prior])(x=binary(4)[:, None])

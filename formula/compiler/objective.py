@@ -308,11 +308,12 @@ class Objective(torch.nn.Module):
         for name, i in self._plan.checked.observed:
             v, decl = inputs.get(name), self._decls[i]
             rank = getattr(decl, "event_dims", None) if getattr(decl, "elementwise", False) else None
-            if torch.is_tensor(v) and isinstance(rank, int) and v.dim() < 1 + rank:
+            if torch.is_tensor(v) and isinstance(rank, int) and v.dim() != 1 + rank:
+                fix = f"for one example pass {name}[None]" if v.dim() < 1 + rank else (
+                    f"declare event_dims={v.dim() - 1} if each example is {list(v.shape[1:])}")
                 raise FormulaInputError(
                     f"input {name} has shape {list(v.shape)}, but as a value of {var_text(_signature(decl))} it "
-                    f"needs a batch dimension and {rank} event dimension(s): [batch, *event]; for one example "
-                    f"pass {name}[None]")
+                    f"needs a batch dimension and {rank} event dimension(s): [batch, *event]; {fix}")
 
     def _extra_allowed(self, name: str) -> bool:
         # A sequence may be passed whole where steps x_1, x_2 are inputs; `batch_size` sizes a call without data.
