@@ -263,3 +263,16 @@ def test_observed_data_with_an_extra_dimension_is_an_input_error():
     q, p, prior = vae()
     with pytest.raises(fm.FormulaInputError, match=r"declare event_dims=2"):
         fm.compile(VAE, [q, p, prior])(x=binary(4)[:, None])
+
+
+def test_the_plan_says_where_a_batch_without_data_comes_from():
+    g = fm.Function("G(z)", net=nn.Linear(2, 1))
+    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(2,))
+    assert "batch_size=" in fm.compile("E_p(z)[G(z)]", [g, prior]).explain()
+
+
+def test_an_expectation_over_an_undeclared_sampler_is_an_error():
+    f = fm.Function("f(z)", net=nn.Identity())
+    q = fm.Normal("q(z)", loc=0.0, scale=1.0)
+    with pytest.raises(fm.FormulaCheckError, match="no declared Q"):
+        fm.compile(r"\langle f(z) \rangle_{z \sim Q}", [f, q])

@@ -55,6 +55,8 @@ def make_plan(text: str, signatures: Tuple[Tuple[N.Dist, DeclKind], ...], capabi
               f"inputs: {', '.join(checked.inputs) or 'none'}"
               + (f" (optional: {', '.join(checked.optional_inputs)})" if checked.optional_inputs else ""),
               f"draws per example: {options.samples} (values averaged over draws)")
+    if not (checked.data_inputs | checked.sequences):
+        header += ("batch: no data input gives one; the number of draws is batch_size= of the call (default 1)",)
     return Plan(checked, tuple(terms), tuple(b.steps), header, checked.data_inputs | checked.sequences)
 
 
