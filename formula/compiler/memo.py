@@ -41,16 +41,30 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object]) -> Fn:
     keyers = [keyer(a, b) for a in args]
     if any(k is None for k in keyers):
         return lambda ctx: make(ctx, [g(ctx) for g in lookups])
+    varying = [k for a, k in zip(args, keyers) if not isinstance(a, _CONSTANT)]  # inputs are fixed for a call
+    if not varying:
+        key = (tag,)
+
+        def memo_fixed(ctx):
+            out = ctx.memo.get(key)
+            if out is None:
+                out = ctx.memo[key] = make(ctx, [g(ctx) for g in lookups])
+            return out
+
+        return memo_fixed
 
     def memo(ctx):
         values = [g(ctx) for g in lookups]  # first: a lookup may put a sequence step into the trace
-        key = (tag,) + tuple(k(ctx) for k in keyers)
+        key = (tag,) + tuple([k(ctx) for k in varying])
         out = ctx.memo.get(key)
         if out is None:
             out = ctx.memo[key] = make(ctx, values)
         return out
 
     return memo
+
+
+_CONSTANT = (R.InputRef, R.SliceRef, N.Num)
 
 
 def conditioned(bound: R.Bound, b) -> Fn:

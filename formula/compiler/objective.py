@@ -22,7 +22,8 @@ from .registry import Options
 
 VALIDATE_FIRST = 3  # the first calls of an objective check parameters and data against their constraints,
 VALIDATE_EVERY = 100  # then one call in this many (validation is explicit, not torch's validate_args)
-BATCH_SIZE = "batch_size"  # the call input that sets the number of draws when no data input gives a batch
+BATCH_SIZE = "batch_size"
+_EVALUATION_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, ArithmeticError)  # the call input that sets the number of draws when no data input gives a batch
 
 
 def _capabilities(d) -> object:
@@ -164,7 +165,9 @@ class Objective(torch.nn.Module):
     def evaluate(self, **inputs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """The total and every top-level term from one pass: the same draws."""
         n = self._check_inputs(inputs)
-        validate = self._validate and self._due_for_validation()
+        state = self.__dict__
+        calls = state["_calls"] = state["_calls"] + 1
+        validate = state["_validate"] and (calls <= VALIDATE_FIRST or calls % VALIDATE_EVERY == 0)
         runner = self.__dict__.get("_compiled")
         if runner is None or validate:  # validation runs eagerly: data-dependent checks do not trace
             return self._run(inputs, n, validate)
@@ -177,10 +180,6 @@ class Objective(torch.nn.Module):
                                     f"{_shapes(inputs)}: {_first_line(err)}{self._dtype_hint(inputs)}",
                                     self.text) from None
 
-    def _due_for_validation(self) -> bool:
-        calls = self.__dict__["_calls"] = self._calls + 1
-        return calls <= VALIDATE_FIRST or calls % VALIDATE_EVERY == 0
-
     def _run(self, inputs: Dict[str, Any], n: int, validate: bool = False):
         plan = self._plan
         s = self._samples
@@ -191,7 +190,12 @@ class Objective(torch.nn.Module):
         values: Dict[str, torch.Tensor] = {}
         total = None
         for term, fn in plan.terms:
-            value = self._term_value(term, fn, ctx, inputs)
+            try:
+                value = fn(ctx)
+            except FormulaError:
+                raise
+            except _EVALUATION_ERRORS as err:
+                raise self._failure(term, err, inputs) from None
             if not (torch.is_tensor(value) and value.shape == (n * s,)):
                 value = self._per_example_value(value, term, n * s, inputs)
             if s > 1:
@@ -204,15 +208,9 @@ class Objective(torch.nn.Module):
                 total = total + value if term.sign > 0 else total - value
         return total, values
 
-    def _term_value(self, term: R.Term, fn, ctx: Ctx, inputs):
-        try:
-            return fn(ctx)
-        except FormulaError:
-            raise
-        except (RuntimeError, ValueError, IndexError, TypeError, ArithmeticError) as err:
-            raise FormulaInputError(f"evaluating the term {term.name} failed with inputs {_shapes(inputs)}: "
-                                    f"{_first_line(err)}{self._dtype_hint(inputs)}", self.text,
-                                    _span(term.src)) from None
+    def _failure(self, term: R.Term, err: Exception, inputs) -> FormulaInputError:
+        return FormulaInputError(f"evaluating the term {term.name} failed with inputs {_shapes(inputs)}: "
+                                 f"{_first_line(err)}{self._dtype_hint(inputs)}", self.text, _span(term.src))
 
     def _dtype_hint(self, inputs) -> str:
         """When float inputs and parameters disagree in dtype, say so and what to do."""
