@@ -433,7 +433,7 @@ def register_check(*types: type):
 
 def _latent_key(v: N.Var) -> tuple:
     """What makes two uses the same sampled variable whatever their index: the letter with its decoration and
-    primes (`\hat x` drawn does not make `x` a latent)."""
+    primes (a drawn x-hat does not make the plain x a latent)."""
     return (v.name, v.mark, v.primes)
 
 
