@@ -276,3 +276,10 @@ def test_an_expectation_over_an_undeclared_sampler_is_an_error():
     q = fm.Normal("q(z)", loc=0.0, scale=1.0)
     with pytest.raises(fm.FormulaCheckError, match="no declared Q"):
         fm.compile(r"\langle f(z) \rangle_{z \sim Q}", [f, q])
+
+
+@pytest.mark.parametrize("text", [r"\beta(x)", r"\beta(x+1)"])
+def test_a_greek_letter_called_without_a_declaration_says_how_to_write_the_product(text):
+    with pytest.raises(fm.FormulaCheckError, match=r"for the product write \\beta \\cdot"):
+        fm.compile(text, [])
+    assert fm.compile(r"\beta (x+1)", [])(beta=2.0, x=torch.ones(2)).tolist() == [4.0, 4.0]

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import FormulaCheckError
 from ..lang import nodes as N
+from ..lang.spellings import GREEK_LETTERS
 from ..text.printing import to_ascii as var_text
 from .kinds import DeclKind
 from .resolved import Factor, Joint
@@ -111,7 +112,8 @@ class Resolver:
             raise self.error(f"{_sig_text(dist)} matches more than one declaration: {both}", dist)
         if by_base:
             return Factor(by_base[0].index, dist.vars, dist.given)
-        raise self.error(f"no distribution {_sig_text(dist)} is declared; declared: {self.declared_list()}", dist)
+        raise self.error(f"no distribution {_sig_text(dist)} is declared; declared: {self.declared_list()}"
+                         f"{_greek_hint(dist)}", dist)
 
     def resolve(self, dist: N.Dist) -> Joint:
         """Resolve a distribution use to a joint of declared factors (rules 1-4, factorisations, chain rule)."""
@@ -119,7 +121,7 @@ class Resolver:
             return self.densities[dist]
         for arg in dist.vars + dist.given:
             if not isinstance(arg, N.Var):
-                raise self.error(f"the arguments of {_sig_text(dist)} must be variables", arg)
+                raise self.error(f"the arguments of {_sig_text(dist)} must be variables{_greek_hint(dist)}", arg)
         if not dist.vars:
             raise self.error(f"{_sig_text(dist)} needs its variables here (write e.g. q(z|x))", dist)
         joint = self._resolve_uncached(dist)
@@ -313,6 +315,14 @@ class Resolver:
             what = f"no declared {named.name}(...)" if named is not None else "no declared distribution"
             raise self.error(f"{what} produces a variable this expectation's body uses", e)
         return Joint(self._order(factors, named or N.Dist("E"), right_to_left=False))
+
+
+def _greek_hint(dist: N.Dist) -> str:
+    """`\\beta(x)` is a call of beta; say how to write the product a paper may have meant."""
+    if dist.name in GREEK_LETTERS and not dist.given:
+        return (f"; a Greek letter right before '(' is a call: for the product write \\{dist.name} \\cdot (...) "
+                "or leave a space")
+    return ""
 
 
 def _free_vars(expr: N.Node) -> List[N.Var]:
