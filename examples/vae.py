@@ -20,6 +20,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import digits  # noqa: E402
+from example_cli import parse_common  # noqa: E402
 
 import formula as fm  # noqa: E402
 
@@ -58,17 +59,7 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--latent", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=Path("runs/vae"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (a model this small runs fastest on one)")
-    parser.add_argument("--smoke", action="store_true", help="a few seconds: 2 epochs, same outputs")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.epochs = min(args.epochs, 2)
-    return args
+    return parse_common(parser, argv, out="runs/vae")
 
 
 def grid(images: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
