@@ -283,3 +283,12 @@ def test_a_greek_letter_called_without_a_declaration_says_how_to_write_the_produ
     with pytest.raises(fm.FormulaCheckError, match=r"for the product write \\beta \\cdot"):
         fm.compile(text, [])
     assert fm.compile(r"\beta (x+1)", [])(beta=2.0, x=torch.ones(2)).tolist() == [4.0, 4.0]
+
+
+def test_a_constant_prior_is_built_once_and_rebuilt_when_its_parameters_change():
+    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(2,))
+    assert prior.condition() is prior.condition()
+    prior.loc.add_(1.0)  # an in-place change is a new version: the cached distribution is not reused
+    torch.testing.assert_close(prior.condition().mean, torch.ones(2))
+    learnable = fm.Normal("p(z)", loc=torch.nn.Parameter(torch.zeros(2)), scale=1.0, shape=(2,))
+    assert learnable.condition() is not learnable.condition()  # its graph is freed by every backward

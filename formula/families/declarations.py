@@ -253,6 +253,24 @@ class Distribution(_Networked):
         """The torch distribution given the conditioning values in declared order (event dims reinterpreted);
         `validate=True` checks each parameter against its constraint (one fused test per parameter)."""
         self._check_count(given_values)
+        if self.net is None and not validate:
+            return self._fixed_distribution()
+        return self._build(given_values, validate)
+
+    def _fixed_distribution(self) -> D.Distribution:
+        """A distribution of constant parameters (a standard-Normal prior) is built once and reused while its
+        tensors are the same and unchanged; learnable ones (their graph is freed by backward) are built per call."""
+        params = [getattr(self, name) for name in self._fixed]
+        if any(v.requires_grad for v in params) or torch.compiler.is_compiling():
+            return self._build((), False)
+        key = (torch.is_inference_mode_enabled(),) + tuple((id(v), v._version, v.device, v.dtype) for v in params)
+        cached = self.__dict__.get("_fixed_cache")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_fixed_cache"] = (key, self._build((), False))
+        return cached[1]
+
+    def _build(self, given_values, validate: bool) -> D.Distribution:
+        """The torch distribution from the fixed parameters and the net's output on `given_values`."""
         params = self._fixed_params() if self._fixed else {}
         if self.net is not None:
             out = self._net_params(self._call_net(given_values))
