@@ -292,3 +292,11 @@ def test_a_constant_prior_is_built_once_and_rebuilt_when_its_parameters_change()
     torch.testing.assert_close(prior.condition().mean, torch.ones(2))
     learnable = fm.Normal("p(z)", loc=torch.nn.Parameter(torch.zeros(2)), scale=1.0, shape=(2,))
     assert learnable.condition() is not learnable.condition()  # its graph is freed by every backward
+
+
+def test_the_progress_bar_counts_toward_a_fixed_last_epoch(capsys):
+    q, p, prior = vae()
+    trainer = fm.Trainer(fm.compile(VAE, [q, p, prior]), batch_size=4, progress=True)
+    trainer.fit({"x": binary(8)}, epochs=3)
+    err = capsys.readouterr().err
+    assert "epoch 3/3" in err and "/4" not in err and "/5" not in err

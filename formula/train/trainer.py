@@ -284,6 +284,7 @@ class Trainer:
         show = self.progress and ddp.is_main_process()
         self.interrupted = None
         bar = None
+        last = self.epoch + epochs  # the bar counts toward the epoch this fit ends at
         with InterruptGuard(checkpoint_on_interrupt is not None) as guard:
             try:
                 for _ in range(epochs):
@@ -291,7 +292,7 @@ class Trainer:
                     if bar is None:
                         bar = tqdm(total=None if total is None else total * epochs - self.position,
                                    disable=not show, dynamic_ncols=True, unit="step")
-                    bar.set_description(f"epoch {self.epoch + 1}/{self.epoch + epochs}", refresh=False)
+                    bar.set_description(f"epoch {self.epoch + 1}/{last}", refresh=False)
                     if not self._train_epoch(batches, bar, guard, checkpoint, checkpoint_every):
                         self._stop(guard.received, checkpoint_on_interrupt, bar)
                         break
