@@ -20,7 +20,7 @@ from ..text.printing import to_ascii as var_text  # the ASCII spelling names inp
 from . import divergences as dv
 from . import resolved as R
 from .kinds import DeclKind
-from .resolver import Decl, Draws, Resolver, free_vars
+from .resolver import Decl, Draws, Resolver, _bases, free_vars
 from .scope import Scope
 
 # Explicit families the compiler evaluates (the parser knows more spellings); `I` in their arguments is the
@@ -449,10 +449,6 @@ def _uses_index(node: N.Node, name: str) -> bool:
             continue
         stack.extend(n.children())
     return False
-
-
-def _bases(vs):
-    return tuple(v.name if isinstance(v, N.Var) else v for v in vs)
 
 
 def objective_of(statement: N.Expr) -> N.Expr:

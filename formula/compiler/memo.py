@@ -7,7 +7,7 @@ call). A condition that is a computed expression (`q(z | f(x))`) is not memoised
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 from ..check import resolved as R
 from ..lang import nodes as N
@@ -15,10 +15,14 @@ from .context import Ctx, Fn
 from .refs import key_fn
 
 
-def keyer(ref, b) -> Optional[Callable[[Ctx], object]]:
-    """What identifies `ref`'s value in a call, or None when it cannot be told cheaply (no memo then)."""
-    if isinstance(ref, (R.InputRef, R.SliceRef)):
-        return lambda ctx: ()
+FIXED = "fixed for the call"  # the keyer of an input or a number: its value cannot change within a call
+
+
+def keyer(ref, b):
+    """What identifies `ref`'s value in a call: a closure, FIXED for inputs and numbers, or None when it cannot be
+    told cheaply (no memo then)."""
+    if isinstance(ref, (R.InputRef, R.SliceRef, N.Num)):
+        return FIXED
     if isinstance(ref, R.IndexRef):
         name = ref.name
         return lambda ctx: ("index", name, ctx.env.get(name))
@@ -30,8 +34,6 @@ def keyer(ref, b) -> Optional[Callable[[Ctx], object]]:
             return key, ctx.versions.get(key, 0)
 
         return drawn
-    if isinstance(ref, N.Num):
-        return lambda ctx: ()
     return None
 
 
@@ -41,7 +43,7 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object]) -> Fn:
     keyers = [keyer(a, b) for a in args]
     if any(k is None for k in keyers):
         return lambda ctx: make(ctx, [g(ctx) for g in lookups])
-    varying = [k for a, k in zip(args, keyers) if not isinstance(a, _CONSTANT)]  # inputs are fixed for a call
+    varying = [k for k in keyers if k is not FIXED]
     if not varying:
         key = (tag,)
 
@@ -62,9 +64,6 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object]) -> Fn:
         return out
 
     return memo
-
-
-_CONSTANT = (R.InputRef, R.SliceRef, N.Num)
 
 
 def conditioned(bound: R.Bound, b) -> Fn:

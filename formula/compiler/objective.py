@@ -14,6 +14,7 @@ from ..check import resolved as R
 from ..check.kinds import DeclKind
 from ..errors import FormulaError, FormulaInputError
 from ..estimators import gradients
+from ..families.protocol import dtype_hint
 from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
 from .context import Ctx
@@ -213,16 +214,8 @@ class Objective(torch.nn.Module):
                                  f"{_first_line(err)}{self._dtype_hint(inputs)}", self.text, _span(term.src))
 
     def _dtype_hint(self, inputs) -> str:
-        """When float inputs and parameters disagree in dtype, say so and what to do."""
-        params = {p.dtype for p in self.parameters() if p.is_floating_point()}
-        given = {k: v.dtype for k, v in inputs.items() if torch.is_tensor(v)}
-        odd = {k: d for k, d in given.items() if params and (d not in params and d.is_floating_point or
-                                                             (not d.is_floating_point and d != torch.bool))}
-        if not odd or not params:
-            return ""
-        want = ", ".join(sorted(str(d).replace("torch.", "") for d in params))
-        got = ", ".join(f"{k} is {str(d).replace('torch.', '')}" for k, d in odd.items())
-        return f" (the parameters are {want}; {got}: convert with .to({want.split(', ')[0]}) or .float())"
+        """When float inputs and the parameters disagree in dtype, say so and what to do."""
+        return dtype_hint(self.parameters(), list(inputs), list(inputs.values()))
 
     def _per_example_value(self, value, term: R.Term, n: int, inputs) -> torch.Tensor:
         if not torch.is_tensor(value):

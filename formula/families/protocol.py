@@ -29,7 +29,7 @@ from ..text.printing import to_ascii as var_text
 from . import enumeration, validation
 from .signatures import parse_declaration, spans
 
-__all__ = ["Capabilities", "capabilities_of", "Declaration", "DeclKind", "shapes_text"]
+__all__ = ["Capabilities", "capabilities_of", "Declaration", "DeclKind", "shapes_text", "dtype_hint"]
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,10 @@ def shapes_text(names: Sequence[str], values: Sequence[Any]) -> str:
                      f"{n} {type(v).__name__}" for n, v in zip(names, values))
 
 
-def _dtype_hint(net: Any, names: Sequence[str], args: Sequence[Any]) -> str:
-    """When floating inputs and the net's parameters differ in dtype, say which and how to convert."""
-    params = {p.dtype for p in net.parameters() if p.is_floating_point()} if isinstance(net, nn.Module) else set()
-    odd = [f"{n} is {str(a.dtype).replace('torch.', '')}" for n, a in zip(names, args)
+def dtype_hint(parameters: Any, names: Sequence[str], values: Sequence[Any]) -> str:
+    """When floating inputs and the parameters differ in dtype, say which and how to convert (else "")."""
+    params = {p.dtype for p in parameters if p.is_floating_point()}
+    odd = [f"{n} is {str(a.dtype).replace('torch.', '')}" for n, a in zip(names, values)
            if isinstance(a, torch.Tensor) and a.is_floating_point() and params and a.dtype not in params]
     if not odd:
         return ""
@@ -247,4 +247,4 @@ class Declaration(nn.Module):
                 expected = f" (its first layer {type(first).__name__} takes {first.in_features} features)"
         given = shapes_text(names, args) or "no inputs"
         return self._input_error(f"its net failed on {given}{expected}: {str(error).splitlines()[0]}"
-                                 f"{_dtype_hint(net, names, args)}")
+                                 f"{dtype_hint(net.parameters() if isinstance(net, nn.Module) else (), names, args)}")

@@ -292,13 +292,11 @@ class Pow(Expr):
 
 @dataclass(frozen=True)
 class Apply(Expr):
-    """Elementwise and calculus functions with a fixed meaning: `fn` is one of FUNCTIONS."""
+    """Elementwise and calculus functions with a fixed meaning: `fn` is a row of `spellings.FUNCTIONS`."""
 
     fn: str
     args: Tuple[Expr, ...]
 
-
-FUNCTIONS = ("log", "exp", "sqrt", "abs", "sigmoid", "tanh", "softplus", "det", "transpose")
 
 
 @dataclass(frozen=True)
@@ -343,12 +341,9 @@ class Labeled(Expr):
 # --- statements ------------------------------------------------------------------------------------------
 
 
-RELATIONS = ("=", ":=", "=:", ">=", "<=", ">", "<", "!=", "approx", "in")
-
-
 @dataclass(frozen=True)
 class Relation(Expr):
-    """A chain `a = b >= c =: L`: `ops[i]` relates `members[i]` and `members[i+1]`; ops are from RELATIONS.
+    """A chain `a = b >= c =: L`: `ops[i]` relates `members[i]` and `members[i+1]`; ops are rows of `spellings.RELATIONS`.
 
     A factorisation (`p(x,z) = p(x|z) p(z)`) and a named objective (`L(x) = ...`) are relations too; the
     checker decides which member is the objective.
@@ -382,5 +377,5 @@ class Program(Node):
 __all__ = [
     "MAX_TREE_DEPTH", "superscript_is_label", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
-    "FUNCTIONS", "Norm", "StopGrad", "Grad", "Partial", "Labeled", "RELATIONS", "Relation", "Optimize", "Program",
+    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Relation", "Optimize", "Program",
 ]
