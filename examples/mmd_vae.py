@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import digits  # noqa: E402
-import figures  # noqa: E402
-from example_cli import parse_common  # noqa: E402
+from common import digits  # noqa: E402
+from common import figures  # noqa: E402
+from common.cli import parse_common  # noqa: E402
 from vae import Decoder, Encoder, grid, save_picture  # noqa: E402
 
 import formula as fm  # noqa: E402

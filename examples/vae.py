@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import digits  # noqa: E402
-from example_cli import parse_common  # noqa: E402
+from common import digits  # noqa: E402
+from common.cli import parse_common  # noqa: E402
 
 import formula as fm  # noqa: E402
 

@@ -1,0 +1,1 @@
+"""What the examples share (not examples themselves): the digits data, the common command-line options, figures."""
