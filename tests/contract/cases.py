@@ -265,4 +265,70 @@ def _td_vae() -> Declarations:
             fm.Normal("p(z_2|z_1)", net=Gaussian(Z)), fm.Bernoulli("p(x|z)", net=Logits(Z)))
 
 
+# --- two-player games and sample divergences (issue 10) --------------------------------------------------------
+
+GAN = r"\min_G \max_D E_{x \sim p_data(x)}[\log D(x)] + E_{z \sim p(z)}[\log(1 - D(G(z)))]"
+MMD_VAE = r"E_{q(z|x)}[\log p(x|z)] - \lambda \mathrm{MMD}_{imq}(q(z|x) \| p(z))"
+CRITIC_PENALTY = r"E_{x \sim p_data(x)}[D(x)] - \lambda E_{x \sim p_data(x)}[(\|\nabla_x D(x)\|_2 - 1)^2]"
+
+
+def _critic(out: nn.Module = None) -> nn.Module:
+    return nn.Sequential(nn.Linear(X, 8), nn.Tanh(), nn.Linear(8, 1), *([out] if out is not None else []))
+
+
+def _gan() -> Declarations:
+    torch.manual_seed(0)
+    return (fm.Function("D(x)", net=_critic(nn.Sigmoid())), fm.Function("G(z)", net=nn.Linear(Z, X)),
+            fm.Data("p_data(x)"), fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,)))
+
+
+def _prior_draws(prior, n: int) -> torch.Tensor:
+    return torch.distributions.Normal(prior.loc, prior.scale).rsample((n,))
+
+
+def _gan_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
+    d, g, _, prior = decls
+    x = inputs["x"]
+    z = _prior_draws(prior, x.shape[0])
+    return torch.log(d.net(x)).squeeze(-1) + torch.log(1 - d.net(g.net(z))).squeeze(-1)
+
+
+def _unbiased_imq_mmd2(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    scale = 2.0 * a.shape[-1]
+
+    def mean_kernel(u, v, same):
+        k = scale / (scale + torch.cdist(u, v) ** 2)
+        n = u.shape[0]
+        return (k.sum() - k.diagonal().sum()) / (n * (n - 1)) if same else k.mean()
+
+    return mean_kernel(a, a, True) + mean_kernel(c, c, True) - 2 * mean_kernel(a, c, False)
+
+
+def _mmd_vae_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
+    q, p, prior = decls
+    x = inputs["x"]
+    rec = bern(p.net(z=normal(q.net(x=x)).rsample())).log_prob(x)
+    a = normal(q.net(x=x)).rsample()
+    c = _prior_draws(prior, x.shape[0]).reshape(a.shape)
+    return rec - inputs["lambda"] * _unbiased_imq_mmd2(a, c)
+
+
+def _penalty_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
+    (d, _) = decls
+    x = inputs["x"].detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d.net(x).sum(), x, create_graph=True)
+    penalty = (grad.flatten(1).norm(dim=-1) - 1) ** 2
+    return d.net(inputs["x"]).squeeze(-1) - inputs["lambda"] * penalty
+
+
+case("gan", GAN, inputs=_x, draws=["z"], reference=_gan_ref)(_gan)
+case("mmd-vae", MMD_VAE, inputs=lambda: {**_x(), "lambda": 10.0}, draws=["z"], reference=_mmd_vae_ref,
+     skip={"batch_of_one": "the unbiased MMD^2 needs two draws in a batch (a clear FormulaInputError below that)"})(
+    vae)
+NO_DOUBLE_BACKWARD = "torch.compile (aot_autograd) does not support double backward, which the penalty's gradient needs"
+case("critic-penalty", CRITIC_PENALTY, inputs=lambda: {**_x(), "lambda": 10.0}, draws=[], reference=_penalty_ref,
+     skip={"compiled": NO_DOUBLE_BACKWARD, "fullgraph": NO_DOUBLE_BACKWARD})(
+    lambda: (torch.manual_seed(0), (fm.Function("D(x)", net=_critic()), fm.Data("p_data(x)")))[1])
+
+
 __all__ = ["B", "CASES", "Case", "case", "labels_one_hot"]
