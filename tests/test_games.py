@@ -79,11 +79,14 @@ def test_each_step_moves_every_parameter_of_the_stepping_player_and_no_other(bui
     assert rule.updates == {"D": 4, "G": 2}
 
 
-def _hand_written_value(critic: nn.Module, generator: nn.Module, x: torch.Tensor, seed: int) -> torch.Tensor:
-    """V(D, G) at the draws the compiled objective makes after `torch.manual_seed(seed)`."""
+def _hand_written_value(critic: nn.Module, generator: nn.Module, x: torch.Tensor, seed: int,
+                        player: str = "D") -> torch.Tensor:
+    """V(D, G) at the draws the compiled objective makes after `torch.manual_seed(seed)`; for the generator, the
+    term that depends on it (its step evaluates no other)."""
     torch.manual_seed(seed)
     z = torch.randn(x.shape[0], 2)
-    return (torch.log(critic(x)).squeeze(-1) + torch.log(1 - critic(generator(z))).squeeze(-1)).mean()
+    fake = torch.log(1 - critic(generator(z))).squeeze(-1)
+    return (fake if player == "G" else torch.log(critic(x)).squeeze(-1) + fake).mean()
 
 
 def test_the_critic_ascends_and_the_generator_descends_as_hand_written_sgd():
@@ -95,7 +98,7 @@ def test_the_critic_ascends_and_the_generator_descends_as_hand_written_sgd():
     for step, (player, sign) in enumerate([("D", 1.0), ("G", -1.0), ("D", 1.0)]):
         assert rule.player_at(step) == player
         net = critic if player == "D" else generator
-        value = _hand_written_value(critic, generator, x, seed=step)
+        value = _hand_written_value(critic, generator, x, seed=step, player=player)
         grads = torch.autograd.grad(value, list(net.parameters()))
         expected = [p.detach() + sign * lr * g for p, g in zip(net.parameters(), grads)]
         torch.manual_seed(step)
@@ -312,3 +315,20 @@ def test_the_factorvae_game_of_the_docs_trains_each_side_on_its_own_objective():
         moved = _moved(before, _snapshot(encoder, decoder, discriminator))
         assert all(moved[k] == (k.startswith("2.") == (player == "D")) for k in moved), (player, moved)
         assert f"{player}/loss" in stats
+
+
+def test_a_step_evaluates_only_the_terms_of_the_stepping_player():
+    objective, critic, generator = _minimax()
+    calls = {"D": 0, "G": 0}
+    critic.register_forward_hook(lambda *_: calls.__setitem__("D", calls["D"] + 1))
+    generator.register_forward_hook(lambda *_: calls.__setitem__("G", calls["G"] + 1))
+    rule = fm.Alternating()
+    trainer = fm.Trainer(objective, update=rule, batch_size=BATCH, progress=False)
+    assert rule.terms == {"D": None, "G": ("E_{p(z)}[log(1 - D(G(z)))]",)}
+    x = _data()[:BATCH]
+    stats = trainer.train_step({"x": x})  # the critic's step: both terms, D on x and on G(z)
+    assert calls == {"D": 2, "G": 1} and "D/term/E_{p_{data}(x)}[log D(x)]" in stats
+    stats = trainer.train_step({"x": x})  # the generator's: E_x[log D(x)] does not depend on G
+    assert calls == {"D": 3, "G": 2}
+    assert [k for k in stats if k.startswith("G/term/")] == ["G/term/E_{p(z)}[log(1 - D(G(z)))]"]
+    assert len(objective.terms(x=x)) == 2  # the objective itself is whole again after the step

@@ -4,8 +4,9 @@
 `players=` mapping lists), has its own optimizer and learning rate, moves in its own sense (min descends, max
 ascends) and takes `steps[player]` consecutive updates in its turn (k critic steps per generator step). A step
 freezes the other players' parameters, so autograd builds no graph for what it does not move and their
-gradients stay empty. `Game({"D": obj_d, "G": obj_g})` holds one objective per player (the non-saturating GAN,
-FactorVAE, AVB); a player's step evaluates its own objective only.
+gradients stay empty, and evaluates only the terms that use the stepping player's declarations (the generator's
+step of `\\min_G \\max_D` skips `E_x[\\log D(x)]`). `Game({"D": obj_d, "G": obj_g})` holds one objective per
+player (the non-saturating GAN, FactorVAE, AVB); a player's step evaluates its own objective only.
 
 >>> rule = fm.Alternating(lr={"D": 4e-4, "G": 1e-4}, steps={"D": 5, "G": 1})   # doctest: +SKIP
 >>> fm.Trainer(gan, update=rule).fit({"x": data}, epochs=10)                     # doctest: +SKIP
@@ -20,6 +21,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..check.uses import declarations_used
 from .trainer import TrainingDivergedError
 from .updates import StepContext, UpdateRule, build_optimizer, guarded_step
 from ..errors import FormulaInputError
@@ -155,6 +157,8 @@ class Alternating(UpdateRule):
         self.schedule: Tuple[str, ...] = ()
         self.updates: Dict[str, int] = {}
         self.clip: Dict[str, Any] = {}
+        self.terms: Dict[str, Optional[Tuple[str, ...]]] = {}  # player -> the terms its step evaluates (None: all)
+        self._objective: Optional[nn.Module] = None
         self._game = False
 
     def setup(self, objective: nn.Module) -> None:
@@ -180,6 +184,8 @@ class Alternating(UpdateRule):
                                     f"got {', '.join(order)}")
         self.schedule = tuple(name for name in order for _ in range(_count(option["steps"][name], name)))
         self.updates = {name: 0 for name in names}
+        self._objective = objective
+        self.terms = {} if self._game else {p.name: player_terms(objective, p) for p in players}
 
     def player_at(self, step: int) -> str:
         """The player whose turn it is at trainer step `step`."""
@@ -191,7 +197,7 @@ class Alternating(UpdateRule):
         inputs = {**ctx.inputs, PLAYER_KEY: player.name} if self._game else ctx.inputs
         own = dataclasses.replace(ctx, diverged=lambda stats: _for_player(ctx.diverged(stats), player.name))
         others = [p for q in self.players.values() if q is not player for p in q.parameters]
-        with _frozen(others):
+        with _frozen(others), only_terms(self._objective, self.terms.get(player.name)):
             values, terms = ctx.evaluate(**inputs)
             stats = guarded_step(own, self.optimizers[player.name], values, terms, maximize=player.maximize,
                                  clip_grad_norm=self.clip[player.name])
@@ -314,6 +320,39 @@ def check_ownership(objective: nn.Module, players: Sequence[Player]) -> None:
         raise FormulaInputError(f"no player owns the parameters of {what}: they would never move; name it in the "
                                 "prefix (\\min_{G, q}), list it in players={...}, or freeze its parameters "
                                 "(requires_grad_(False))", getattr(objective, "text", None))
+
+
+# ---------------------------------------------------------------------- what a player's step evaluates
+
+
+def player_terms(objective: nn.Module, player: Player) -> Optional[Tuple[str, ...]]:
+    """The terms of one objective for both players that use `player`'s declarations (a draw, a density or a call
+    of one): its step evaluates only those, the others' gradients with respect to its parameters being zero.
+    None when that is every term (or the objective is not a compiled formula)."""
+    plan = getattr(objective, "_plan", None)
+    decls = getattr(objective, "_decls", ())
+    if plan is None:
+        return None
+    owned = {id(d) for d in player.declarations}
+    mine = tuple(term.name for term, _ in plan.terms
+                 if any(id(decls[i]) in owned for i in declarations_used(term.expr) if i < len(decls)))
+    return None if not mine or len(mine) == len(plan.terms) else mine
+
+
+@contextlib.contextmanager
+def only_terms(objective: Optional[nn.Module], names: Optional[Tuple[str, ...]]) -> Iterator[None]:
+    """Evaluate only the terms `names` of a compiled objective within the block (its plan narrowed, then
+    restored): the trainer's wrappers (DDP, torch.compile) still make the call."""
+    if objective is None or names is None:
+        yield
+        return
+    state = objective.__dict__
+    plan = state["_plan"]
+    state["_plan"] = dataclasses.replace(plan, terms=tuple(t for t in plan.terms if t[0].name in names))
+    try:
+        yield
+    finally:
+        state["_plan"] = plan
 
 
 # ---------------------------------------------------------------------- helpers
