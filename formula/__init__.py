@@ -28,6 +28,8 @@ _LAZY = {
     "Data": "families.declarations", "Function": "families.declarations",
     "Declaration": "families.protocol", "Capabilities": "families.protocol", "capabilities_of": "families.protocol",
     "LazyDistribution": "families.lazy", "DeclKind": "check.kinds",
+    "ProductOfExperts": "families.experts", "Mixture": "families.mixture",
+    "Autoregressive": "families.autoregressive", "MADE": "families.made",
     "compile": "compiler.objective", "Objective": "compiler.objective",
     "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
     "Alternating": "train.games", "Game": "train.games",
