@@ -153,6 +153,8 @@ class Dist(Expr):
     `sub` is the subscript of the name as written (`phi` in `q_\\phi`, `B` in `p_B`, `data` in `p_{data}`);
     the checker decides whether it is a parameter subscript or part of the name. `vars` is empty for a bare
     reference (`\\mathbb{E}_q[f]`). Arguments are usually `Var`s but may be any expression (`D(G(z))`).
+    `mark` is a decoration of the name (`bar` in `\\bar q(z)`, `tilde` in `\\tilde p_l(x, y)`): a decorated name
+    is a name of its own, never the undecorated one.
     """
 
     name: str
@@ -160,11 +162,14 @@ class Dist(Expr):
     given: Tuple[Expr, ...] = ()
     sub: Optional[str] = None
     params: Tuple[Expr, ...] = ()
+    mark: Optional[str] = None
 
     @property
     def full_name(self) -> str:
-        """The name with its subscript, as a declaration is named: `q`, `p_B`, `p_prior`, `q_phi`."""
-        return f"{self.name}_{self.sub}" if self.sub else self.name
+        """The name with its decoration and subscript, as a declaration is named: `q`, `p_B`, `p_prior`, `q_phi`,
+        `\\bar{q}`, `\\tilde{p}_l`."""
+        name = f"\\{self.mark}{{{self.name}}}" if self.mark else self.name
+        return f"{name}_{self.sub}" if self.sub else name
 
 
 @dataclass(frozen=True)
@@ -204,19 +209,28 @@ class LogDensity(Expr):
 
 @dataclass(frozen=True)
 class Expect(Expr):
-    """`E_{sampler}[body]`; `over` is None for `\\mathbb{E}[f]` (resolved by the checker)."""
+    """`E_{sampler}[body]`; `over` is None for `\\mathbb{E}[f]` (resolved by the checker).
+
+    Several items in one subscript, `\\mathbb{E}_{t, z \\sim q(z|x), \\epsilon}[f]`, are nested expectations, the
+    left item outermost (sampled first); the inner ones have `joined=True`, so the printers write them back as
+    one subscript. A bare variable item (`t`, `\\hat x`, `z'`) is `Sampler(dists=(), draws=(Var,))`.
+    """
 
     over: Optional[Sampler]
     body: Expr
+    joined: bool = False
 
 
 @dataclass(frozen=True)
 class Divergence(Expr):
-    """`KL(a || b)`, `D_{JS}[a \\| b]`, `\\text{MMD}(a, b)`: `kind` is the canonical upper-case name."""
+    """`KL(a || b)`, `D_{JS}[a \\| b]`, `\\text{MMD}(a, b)`: `kind` is the canonical upper-case name; `sub` the
+    subscript written after it (`imq` in `\\mathrm{MMD}_{imq}(a || b)`, `1` in `W_1(p, q)`; in `D_{KL}` the
+    subscript is the kind and `sub` is None)."""
 
     kind: str
     left: Expr
     right: Expr
+    sub: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -354,6 +368,24 @@ class Relation(Expr):
 
 
 @dataclass(frozen=True)
+class Draw(Expr):
+    """`\\epsilon \\sim \\mathcal{U}[0, 1]`, `(x, y) \\sim \\tilde p_l`: the variables `vars` are drawn from `dist`.
+    A statement of its own (like a factorisation line) or an item of a `Where` clause."""
+
+    vars: Tuple[Expr, ...]
+    dist: Expr
+
+
+@dataclass(frozen=True)
+class Where(Expr):
+    """`body \\quad \\text{where} \\quad \\hat x = \\epsilon x + (1 - \\epsilon) \\tilde x, \\epsilon \\sim \\mathcal{U}[0, 1]`:
+    a statement with side definitions; each of `defs` is a `Relation` (a definition, `=`) or a `Draw`."""
+
+    body: Expr
+    defs: Tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
 class Optimize(Expr):
     """`\\min_G \\max_D V(D,G)`: `sense` is `min` or `max`; `over` the players whose parameters it moves."""
 
@@ -377,5 +409,5 @@ class Program(Node):
 __all__ = [
     "MAX_TREE_DEPTH", "superscript_is_label", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
-    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Relation", "Optimize", "Program",
+    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Relation", "Draw", "Where", "Optimize", "Program",
 ]
