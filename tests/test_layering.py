@@ -12,7 +12,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "formula"
 
 #: The stages in pipeline order; a module may import its own stage and earlier ones only.
-STAGES = ["errors", "lang", "text", "check", "families", "estimators", "compiler", "train", "extend", "cli"]
+STAGES = ["errors", "lang", "text", "check", "samplers", "families", "estimators", "compiler", "train", "extend", "cli"]
 TEXT_STAGES = {"errors", "lang", "text", "check"}
 
 
