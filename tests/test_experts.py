@@ -109,9 +109,9 @@ def test_declaration_mistakes_are_check_errors():
         fm.ProductOfExperts("q(z|x)", experts=[prior, bern])
     with pytest.raises(fm.FormulaCheckError, match="conditioned on x, which q\\(z\\|w\\) is not"):
         fm.ProductOfExperts("q(z|w)", experts=[prior, q_x])
-    with pytest.raises(fm.FormulaCheckError, match="is over u"):
+    with pytest.raises(fm.FormulaCheckError, match="is over u, but"):
         fm.ProductOfExperts("q(z|x)", experts=[fm.Normal("p(u)", loc=0.0, scale=1.0, shape=(Z,))])
-    with pytest.raises(fm.FormulaCheckError, match="non-empty list"):
+    with pytest.raises(fm.FormulaCheckError, match="non-empty list of declarations"):
         fm.ProductOfExperts("q(z|x)", experts=[])
     with pytest.raises(fm.FormulaCheckError, match="subset\\(\\) takes"):
         fm.ProductOfExperts("q(z|x)", experts=[prior, q_x]).subset("y")

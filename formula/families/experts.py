@@ -16,13 +16,11 @@ drops out of the product, so the same declaration infers from any subset of the 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.distributions as D
-from torch import nn
-
-from ..errors import FormulaCheckError
+from .pooled import Pooled
 from .protocol import Capabilities, Declaration
 
 __all__ = ["ProductOfExperts", "gaussian_product"]
@@ -42,7 +40,7 @@ def gaussian_product(locs: Sequence[torch.Tensor], scales: Sequence[torch.Tensor
     return loc, scale
 
 
-class ProductOfExperts(Declaration):
+class ProductOfExperts(Pooled):
     """The normalised product of Gaussian experts, over any subset of its conditions that is present.
 
     `experts` are Normal declarations over the same variable, each conditioned on some of the product's
@@ -50,34 +48,19 @@ class ProductOfExperts(Declaration):
     experts that need it drop out. `subset(*names)` is the product over the experts those conditions allow.
     """
 
+    member_word = "expert"
+
     def __init__(self, signature: str, experts: Sequence[Declaration]):
         super().__init__(signature)
-        experts = list(experts) if isinstance(experts, (list, tuple)) else experts
-        if not isinstance(experts, list) or not experts:
-            raise FormulaCheckError(f"ProductOfExperts {signature}: experts= must be a non-empty list of Normal "
-                                    f"declarations, got {type(experts).__name__}", signature, self._whole())
-        for expert in experts:
-            self._check_expert(expert)
-        self.experts = nn.ModuleList(experts)
-        self._uses = tuple(tuple(self.given_names.index(n) for n in e.given_names) for e in experts)
+        for expert in self._set_members(experts, "experts"):
+            if expert.capabilities.family is not D.Normal:
+                raise self._declaration_error(f"expert {expert.signature_text} is a {expert.capabilities.label}; "
+                                              "the closed form needs Gaussian experts (fm.Normal)")
 
-    def _check_expert(self, expert: Any) -> None:
-        """Each expert: a Normal declaration over the product's variable, conditioned on some of its conditions."""
-        what = f"ProductOfExperts {self.signature_text}: expert"
-        if not isinstance(expert, Declaration):
-            raise FormulaCheckError(f"{what} {expert!r} is not a declaration (fm.Normal(...))", self.signature_text,
-                                    self._whole())
-        if expert.capabilities.family is not D.Normal:
-            raise FormulaCheckError(f"{what} {expert.signature_text} is a {expert.capabilities.label}; the closed "
-                                    "form needs Gaussian experts (fm.Normal)", self.signature_text, self._whole())
-        if expert.var_names != self.var_names:
-            raise FormulaCheckError(f"{what} {expert.signature_text} is over {', '.join(expert.var_names)}, the "
-                                    f"product over {self.var_names[0]}", self.signature_text, self._whole())
-        extra = [n for n in expert.given_names if n not in self.given_names]
-        if extra:
-            raise FormulaCheckError(f"{what} {expert.signature_text} is conditioned on {', '.join(extra)}, which "
-                                    f"{self.signature_text} is not; its conditions must be among "
-                                    f"{', '.join(self.given_names) or 'none'}", self.signature_text, self._whole())
+    @property
+    def experts(self) -> Sequence[Declaration]:
+        """The experts, in declared order."""
+        return self.members
 
     @property
     def capabilities(self) -> Capabilities:
@@ -86,19 +69,12 @@ class ProductOfExperts(Declaration):
 
     def condition(self, *given_values: Optional[torch.Tensor], validate: bool = False) -> D.Distribution:
         """The product of the experts whose conditions are all present (not None), as an `Independent(Normal)`."""
-        self._check_count(given_values)
         locs, scales, event_dims = [], [], set()
-        for expert, uses in zip(self.experts, self._uses):
-            values = [given_values[i] for i in uses]
-            if any(v is None for v in values):
-                continue
-            normal, dims = self._normal_of(expert, expert.condition(*values, validate=validate))
+        for _, expert, dist in self._present(given_values, validate):
+            normal, dims = self._normal_of(expert, dist)
             locs.append(normal.loc)
             scales.append(normal.scale)
             event_dims.add(dims)
-        if not locs:
-            raise self._input_error("every expert's conditions are missing (None); give at least one of "
-                                    f"{', '.join(self.given_names)} or add a prior expert such as p(z)")
         if len(event_dims) > 1:
             raise self._input_error(f"its experts have different event dims {sorted(event_dims)}; declare them "
                                     "over the same event")
@@ -127,17 +103,11 @@ class ProductOfExperts(Declaration):
         single-modality posterior `q(z|x)` from `q(z|x,w)`. `signature` defaults to the same name over `names`."""
         unknown = [n for n in names if n not in self.given_names]
         if unknown or not names:
-            raise FormulaCheckError(f"ProductOfExperts {self.signature_text}: subset() takes some of its conditions "
-                                    f"({', '.join(self.given_names)}), got {', '.join(names) or 'none'}",
-                                    self.signature_text, self._whole())
+            raise self._declaration_error(f"subset() takes some of its conditions ({', '.join(self.given_names)}), "
+                                          f"got {', '.join(names) or 'none'}")
         kept = [e for e in self.experts if all(n in names for n in e.given_names)]
         text = signature or f"{self.name}({self.var_names[0]}|{','.join(names)})"
         return ProductOfExperts(text, experts=kept)
-
-    def _gather(self, values: Mapping[str, Any], names: Tuple[str, ...], what: str) -> list:
-        """As a declaration's, except that a condition left out is a missing modality (None)."""
-        present = {**{n: None for n in self.given_names if n not in values}, **values}
-        return super()._gather(present, names, what)
 
     def extra_repr(self) -> str:
         return f"{self.signature_text}, experts=[{', '.join(e.signature_text for e in self.experts)}]"
