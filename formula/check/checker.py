@@ -19,6 +19,7 @@ from ..lang.suggest import did_you_mean, vocabulary
 from ..text.printing import to_ascii as var_text  # the ASCII spelling names inputs, terms and declarations
 from . import divergences as dv
 from . import resolved as R
+from . import sequences
 from .kinds import DeclKind
 from .resolver import Decl, Draws, Resolver, _bases, free_vars
 from .scope import Scope
@@ -227,6 +228,9 @@ class _Checker(Resolver):
     # -- expectations --
 
     def visit_Expect(self, e: N.Expect, scope: Scope):
+        prefixed = sequences.check_prefix_expect(self, e, scope)  # E_{q(z_{<l}|x)}[...]: level by level
+        if prefixed is not None:
+            return prefixed
         draws: Draws = self.resolve_draws(e)
         inner = scope
         steps = []
@@ -344,6 +348,8 @@ class _Checker(Resolver):
         """The checked reference of a variable whose value is needed here (`data`: an argument of a declaration)."""
         if not isinstance(v, N.Var):
             return self.visit(v, scope)
+        if sequences.is_slice(v):  # x_{<t}, z_{<l}, x_{1:t}: formula.check.sequences
+            return sequences.slice_ref(self, v, scope, latent=_latent_key(v) in self.latent_bases)
         if not v.index and v.name in scope.indices:
             return R.IndexRef(v, v.name)
         if v in scope.drawn:

@@ -13,6 +13,7 @@ from ..errors import FormulaCheckError
 from ..lang import nodes as N
 from ..lang.spellings import GREEK_LETTERS
 from ..text.printing import to_ascii as var_text
+from . import sequences
 from .kinds import DeclKind
 from .resolved import Factor, Joint
 
@@ -111,6 +112,7 @@ class Resolver:
             both = ", ".join(str(d) for d in (exact or by_base))
             raise self.error(f"{_sig_text(dist)} matches more than one declaration: {both}", dist)
         if by_base:
+            sequences.refuse_fixed_level(self, dist, by_base[0])  # q(z_1|x) used as q(z_{l-1}|x): refused
             return Factor(by_base[0].index, dist.vars, dist.given)
         raise self.error(f"no distribution {_sig_text(dist)} is declared; declared: {self.declared_list()}"
                          f"{_greek_hint(dist)}", dist)
@@ -257,6 +259,10 @@ class Resolver:
         left), or those of the named/any declaration that produce what the body needs (`E_q[f]`, `E[f]`)."""
         if e in self.draws:
             return self.draws[e]
+        prefix = sequences.prefix_draws(self, e)  # E_{q(z_{<l}|x)}: the slice, drawn level by level
+        if prefix is not None:
+            self.draws[e] = prefix
+            return prefix
         over = e.over
         if over is None or (len(over.dists) == 1 and isinstance(over.dists[0], N.Dist) and not over.dists[0].vars):
             name = None if over is None else over.dists[0]

@@ -7,11 +7,14 @@ call). A condition that is a computed expression (`q(z | f(x))`) is not memoised
 
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from ..check import resolved as R
+from ..check.scope import shift_of
+from ..check.sequences import PrefixRef
+from ..families.per_index import selecting
 from ..lang import nodes as N
-from .context import Ctx, Fn
+from .context import VECTOR, Ctx, Fn
 from .refs import key_fn
 
 
@@ -26,6 +29,10 @@ def keyer(ref, b):
     if isinstance(ref, R.IndexRef):
         name = ref.name
         return lambda ctx: ("index", name, ctx.env.get(name))
+    if isinstance(ref, PrefixRef):
+        from .slices import slice_keyer
+
+        return slice_keyer(ref, b)
     if isinstance(ref, (R.DrawnRef, R.StepRef)):
         key_of = key_fn(ref.var, b)
 
@@ -37,13 +44,14 @@ def keyer(ref, b):
     return None
 
 
-def memoised(tag, args: List, b, make: Callable[[Ctx, list], object]) -> Fn:
-    """A closure computing `make(ctx, values of args)` once per call and per distinct key of the arguments."""
+def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Optional[Fn] = None) -> Fn:
+    """A closure computing `make(ctx, values of args)` once per call and per distinct key of the arguments (and of
+    `extra(ctx)`, a further key such as the level of an indexed use)."""
     lookups = [b.build(a) for a in args]
     keyers = [keyer(a, b) for a in args]
     if any(k is None for k in keyers):
         return lambda ctx: make(ctx, [g(ctx) for g in lookups])
-    varying = [k for k in keyers if k is not FIXED]
+    varying = [k for k in keyers if k is not FIXED] + ([extra] if extra is not None else [])
     if not varying:
         key = (tag,)
 
@@ -67,14 +75,38 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object]) -> Fn:
 
 
 def conditioned(bound: R.Bound, b) -> Fn:
-    """Declaration `bound.decl` conditioned on its conditions' values, memoised per call."""
+    """Declaration `bound.decl` conditioned on its conditions' values, memoised per call; at a level of an
+    indexed variable (`q(z_l|...)` at l=2) its `PerIndex` network runs at that level, and the level is keyed."""
     i = bound.decl
+    level_of = level_fn(bound.factor.vars[0])
 
     def make(ctx, values):
         decl = ctx.decls[i]
-        return decl.condition(*values, validate=True) if ctx.validate else decl.condition(*values)
+        with selecting(decl, level_of(ctx) if level_of is not None else None):
+            return decl.condition(*values, validate=True) if ctx.validate else decl.condition(*values)
 
-    return memoised(("dist", i), list(bound.given), b, make)
+    return memoised(("dist", i), list(bound.given), b, make, extra=level_of)
 
 
-__all__ = ["conditioned", "memoised", "keyer"]
+def level_fn(var) -> Optional[Fn]:
+    """The level of a use whose variable has one index (`z_l`, `z_{l-1}`, `z_2`) as a closure (None while its
+    letter is unbound); None for any other variable."""
+    if not (isinstance(var, N.Var) and len(var.index) == 1):
+        return None
+    item = var.index[0]
+    if isinstance(item, N.Num):
+        k = int(item.value)
+        return lambda ctx: k
+    shift = shift_of(item)
+    if shift is None:
+        return None
+    name, c = shift
+
+    def level(ctx):
+        value = ctx.env.get(name)
+        return value - c if isinstance(value, int) and value != VECTOR else None
+
+    return level
+
+
+__all__ = ["conditioned", "memoised", "keyer", "level_fn"]

@@ -161,3 +161,4 @@ def _sequence_step(ctx, base, ints, key, concrete, v, text):
 
 
 __all__ = ["index_fn", "key_fn", "as_int", "span_of"]
+from . import slices  # noqa: E402,F401  (registers the builders of slices and prefix draws)

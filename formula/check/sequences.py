@@ -1,0 +1,230 @@
+"""Checking slices of sequences and prefix draws: `x_{<t}`, `x_{\\le t}`, `x_{1:t}`, `z_{<l}` (docs/language.md,
+"Slices and per-level sums").
+
+A slice is the elements lo..hi (1-based, inclusive) of a sequence: an input `[batch, T, ...]` or the draws
+z_1, z_2, ... of a latent. `E_{q(z_{<l}|x)}[...]` draws the missing elements of the prefix one level at a time
+from a declaration over one level (`q(z_l|x, z_{<l})`, or a declaration of a concrete level such as `q(z_1|x)`,
+which wins at its level). Torch-free; the checker's `ref` and `visit_Expect` call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from ..lang import nodes as N
+from ..text.printing import to_ascii as var_text
+from . import resolved as R
+from .kinds import DeclKind
+
+
+# --- checked nodes -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PrefixRef(R.Checked_):
+    """The elements lo..hi of a sequence as one `[batch, length, ...]` tensor: of a sequence input `source`, or
+    (source None) of the draws of `var`'s letter in the trace."""
+
+    var: N.Var
+    lo: N.Expr
+    hi: N.Expr
+    source: Optional[str] = None
+
+
+@dataclass(frozen=True, eq=False)
+class LevelDraw:
+    """How the element at one level is drawn: the bound factor, and the index the level binds (None for a
+    declaration of a concrete level, `level` its number)."""
+
+    bound: R.Bound
+    index: Optional[str] = None
+    level: Optional[int] = None
+
+
+@dataclass(frozen=True, eq=False)
+class PrefixExpectation(R.Checked_):
+    """`E_{q(z_{<l}|x)}[body]`: draw z_lo..z_hi level by level (levels already drawn in this call are kept), then
+    evaluate the body."""
+
+    var: N.Var
+    lo: N.Expr
+    hi: N.Expr
+    generic: Optional[LevelDraw]
+    concrete: Tuple[LevelDraw, ...]
+    body: object
+
+
+# --- slices ------------------------------------------------------------------------------------------------
+
+
+def is_slice(v: N.Expr) -> bool:
+    """`x_{<t}`, `x_{\\le t}`, `x_{1:t}`: a variable whose only index is a prefix or a range."""
+    return isinstance(v, N.Var) and len(v.index) == 1 and isinstance(v.index[0], (N.Before, N.Range))
+
+
+def bounds_of(v: N.Var) -> Tuple[N.Expr, N.Expr]:
+    """The first and last element of a slice (1-based, inclusive): `<t` is 1..t-1, `\\le t` is 1..t."""
+    item = v.index[0]
+    if isinstance(item, N.Range):
+        return item.lo, item.hi
+    if item.inclusive:
+        return N.Num(1.0), item.bound
+    return N.Num(1.0), N.Add((item.bound, N.Neg(N.Num(1.0))), span=item.span)
+
+
+def element(v: N.Var, k: N.Expr) -> N.Var:
+    return N.Var(v.name, (k,), v.mark, v.primes, v.label)
+
+
+def _same_letter(a: N.Var, b: N.Var) -> bool:
+    return (a.name, a.mark, a.primes) == (b.name, b.mark, b.primes)
+
+
+def _bound(checker, expr: N.Expr, scope):
+    """A slice bound, recorded like a sum's bound; a bare letter no sum binds (`T`) may come from the data."""
+    optional = isinstance(expr, N.Var) and not expr.index and expr.name not in scope.indices
+    return checker.bound(expr, scope, optional=optional)
+
+
+def slice_ref(checker, v: N.Var, scope, latent: bool) -> PrefixRef:
+    """The checked reference of a slice: the draws of a latent (which an enclosing expectation or step-by-step
+    sum must draw), else a slice of the sequence input named by the letter."""
+    lo, hi = (_bound(checker, e, scope) for e in bounds_of(v))
+    if not latent:
+        base = var_text(N.Var(v.name, (), v.mark, v.primes, v.label))
+        checker.sequences.add(base)
+        checker.add_input(base, v, data=True)
+        return PrefixRef(v, v, lo, hi, base)
+    drawn = any(is_slice(w) and _same_letter(w, v) for w in scope.drawn)
+    stepped = any(v.name in here for _, _, here in scope.loops)
+    if not (drawn or stepped):
+        raise checker.error(f"{var_text(v)} is a slice of a sampled variable, but no enclosing expectation draws "
+                            f"it here (write E_{{q({var_text(v)}|...)}}[...] around this use)", v)
+    return PrefixRef(v, v, lo, hi, None)
+
+
+# --- prefix samplers -----------------------------------------------------------------------------------------
+
+
+def prefix_use(e: N.Expect) -> Optional[N.Dist]:
+    """The sampling distribution of `E_{q(z_{<l}|x)}[...]` when it draws one slice, else None."""
+    over = e.over
+    if over is None or len(over.dists) != 1 or over.draws:
+        return None
+    d = over.dists[0]
+    if isinstance(d, N.Dist) and len(d.vars) == 1 and is_slice(d.vars[0]):
+        return d
+    return None
+
+
+def prefix_draws(resolver, e: N.Expect):
+    """What the resolver reports a prefix sampler draws (the slice itself, from its per-level declaration), so
+    that the checker's first pass marks the letter as sampled; None for any other expectation."""
+    from .resolver import Draws
+
+    use = prefix_use(e)
+    if use is None:
+        return None
+    generic, concrete = _level_decls(resolver, use)
+    decl = generic or concrete[0]
+    return Draws(R.Joint((R.Factor(decl[0].index, use.vars, use.given),)))
+
+
+def _level_decls(resolver, use: N.Dist):
+    """The declarations that draw one level of `use`'s slice: (generic (decl, index name) or None, concrete
+    [(decl, level)]); a check error when there is none."""
+    z = use.vars[0]
+    generic, concrete = None, []
+    for d in resolver.candidates(use, kinds=(DeclKind.DISTRIBUTION,)):
+        if len(d.vars) != 1 or not _same_letter(d.vars[0], z) or len(d.vars[0].index) != 1:
+            continue
+        item = d.vars[0].index[0]
+        if isinstance(item, N.Var) and not item.index and generic is None:
+            generic = (d, item.name)
+        elif isinstance(item, N.Num):
+            concrete.append((d, int(item.value)))
+    if generic is None and not concrete:
+        level = var_text(element(z, N.Var("l")))
+        raise resolver.error(
+            f"nothing declared draws {var_text(z)} one level at a time: declare "
+            f"{use.name}({level}|{', '.join(var_text(g) for g in use.given + (_before(z, 'l'),))}) (a separate "
+            "network per level: net=fm.PerIndex([...]))", use)
+    return generic, concrete
+
+
+def _before(z: N.Var, index: str) -> N.Var:
+    return N.Var(z.name, (N.Before(N.Var(index)),), z.mark, z.primes, z.label)
+
+
+def _given_for(checker, use: N.Dist, decl, rename) -> Tuple[N.Expr, ...]:
+    """The declaration's conditions as used here: the slice's own letter keeps the declaration's indices (in
+    terms of the level), any other condition is the use's variable of the same letter."""
+    z = use.vars[0]
+    by_letter = {g.name: g for g in use.given if isinstance(g, N.Var)}
+    out = []
+    for g in decl.given:
+        if _same_letter(g, z):
+            out.append(rename(g))
+        elif g.name in by_letter:
+            out.append(by_letter[g.name])
+        else:
+            raise checker.error(f"{decl} conditions on {var_text(g)}, which {var_text(use)} is not given", use)
+    return tuple(out)
+
+
+def _level_ref(checker, g: N.Expr, z: N.Var, scope):
+    """A condition of one level: an earlier element of the slice's letter is read from the draws (`z_{l-1}`,
+    `z_1`), a slice of it is the prefix drawn so far, anything else is an ordinary reference."""
+    if isinstance(g, N.Var) and _same_letter(g, z) and not is_slice(g):
+        return R.DrawnRef(g, g)
+    return checker.ref(g, scope)
+
+
+def check_prefix_expect(checker, e: N.Expect, scope) -> Optional[PrefixExpectation]:
+    """The checked form of a prefix sampler `E_{q(z_{<l}|x)}[body]`, or None for any other expectation."""
+    use = prefix_use(e)
+    if use is None:
+        return None
+    z = use.vars[0]
+    if any(_same_letter(w, z) for w in scope.drawn):
+        raise checker.error(f"{var_text(z)} is already drawn by an enclosing expectation", e)
+    lo, hi = (_bound(checker, b, scope) for b in bounds_of(z))
+    generic, concrete = _level_decls(checker, use)
+    inner = scope.drawing((z,))
+    levels = []
+    for d, level in concrete:
+        given = _given_for(checker, use, d, lambda g: g)
+        refs = tuple(_level_ref(checker, g, z, inner) for g in given)
+        levels.append(LevelDraw(R.Bound(R.Factor(d.index, d.vars, given), (None,), refs), level=level))
+    step = None
+    if generic is not None:
+        d, index = generic
+        given = _given_for(checker, use, d, lambda g: g)
+        stepping = scope.indexing(index).drawing((_before(z, index),))
+        refs = tuple(_level_ref(checker, g, z, stepping) for g in given)
+        step = LevelDraw(R.Bound(R.Factor(d.index, d.vars, given), (None,), refs), index=index)
+    return PrefixExpectation(e, z, lo, hi, step, tuple(levels), checker.visit(e.body, inner))
+
+
+# --- a per-level declaration used at a fixed level -------------------------------------------------------------
+
+
+def refuse_fixed_level(resolver, use: N.Dist, decl) -> None:
+    """A declaration of a concrete level (`q(z_1|x)`) matched by letter to a use whose index varies
+    (`q(z_{l-1}|x)` inside a sum over l) would give every level the first level's network: a check error."""
+    for declared, used in zip(decl.vars + decl.given, use.vars + use.given):
+        if not (isinstance(declared, N.Var) and isinstance(used, N.Var)):
+            continue
+        fixed = [i for i in declared.index if isinstance(i, N.Num)]
+        if fixed and declared.index != used.index and not all(isinstance(i, N.Num) for i in used.index):
+            z = N.Var(used.name, (), used.mark, used.primes)
+            raise resolver.error(
+                f"{var_text(use)} would use {decl}, declared for {var_text(declared)} only, at every level "
+                f"({var_text(used)} varies); declare one level with its index ({use.name}("
+                f"{var_text(element(z, N.Var('l')))}|...), one network per level with net=fm.PerIndex([...])), "
+                f"and draw earlier levels with E_{{{use.name}({var_text(_before(z, 'l'))}|...)}}[...]", use)
+
+
+__all__ = ["PrefixRef", "PrefixExpectation", "LevelDraw", "is_slice", "bounds_of", "slice_ref",
+           "check_prefix_expect", "prefix_draws", "refuse_fixed_level"]
