@@ -4,7 +4,8 @@
     formula latex TEXT             LaTeX
     formula ascii TEXT             the plain-ASCII spelling (parses back to the same tree)
     formula equivalent A B         prints `equivalent` or `not equivalent`
-    formula check TEXT --dist SIG  checks TEXT against signatures such as 'q(z|x)' (no networks)
+    formula check TEXT --dist SIG  checks TEXT against signatures such as 'q(z|x)' and compiles it (stand-in nets)
+    formula explain TEXT --dist SIG  prints the plan: what is drawn and how, which KLs are closed-form
 
 Exit status: 0 when the command ran (whatever `equivalent` answered), 1 on a formula error (its message, with
 the caret, on stderr), 2 on a usage error or an internal error (one line asking for a report; the traceback
@@ -104,15 +105,59 @@ def _check(args: argparse.Namespace) -> int:
     from .check.checker import check_text, var_text
     from .lang.parser import parse
 
-    sigs = tuple((s, "dist") for s in args.dist) + tuple((s, "function") for s in args.fn) + tuple(
+    sigs = tuple((_signature(s)[1], "dist") for s in args.dist) + tuple((s, "function") for s in args.fn) + tuple(
         (s, "data") for s in args.data)
     checked = check_text(args.text, sigs)
+    if not args.no_compile:
+        _compiled(args)  # what the signatures alone can build: the estimators, closed forms, the plan
     print(f"ok: {var_text(parse(args.text).objective)}")
     print(f"inputs: {', '.join(checked.inputs) or 'none'}"
           + (f" (optional: {', '.join(checked.optional_inputs)})" if checked.optional_inputs else ""))
     for factor in dict.fromkeys(_drawn_factors(checked)):
         print(f"draws {', '.join(var_text(v) for v in factor.vars)} from {checked.decls[factor.decl]}")
     return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    print(_compiled(args).explain())
+    return 0
+
+
+def _signature(text: str) -> tuple:
+    """`'Bernoulli p(x|z)'` -> ("Bernoulli", "p(x|z)"); a bare signature is a Normal."""
+    family, space, signature = text.strip().partition(" ")
+    return (family, signature.strip()) if space and signature.strip() else (DEFAULT_FAMILY, text.strip())
+
+
+#: The family a `--dist` signature without one stands for.
+DEFAULT_FAMILY = "Normal"
+
+
+def _compiled(args: argparse.Namespace):
+    """`fm.compile` of the text over stand-in declarations built from the signatures: each `--dist` of its family
+    (Normal unless named: `--dist 'Bernoulli p(x|z)'`), each `--fn` a Function; their networks are never called."""
+    from .compiler.objective import compile as compile_formula
+    from .families.declarations import FAMILIES, Data, Function
+
+    decls = []
+    for text in args.dist:
+        family, signature = _signature(text)
+        if family not in FAMILIES:
+            raise FormulaError(f"--dist {text!r}: unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+        decls.append(FAMILIES[family](signature, net=_stand_in(signature)))
+    decls += [Function(s, net=_stand_in(s)) for s in args.fn] + [Data(s) for s in args.data]
+    return compile_formula(args.text, decls)
+
+
+def _stand_in(signature: str):
+    """A network that is never called (`formula check` and `explain` only build the plan)."""
+    from torch import nn
+
+    class StandIn(nn.Module):
+        def forward(self, *args, **kwargs):
+            raise FormulaError(f"{signature} is declared from its signature alone: it has no network to call")
+
+    return StandIn()
 
 
 def _drawn_factors(checked) -> Iterator:
@@ -133,16 +178,25 @@ def _drawn_factors(checked) -> Iterator:
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
     _text_argument(parser)
     parser.add_argument("--dist", action="append", default=[], metavar="SIG",
-                        help="a declared distribution's signature, e.g. 'q(z|x)' (repeat for each)")
+                        help="a declared distribution's signature, e.g. 'q(z|x)', optionally after its family: "
+                             "'Bernoulli p(x|z)' (default Normal; repeat for each)")
     parser.add_argument("--fn", action="append", default=[], metavar="SIG",
                         help="a declared function's signature, e.g. 'D(x)'")
     parser.add_argument("--data", action="append", default=[], metavar="SIG",
                         help="the empirical distribution of the data, e.g. 'p_data(x)'")
 
 
-register("check", _check, _check_arguments,
-         "check a formula against declared signatures (no networks); exit 1 with the caret message if it does "
-         "not fit")
+def _check_options(parser: argparse.ArgumentParser) -> None:
+    _check_arguments(parser)
+    parser.add_argument("--no-compile", action="store_true",
+                        help="check only (the text stages, without importing torch): do not compile")
+
+
+register("check", _check, _check_options,
+         "check a formula against declared signatures and compile it with stand-in networks; exit 1 with the "
+         "caret message if it does not fit (the language: docs/language.md)")
+register("explain", _explain, _check_arguments,
+         "print the plan of a formula over declared signatures: what is drawn and how, which terms are closed-form")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,3 +133,40 @@ def test_formula_error_exits_one_not_two(capsys):
     assert cli.main(["latex", "KL(q(z|x) || )"]) == 1
     assert cli.main(["equivalent", "a +", "a"]) == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_check_compiles_with_stand_ins(capsys):
+    assert cli.main(["check", "log D(x)", "--fn", "D(x)"]) == 0
+    assert capsys.readouterr().out.startswith("ok: log D(x)")
+    # a family may be named before a signature (default Normal); an unknown one is a formula error
+    argv = ["check", VAE, "--dist", "q(z|x)", "--dist", "Bernoulli p(x|z)", "--dist", "p(z)"]
+    assert cli.main(argv) == 0
+    assert cli.main(["check", VAE, "--dist", "q(z|x)", "--dist", "p(x|z)", "--dist", "NoSuchFamily p(z)"]) == 1
+    assert "unknown family 'NoSuchFamily'" in capsys.readouterr().err
+
+
+def test_check_no_compile_checks_only(capsys):
+    assert cli.main(["check", VAE, "--dist", "q(z|x)", "--dist", "p(x|z)", "--dist", "p(z)", "--no-compile"]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_explain_prints_the_plan(capsys):
+    assert cli.main(["explain", VAE_LATEX, "--dist", "q(z|x)", "--dist", "Bernoulli p(x|z)", "--dist", "p(z)"]) == 0
+    out = capsys.readouterr().out
+    assert "draw z ~ q(z|x) [Normal, reparameterised]" in out
+    assert "closed form [Normal || Normal]" in out
+
+
+def test_explain_error_has_a_caret(capsys):
+    assert cli.main(["explain", "E_q(z|y)[log p(x|z)]", "--dist", "q(z|x)", "--dist", "p(x|z)"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("formula.FormulaCheckError") and "^" in err
+
+
+def test_help_names_the_language_doc(capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--help"])
+    assert "docs/language.md" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["check", "--help"])
+    assert "docs/language.md" in capsys.readouterr().out

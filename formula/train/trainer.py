@@ -17,12 +17,16 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 from . import distributed as ddp
 from .batches import TensorBatches, as_tensor_data, from_numpy, is_array, resumed_iterable
 from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .interrupt import InterruptGuard
+from .precision import amp_dtype, autocast, float32_outputs, with_autocast
+from .progress import BAR_FORMAT, legend, postfix, short_names
+from .tensorboard_log import TensorBoardLog, tensorboard_dir
 from .state import check_fields, check_identity, declarations, one_line, restore_rng, rng_state
 from .runlog import RunLog
 from .settings import (check_fit_options, check_names, check_objective, check_rule, checked_inputs, load_options,
@@ -77,7 +81,13 @@ class Trainer:
         progress: show a tqdm bar (on rank 0 only).
         timeout: seconds a rank waits for the others under torchrun before `StalledRankError` (default 600).
         log: a path: every step's and epoch's values (terms, scalar inputs, learning rates) are appended there,
-            as CSV in long form (`kind,epoch,step,name,value`) for a `.csv` path, else as JSON lines.
+            as CSV in long form (`kind,epoch,step,name,value`) for a `.csv` path, else as JSON lines; the
+            formula, the terms' full and progress-bar names and the optimizers go to `<log stem>.meta.json`.
+        tensorboard: also write the rows as TensorBoard scalars: None (default) beside the log when TensorBoard
+            is installed, True (the same, required), False (never), or a folder.
+        amp: mixed precision: True (bfloat16 autocast on CPU and CUDA), False, or "bfloat16"; the declared
+            networks run in low precision, their outputs, the log-densities and KLs in float32
+            (formula.train.precision).
         distributed_options: keyword arguments for DistributedDataParallel under torchrun (for instance
             `find_unused_parameters=True` for a formula that leaves some network out of a step).
     """
@@ -100,6 +110,8 @@ class Trainer:
         progress: bool = True,
         timeout: float = ddp.DEFAULT_TIMEOUT,
         log: Any = None,
+        tensorboard: Any = None,
+        amp: Any = False,
         distributed_options: Optional[Mapping[str, Any]] = None,
     ):
         check_objective(objective, update)
@@ -122,13 +134,16 @@ class Trainer:
         self._epoch_counts: Dict[str, float] = {}
         self._epoch_rng: Optional[torch.Tensor] = None  # torch's RNG when the current epoch began
 
+        self._bar_names = short_names(tuple(getattr(objective, "term_names", ()) or ()))
         self.device = ddp.pick_device(device)
         ddp.init_from_env(self.device, self.timeout)
-        self._log = RunLog(log) if log is not None and ddp.is_main_process() else None
+        self.amp = amp_dtype(amp, self.device)
+        self._amp_hooks = float32_outputs(objective) if self.amp is not None else []
         objective.to(self.device)
         self.update = update if update is not None else SingleObjective(optimizer, lr, clip_grad_norm, scheduler)
         self.update.setup(objective)
         check_rule(self.update)
+        self._logs = self._open_logs(log, tensorboard) if ddp.is_main_process() else []
         self._compile_options = dict(compile) if isinstance(compile, Mapping) else ({} if compile else None)
         self._module, self._model = _wrap(objective, self.device, distributed_options, self._compile_options)
 
@@ -160,6 +175,34 @@ class Trainer:
     def data_inputs(self) -> Tuple[str, ...]:
         """The formula's inputs that come from the data (every input not given in `inputs=`)."""
         return tuple(name for name in self.objective.inputs if name not in self.inputs)
+
+    def _open_logs(self, log: Any, tensorboard: Any) -> List[Any]:
+        """The run's logs: the CSV/JSON-lines file and TensorBoard's folder, each given the run's metadata."""
+        meta = self.log_metadata()
+        logs: List[Any] = [RunLog(log, meta)] if log is not None else []
+        folder = tensorboard_dir(tensorboard, log)
+        if folder is not None:
+            logs.append(TensorBoardLog(folder, meta))
+        return logs
+
+    def log_metadata(self) -> Dict[str, Any]:
+        """What the log's rows do not repeat: the formula, each term's full name with its progress-bar name, the
+        scalar inputs (a schedule or a value), the optimizers and the precision."""
+        return {
+            "formula": one_line(self.objective),
+            "terms": [{"name": name, "bar": short} for name, short in self._bar_names.items()],
+            "inputs": {name: "schedule" if callable(v) and not isinstance(v, torch.Tensor) else _scalar_value(v, 0)
+                       for name, v in self.inputs.items() if not isinstance(v, torch.Tensor) or v.numel() == 1},
+            "optimizers": {name: {"class": type(o).__name__, "lr": [float(g["lr"]) for g in o.param_groups]}
+                           for name, o in self.optimizers.items()},
+            "maximize": self.maximize,
+            "amp": None if self.amp is None else str(self.amp).replace("torch.", ""),
+        }
+
+    @property
+    def bar_names(self) -> Dict[str, str]:
+        """Each term's full name -> its short name on the progress bar (formula.train.progress)."""
+        return self._bar_names
 
     def scalar_values(self, step: Optional[int] = None) -> Dict[str, float]:
         """The scalar inputs' values at `step` (default: now), schedules evaluated."""
@@ -211,8 +254,11 @@ class Trainer:
                 rates[LR + name + (f"/{i}" if len(groups) > 1 else "")] = float(group["lr"])
         return rates
 
-    def _prepare(self, data: Any) -> Any:
-        """`fit`'s or `evaluate`'s data with numpy arrays converted and names checked, once, before any step."""
+    def _prepare(self, data: Any, shuffle: bool = False) -> Any:
+        """`fit`'s or `evaluate`'s data with numpy arrays converted and names checked, once, before any step; a
+        map-style `Dataset` (of dicts, tensors or 1-tuples) is batched by a DataLoader of `batch_size`."""
+        if isinstance(data, Dataset) and not isinstance(data, IterableDataset) and hasattr(data, "__len__"):
+            data = DataLoader(data, batch_size=self.batch_size, shuffle=shuffle)
         data = as_tensor_data(data, self.data_inputs, self._float_dtype())
         if isinstance(data, Mapping):
             self._as_inputs({k: v[:0] for k, v in data.items()})
@@ -259,7 +305,8 @@ class Trainer:
         inputs, scalars = self._call_inputs(batch)
         rates = self._learning_rates()
         self.objective.train()
-        ctx = StepContext(inputs=inputs, step=self.step, maximize=self.maximize, evaluate=self._model,
+        ctx = StepContext(inputs=inputs, step=self.step, maximize=self.maximize,
+                          evaluate=with_autocast(self._model, self.device, self.amp),
                           diverged=lambda stats: self._diverged(stats, inputs))
         with ddp.collective(f"step {self.step}", self.timeout):
             stats = self.update.step(ctx)
@@ -272,14 +319,15 @@ class Trainer:
         one); return the history of per-epoch means.
 
         `data` is a dict of equal-length tensors or numpy arrays (batched by `batch_size`, reshuffled each epoch),
-        a tensor (for a formula with one data input), or a DataLoader / iterable yielding dicts, tensors or
+        a tensor (for a formula with one data input), a map-style `torch.utils.data.Dataset` of dicts (batched by
+        `batch_size`, shuffled from torch's RNG), or any DataLoader / iterable yielding dicts, tensors or
         1-tuples. Under torchrun each process takes its own share. With `eval_data`, the held-out means are logged
         under `eval/<key>`. `checkpoint=path` is written after every epoch and every `checkpoint_every` steps;
         with `checkpoint_on_interrupt=path`, SIGINT/SIGTERM stops the fit after the current step, writes that
         checkpoint and returns (`trainer.interrupted` names the signal).
         """
         check_fit_options(epochs, checkpoint, checkpoint_every)
-        data = self._prepare(data)
+        data = self._prepare(data, shuffle=True)
         eval_data = None if eval_data is None else self._prepare(eval_data)
         show = self.progress and ddp.is_main_process()
         self.interrupted = None
@@ -291,8 +339,11 @@ class Trainer:
                     batches, total = self._train_batches(data)
                     if bar is None:
                         bar = tqdm(total=None if total is None else total * epochs - self.position,
-                                   disable=not show, dynamic_ncols=True, unit="step")
-                    bar.set_description(f"epoch {self.epoch + 1}/{last}", refresh=False)
+                                   disable=not show, dynamic_ncols=True, unit="step", bar_format=BAR_FORMAT,
+                                   desc=f"epoch {self.epoch + 1}/{last}")
+                        for line in legend(self.bar_names) if show else ():
+                            bar.write(line, file=sys.stderr)
+                    bar.set_description_str(f"epoch {self.epoch + 1}/{last}", refresh=False)
                     if not self._train_epoch(batches, bar, guard, checkpoint, checkpoint_every):
                         self._stop(guard.received, checkpoint_on_interrupt, bar)
                         break
@@ -302,8 +353,8 @@ class Trainer:
             finally:
                 if bar is not None:
                     bar.close()
-                if self._log is not None:
-                    self._log.flush()
+                for log in self._logs:
+                    log.flush()
         return self.history
 
     def _train_epoch(self, batches: Iterable[Any], bar: Any, guard: InterruptGuard, checkpoint: Any,
@@ -316,9 +367,9 @@ class Trainer:
                 self._epoch_sums[name] = self._epoch_sums.get(name, 0.0) + v * n
                 self._epoch_counts[name] = self._epoch_counts.get(name, 0) + n
             self.position += 1
-            if self._log is not None:
-                self._log.write("step", self.epoch + 1, self.step, stats)
-            bar.set_postfix(_postfix(stats), refresh=False)
+            for log in self._logs:
+                log.write("step", self.epoch + 1, self.step, stats)
+            bar.set_postfix_str(postfix(stats, self.bar_names), refresh=False)
             bar.update(1)
             if checkpoint is not None and every and self.step % every == 0:
                 self.save(checkpoint)
@@ -331,12 +382,12 @@ class Trainer:
         means = {name: s / max(self._epoch_counts[name], 1) for name, s in self._epoch_sums.items()}
         if eval_data is not None:
             means.update({EVAL + k: v for k, v in self.evaluate(eval_data).items()})
-        bar.set_postfix(_postfix(means), refresh=True)  # the epoch's means stay on screen
+        bar.set_postfix_str(postfix(means, self.bar_names), refresh=True)  # the epoch's means stay on screen
         for name, v in means.items():
             self.history.setdefault(name, []).append(v)
-        if self._log is not None:
-            self._log.write("epoch", self.epoch + 1, self.step, means)
-            self._log.flush()
+        for log in self._logs:
+            log.write("epoch", self.epoch + 1, self.step, means)
+            log.flush()
         self.epoch += 1
         self.position = 0
         self._epoch_sums, self._epoch_counts, self._epoch_rng = {}, {}, None
@@ -365,7 +416,8 @@ class Trainer:
             sums: Optional[torch.Tensor] = None
             names: List[str] = []
             for batch in batches:
-                values, terms = self._module(**self._call_inputs(batch)[0])
+                with autocast(self.device, self.amp):
+                    values, terms = self._module(**self._call_inputs(batch)[0])
                 n = float(_batch_len(batch))
                 _, names, row = step_statistics(values, terms, self.maximize)
                 row = torch.cat([row * n, row.new_tensor([n])])
@@ -568,18 +620,6 @@ def _batch_len(batch: Any) -> int:
         if isinstance(v, torch.Tensor) and v.dim() > 0:
             return v.shape[0]
     return 1
-
-
-def _postfix(stats: Mapping[str, float]) -> Dict[str, str]:
-    """The progress bar's postfix: the loss and every term by its short name (`term/` dropped where no other key
-    has that name), held-out ones too, to four significant digits; inputs and learning rates are in the log."""
-    shown: Dict[str, str] = {}
-    for name, v in stats.items():
-        if name in (OBJECTIVE, EVAL + OBJECTIVE) or name.startswith((INPUT, LR)):
-            continue
-        short = name.replace(TERM, "", 1)
-        shown[short if short == name or (short not in stats and short not in shown) else name] = f"{v:.4g}"
-    return shown
 
 
 def _describe(value: Any) -> str:
