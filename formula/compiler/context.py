@@ -15,7 +15,8 @@ class Ctx:
     conditioning values (and the values of sum indices), not by tensor identity, so torch.compile can trace a call
     without guarding on `id()` of its inputs."""
 
-    __slots__ = ("decls", "inputs", "trace", "versions", "clock", "env", "n", "memo", "lead", "validate")
+    __slots__ = ("decls", "inputs", "trace", "versions", "clock", "env", "n", "memo", "lead", "validate", "outer",
+                 "depth")
 
     def __init__(self, decls, inputs, n, validate: bool = False):
         self.decls = decls
@@ -28,12 +29,15 @@ class Ctx:
         self.memo: Dict[tuple, Any] = {}
         self.lead = 1  # leading dimensions before an event: examples, and one more per vectorised sum
         self.validate = validate
+        self.outer: tuple = ()  # sizes of the enumerated dimensions in front (innermost first): \sum_y over C values
+        self.depth: Dict[tuple, int] = {}  # trace key -> how many enumerated dimensions its value has
 
     def put(self, key: tuple, value) -> None:
         """Write a draw (or a sequence step) into the trace; conditionals memoised on the old value expire."""
         self.clock += 1
         self.trace[key] = value
         self.versions[key] = self.clock
+        self.depth[key] = len(self.outer)
 
     def drop(self, key: tuple, saved) -> None:
         """Restore the trace entry a scope shadowed (or remove it)."""

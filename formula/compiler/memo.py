@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional
 
+import torch
+
 from ..check import resolved as R
 from ..check.scope import shift_of
 from ..check.sequences import PrefixRef
@@ -47,15 +49,14 @@ def keyer(ref, b):
 def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Optional[Fn] = None) -> Fn:
     """A closure computing `make(ctx, values of args)` once per call and per distinct key of the arguments (and of
     `extra(ctx)`, a further key such as the level of an indexed use)."""
-    lookups = [b.build(a) for a in args]
+    lookups = [lifted(a, b.build(a), b) for a in args]
     keyers = [keyer(a, b) for a in args]
     if any(k is None for k in keyers):
         return lambda ctx: make(ctx, [g(ctx) for g in lookups])
     varying = [k for k in keyers if k is not FIXED] + ([extra] if extra is not None else [])
     if not varying:
-        key = (tag,)
-
         def memo_fixed(ctx):
+            key = (tag, ctx.outer)  # inside an enumerated sum the inputs are expanded: another value
             out = ctx.memo.get(key)
             if out is None:
                 out = ctx.memo[key] = make(ctx, [g(ctx) for g in lookups])
@@ -65,13 +66,39 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Opt
 
     def memo(ctx):
         values = [g(ctx) for g in lookups]  # first: a lookup may put a sequence step into the trace
-        key = (tag,) + tuple([k(ctx) for k in varying])
+        key = (tag, ctx.outer) + tuple([k(ctx) for k in varying])
         out = ctx.memo.get(key)
         if out is None:
             out = ctx.memo[key] = make(ctx, values)
         return out
 
     return memo
+
+
+def lifted(arg, lookup: Fn, b) -> Fn:
+    """An argument of a net as the net sees it inside enumerated sums (`\\sum_y q(y|x) f(x, y)`): an input, or a
+    value drawn outside the sum, expanded to the enumerated dimensions in front ([C, batch, ...])."""
+    if isinstance(arg, R.InputRef) or (isinstance(arg, PrefixRef) and arg.source is not None):
+        def lift_input(ctx):
+            v = lookup(ctx)
+            if ctx.outer and torch.is_tensor(v) and v.dim() >= 1:
+                return v.expand(*ctx.outer, *v.shape)
+            return v
+
+        return lift_input
+    if isinstance(arg, R.DrawnRef):
+        key_of = key_fn(arg.var, b)
+
+        def lift_draw(ctx):
+            v = lookup(ctx)
+            if ctx.outer and torch.is_tensor(v):
+                missing = len(ctx.outer) - ctx.depth.get(key_of(ctx), len(ctx.outer))
+                if missing > 0:
+                    return v.expand(*ctx.outer[:missing], *v.shape)
+            return v
+
+        return lift_draw
+    return lookup
 
 
 def conditioned(bound: R.Bound, b) -> Fn:

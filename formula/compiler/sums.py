@@ -45,13 +45,15 @@ def _support_sum(node: R.SupportSum, b, log_space: bool):
 
     def support_sum(ctx):
         values = ctx.decls[i].enumerate_support(*[g(ctx) for g in given], expand=True)
-        saved = ctx.trace.get(key)
-        ctx.put(key, values)
+        saved, outer = ctx.trace.get(key), ctx.outer
         ctx.lead += 1
+        ctx.outer = (values.shape[0],) + outer  # the nets inside see the other inputs expanded to the values
+        ctx.put(key, values)
         try:
             value = body(ctx)
         finally:
             ctx.lead -= 1
+            ctx.outer = outer
             ctx.drop(key, saved)
         return torch.logsumexp(value, 0) if log_space else value.sum(0)
 
