@@ -354,6 +354,9 @@ class _Checker(Resolver):
             return R.IndexRef(v, v.name)
         if v in scope.drawn:
             return R.DrawnRef(v, v)
+        defined = self.defined_ref(v, scope)  # a defined variable (\hat x = ...): formula.check.definitions
+        if defined is not None:
+            return defined
         if v.name in scope.sets and len(v.index) == 1 and isinstance(v.index[0], N.Var) and (
                 v.index[0].name in scope.vector):
             return R.DrawnRef(v, v)

@@ -14,6 +14,7 @@ from ..lang import nodes as N
 from ..lang.spellings import GREEK_LETTERS
 from ..text.printing import to_ascii as var_text
 from . import sequences
+from . import definitions as defs
 from .kinds import DeclKind
 from .resolved import Factor, Joint
 
@@ -67,6 +68,9 @@ class Resolver:
         self.densities: Dict[N.Dist, Joint] = {}  # memo of resolved uses
         self.draws: Dict[N.Expect, Draws] = {}
         self.factorisations: List[Tuple[N.Dist, Tuple[N.Dist, ...], N.Node]] = []
+        self.defs = defs.Definitions(self)  # definitions: `\\hat x = ...`, `q(z) = E_{p_data(x)}[q(z|x)]`, ...
+        self.bare: Dict[N.Var, object] = {}  # what draws a bare variable: an N.Draw statement or a Definition
+        self._defining: List[N.Var] = []  # definitions being checked (a circular pair is an error)
 
     # -- names --
 
@@ -126,6 +130,9 @@ class Resolver:
                 raise self.error(f"the arguments of {_sig_text(dist)} must be variables{_greek_hint(dist)}", arg)
         if not dist.vars:
             raise self.error(f"{_sig_text(dist)} needs its variables here (write e.g. q(z|x))", dist)
+        sample_only = self.defs.sample_only(dist)
+        if sample_only is not None:
+            raise defs.sample_only_error(self, sample_only, dist)
         joint = self._resolve_uncached(dist)
         self.densities[dist] = joint
         return joint
@@ -221,36 +228,87 @@ class Resolver:
     # -- statements --
 
     def take_factorisations(self) -> N.Expr:
-        """Register every statement but the last as a factorisation; return the last."""
+        """Register every statement but the last (factorisations, definitions, `Draw` statements) and the items of
+        a `where` clause on the last; return the last without its where clause."""
         stmts = self.program.statements
-        for stmt in stmts[:-1]:
-            if not (isinstance(stmt, N.Relation) and stmt.ops == ("=",) and isinstance(stmt.members[0], N.Dist)):
-                raise self.error("only factorisations (p(x,z) = p(x|z) p(z)) may come before the objective", stmt)
-            lhs, rhs = stmt.members
-            factors = rhs.factors if isinstance(rhs, N.Mul) else (rhs,)
-            if not all(isinstance(f, N.Dist) for f in factors):
-                raise self.error("a factorisation's right side must be a product of distributions", rhs)
-            covered = [v for f in factors for v in f.vars]
-            if sorted(map(repr, covered)) != sorted(map(repr, lhs.vars)):
-                raise self.error(
-                    f"the factors cover {', '.join(map(var_text, covered)) or 'nothing'} but "
-                    f"{_sig_text(lhs)} is over {', '.join(map(var_text, lhs.vars))}",
-                    stmt,
-                )
-            allowed = set(lhs.vars) | set(lhs.given)
-            for f in factors:
-                for g in f.given:
-                    if g not in allowed:
-                        raise self.error(
-                            f"{_sig_text(f)} conditions on {var_text(g)}, which {_sig_text(lhs)} neither draws "
-                            "nor is given", f)
-            self.factorisations.append((lhs, factors, stmt))
-            # Validate order and resolution now, so a bad factorisation fails at its own line.
-            bound = [self.match_factor(f) for f in factors]
-            self._order(bound, lhs, right_to_left=True)
-        return stmts[-1]
+        last = self._hoist_where(stmts[-1])
+        for stmt in stmts[:-1] + self._where_items:
+            if self.defs.read(stmt):
+                continue
+            if _DRAW is not None and isinstance(stmt, _DRAW):
+                self.bare.update((v, stmt) for v in stmt.vars if isinstance(v, N.Var))
+                continue
+            self._factorisation(stmt)
+        self.bare.update(self.defs.variables)
+        self.defs.name_samplers(self.program)
+        return last
 
+    def _hoist_where(self, stmt: N.Expr) -> N.Expr:
+        """`body \\text{where} defs` (alone, in a relation's last member, or under a prefix) -> body; the items are
+        read like statements before the objective."""
+        self._where_items: Tuple[N.Node, ...] = ()
+        where = getattr(N, "Where", None)
+        if where is None:
+            return stmt
+        if isinstance(stmt, where):
+            self._where_items = tuple(stmt.defs)
+            return stmt.body
+        if isinstance(stmt, N.Relation) and isinstance(stmt.members[-1], where):
+            self._where_items = tuple(stmt.members[-1].defs)
+            return N.Relation(stmt.members[:-1] + (stmt.members[-1].body,), stmt.ops, span=stmt.span)
+        if isinstance(stmt, N.Optimize):
+            return N.Optimize(stmt.sense, stmt.over, self._hoist_where(stmt.body), span=stmt.span)
+        return stmt
 
+    def _factorisation(self, stmt: N.Node) -> None:
+        """Register a factorisation line `p(x, z) = p(x|z) p(z)`, validated at its own line."""
+        if not (isinstance(stmt, N.Relation) and stmt.ops == ("=",) and isinstance(stmt.members[0], N.Dist)):
+            raise self.error("before the objective come factorisations (p(x,z) = p(x|z) p(z)), definitions "
+                             "(\\hat x = \\epsilon x + (1 - \\epsilon) \\tilde x; q(z) = E_{p_data(x)}[q(z|x)]) and "
+                             "draws (\\epsilon \\sim U[0, 1])", stmt)
+        lhs, rhs = stmt.members
+        factors = rhs.factors if isinstance(rhs, N.Mul) else (rhs,)
+        if not all(isinstance(f, N.Dist) for f in factors):
+            raise self.error("a factorisation's right side must be a product of distributions", rhs)
+        covered = [v for f in factors for v in f.vars]
+        if sorted(map(repr, covered)) != sorted(map(repr, lhs.vars)):
+            raise self.error(
+                f"the factors cover {', '.join(map(var_text, covered)) or 'nothing'} but "
+                f"{_sig_text(lhs)} is over {', '.join(map(var_text, lhs.vars))}",
+                stmt,
+            )
+        allowed = set(lhs.vars) | set(lhs.given)
+        for f in factors:
+            for g in f.given:
+                if g not in allowed:
+                    raise self.error(
+                        f"{_sig_text(f)} conditions on {var_text(g)}, which {_sig_text(lhs)} neither draws "
+                        "nor is given", f)
+        self.factorisations.append((lhs, factors, stmt))
+        # Validate order and resolution now, so a bad factorisation fails at its own line.
+        bound = [self.match_factor(f) for f in factors]
+        self._order(bound, lhs, right_to_left=True)
+
+    # -- bare variables: what draws each (the hook Draw statements and definitions share) --
+
+    def sampler_of(self, v: N.Var) -> Optional[object]:
+        """What draws bare variable `v`: its `Draw` statement or where item (an N.Draw), its `Definition`, else
+        None (a declaration over it, or nothing)."""
+        return self.bare.get(v)
+
+    def defined_ref(self, v: N.Var, scope) -> Optional[object]:
+        """A use of a defined variable that nothing binds here: its definition, checked at this point."""
+        d = self.defs.of_variable(v)
+        if d is None:
+            return None
+        if v in self._defining:
+            chain = " -> ".join(var_text(u) for u in self._defining + [v])
+            raise self.error(f"the definitions are circular: {chain}", d.stmt)
+        self._defining.append(v)
+        try:
+            return defs.DefinedRef(d.stmt, v, self.visit(d.value, scope))
+        finally:
+            self._defining.pop()
 
     # -- expectations --
 
@@ -263,6 +321,10 @@ class Resolver:
         if prefix is not None:
             self.draws[e] = prefix
             return prefix
+        special = self.defined_draws(e)  # definitions, sample-only distributions, bare declared items
+        if special is not None:
+            self.draws[e] = special
+            return special
         over = e.over
         if over is None or (len(over.dists) == 1 and isinstance(over.dists[0], N.Dist) and not over.dists[0].vars):
             name = None if over is None else over.dists[0]
@@ -279,6 +341,12 @@ class Resolver:
             draws = self._sampling_set(e, joint)
         self.draws[e] = draws
         return draws
+
+    def defined_draws(self, e: N.Expect) -> Optional[Draws]:
+        """What an expectation over defined variables, over a sample-only distribution or over a bare declared
+        variable draws from declarations (formula.check.definitions); None for the others."""
+        joint = defs.sampling_joint(self, e)
+        return None if joint is None else Draws(joint)
 
     def _sampling_set(self, e: N.Expect, joint: Joint) -> Draws:
         written = e.over.draws
@@ -351,5 +419,6 @@ def _rename(dist: N.Dist, mapping: Dict[N.Expr, N.Expr]) -> N.Dist:
 
 
 free_vars = _free_vars
+_DRAW = getattr(N, "Draw", None)  # the `\\epsilon \\sim U[0, 1]` statement, once the AST has it
 
 __all__ = ["Decl", "Draws", "Resolver", "free_vars"]
