@@ -332,3 +332,6 @@ case("critic-penalty", CRITIC_PENALTY, inputs=lambda: {**_x(), "lambda": 10.0}, 
 
 
 __all__ = ["B", "CASES", "Case", "case", "labels_one_hot"]
+
+from . import cases_experts  # noqa: E402,F401  (products and mixtures of experts, autoregressive)
+from . import cases_flows  # noqa: E402,F401  (normalizing flows: zuko flows, planar-flow VI)
