@@ -122,11 +122,11 @@ def test_training_on_the_mmd_moves_the_aggregate_posterior_to_the_prior():
     assert after < before / 3
 
 
-def test_the_subscript_is_read_from_the_text():
+def test_the_kernel_is_the_parsed_subscript():
     for text, sub in [("MMD(q || p)", None), ("MMD_imq(q || p)", "imq"), (r"\mathrm{MMD}_{\text{imq}}(q \| p)", "imq"),
-                      (r"\operatorname{MMD}_k(q \| p)", "k")]:
+                      (r"\operatorname{MMD}_k(q \| p)", "k"), (r"\mathrm{MMD}_{IMQ}(q \| p)", "IMQ")]:
         node = fm.parse(text).statements[0]
-        assert subscript(text, node) == sub
+        assert subscript(node) == sub
 
 
 def test_errors_say_what_is_wrong():

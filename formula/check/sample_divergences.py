@@ -4,7 +4,7 @@ estimator is registered by `formula.compiler.mmd`, which fills the same table.""
 
 from __future__ import annotations
 
-from . import defined_expectations  # noqa: F401  (registers the checks of definitions)
+from . import critic_divergences, defined_expectations  # noqa: F401  (register their checks)
 from .divergences import Needs, register_spec
 
 MMD_NEEDS = {"left": Needs.SAMPLES, "right": Needs.SAMPLES | Needs.FAMILY}

@@ -20,7 +20,8 @@ from .registry import builds
 @builds(defs.Let)
 def build_let(node: defs.Let, b):
     """Evaluate the definition, write it into the trace as the variable's draw, then the body."""
-    b.note(P.Note(f"bind {var_text(node.var)} = {var_text(node.src)} (a definition)"))
+    if not isinstance(node.value, defs.PermuteDims):  # a permuted draw says what it is itself
+        b.note(P.Note(f"bind {var_text(node.var)} = {var_text(node.src)} (a definition)"))
     value, body, key_of = b.build(node.value), b.build(node.body), key_fn(node.var, b)
 
     def let(ctx):
@@ -68,8 +69,8 @@ def _references(node) -> list:
 def build_permute(node: defs.PermuteDims, b):
     """Each dimension of the batch of draws permuted independently across the batch (FactorVAE's \\bar q(z))."""
     arg, text, src = b.build(node.arg), b.text, node.src
-    b.note(P.Note(f"{var_text(src)}: a batch of draws of {var_text(node.arg.src)}, each dimension permuted "
-                  "independently across the batch"))
+    b.note(P.Note(f"draw from {var_text(src)}: the batch of draws of {var_text(node.arg.src)}, each dimension "
+                  "permuted independently across the batch"))
 
     def permute(ctx):
         z = arg(ctx)

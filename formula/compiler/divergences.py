@@ -15,7 +15,7 @@ from ..errors import FormulaInputError
 from ..estimators import closed_form
 from ..estimators.draws import sample_shape
 from ..text.printing import to_ascii as var_text
-from . import definitions  # noqa: F401  (registers the builders of definitions)
+from . import definitions, divergences_critic  # noqa: F401  (register their builders)
 from . import plan as P
 from .densities import family_maker
 from .registry import builds

@@ -3,14 +3,14 @@
 The left set is the batch's draws from the left side, one per example: drawn from q(z|x) for each x of the batch,
 they are draws from the aggregate posterior q(z) = E_{p_data(x)}[q(z|x)]. The right set is as many draws from the
 right side (a declaration or an explicit family such as \\mathcal{N}(0, I)). The kernel is named by the subscript,
-`\\mathrm{MMD}_{imq}` (formula.compiler.mmd_kernels; the default is the Gaussian RBF with the median heuristic).
+`\\mathrm{MMD}_{imq}`, kept by the parser as `Divergence.sub` (formula.compiler.mmd_kernels; the default is the
+Gaussian RBF with the median heuristic).
 The estimate is one number per batch; it is returned broadcast to [batch], so that the batch mean (what training
 uses) is the estimate. Gradients flow through both sets where their draws are reparameterised.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 import torch
@@ -27,22 +27,10 @@ from .divergences import register_divergence
 from .mmd_kernels import Kernel, kernel_named, known, squared_distances
 from .refs import span_of
 
-# The name as written before its subscript: MMD, \mathrm{MMD}, \text{MMD}, \operatorname{MMD}.
-_NAME = r"\s*(?:\\[A-Za-z]+\s*\{\s*MMD\s*\}|MMD)\s*"
-_SUBSCRIPT = re.compile(_NAME + r"_\s*(?:\{(?P<braced>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}|(?P<bare>[A-Za-z0-9]+))")  # ASCII: a word
-
-
-def subscript(text: str, node) -> Optional[str]:
-    """The kernel name in the subscript of `\\mathrm{MMD}_{imq}(...)` as written at `node`, or None. The parser keeps
-    no subscript on a divergence's name, so it is read from the formula's text at the node's span."""
-    span = span_of(node)
-    if span is None:
-        return None
-    m = _SUBSCRIPT.match(text, span[0], span[1])
-    if m is None:
-        return None
-    raw = m.group("braced") if m.group("braced") is not None else m.group("bare")
-    return re.sub(r"\\(?:text|mathrm|operatorname|textrm|rm)\b|[{}\s]", "", raw)
+def subscript(node) -> Optional[str]:
+    """The kernel name of `\\mathrm{MMD}_{imq}(...)`: the parsed divergence's subscript (`Divergence.sub`), or None."""
+    sub = getattr(node, "sub", None)
+    return sub if sub else None
 
 
 def unbiased_mmd2(a: torch.Tensor, b: torch.Tensor, kernel: Kernel) -> torch.Tensor:
@@ -61,7 +49,7 @@ def unbiased_mmd2(a: torch.Tensor, b: torch.Tensor, kernel: Kernel) -> torch.Ten
 @register_divergence("MMD", **MMD_NEEDS)
 def mmd(node: R.Divergence, b):
     """Draw the two sets and evaluate the unbiased MMD^2 with the subscript's kernel."""
-    name = subscript(b.text, node.src)
+    name = subscript(node.src)
     kernel = kernel_named(name)
     if kernel is None:
         raise b.error(f"no MMD kernel is named {name!r} (known: {known()}); register one with "
