@@ -20,13 +20,13 @@ from ..text.printing import to_ascii as var_text  # the ASCII spelling names inp
 from . import divergences as dv
 from . import resolved as R
 from . import sequences
+from .explicit_families import family_spec, has_references, known_families, shape_partner, unknown_shape_message
 from .kinds import DeclKind
 from .resolver import Decl, Draws, Resolver, _bases, free_vars
 from .scope import Scope
 
-# Explicit families the compiler evaluates (the parser knows more spellings); `I` in their arguments is the
-# identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.
-EXPLICIT_FAMILIES = frozenset({"Normal"})
+# Explicit families the compiler evaluates are those of `explicit_families` (the parser knows more spellings); `I`
+# in their arguments is the identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.
 IDENTITY = N.Var("I")
 MAX_NESTED_LOOPS = 4  # step-by-step sums inside step-by-step sums cost T^depth: refuse deeper nesting
 
@@ -70,10 +70,22 @@ class _Checker(Resolver):
         """Resolve every expectation's draws first: a variable drawn anywhere is a latent, never an input."""
         for node in objective.walk():
             if isinstance(node, N.Expect):
-                draws = self.resolve_draws(node)
-                for f in draws.joint.factors:
-                    if self.decls[f.decl].kind is not DeclKind.DATA:
-                        self.latent_bases.update(_latent_key(v) for v in f.vars)
+                item = self.written_item(node)
+                while isinstance(item, N.Expect) and item.body is not node.body:  # items it stands for
+                    self._analyse_item(item)
+                    item = item.body
+                self._analyse_item(item if isinstance(item, N.Expect) else node)
+
+    def _analyse_item(self, node: N.Expect) -> None:
+        item = self.family_item(node)
+        if item is not None:
+            self.latent_bases.add(_latent_key(item[0]))
+            return
+        self.refuse_undrawn(node)
+        draws = self.resolve_draws(self.written_item(node))
+        for f in draws.joint.factors:
+            if self.decls[f.decl].kind is not DeclKind.DATA:
+                self.latent_bases.update(_latent_key(v) for v in f.vars)
 
     def visit(self, node: N.Node, scope: Scope):
         """The checked form of `node`: a registered check first (`register_check`), else the built-in rule."""
@@ -167,27 +179,103 @@ class _Checker(Resolver):
             return N.Apply("log", (call,), span=node.span)
         return R.LogDensity(node, self.density(node.dist, scope, integrated=False))
 
+    def visit_Family(self, fam: N.Family, scope):
+        """A family's density value (`\\mathcal{N}(x \\mid \\mu, \\sigma^2 I)` in a product): exp of its log-density."""
+        return N.Apply("exp", (R.FamilyLogDensity(fam, self.family(fam, scope, over=True)),), span=fam.span)
+
     def family(self, fam: N.Family, scope: Scope, over: bool) -> R.ExplicitFamily:
         """An explicit family (`\\mathcal{N}(0, I)`): known to the compiler, its parameters are references
         (`I`, the identity, is 1); `over` when it is a density of variables (`\\mathcal{N}(x | ...)`)."""
-        if fam.family not in EXPLICIT_FAMILIES:
-            raise self.error(f"explicit {fam.family} families are not evaluated yet (known: "
-                             f"{', '.join(sorted(EXPLICIT_FAMILIES))}): declare the distribution", fam)
+        spec = family_spec(fam.family)
+        if spec is None:
+            raise self.error(f"explicit {fam.family} families are not evaluated yet (known: {known_families()}): "
+                             "declare the distribution", fam)
         if over and len(fam.vars) != 1:
-            raise self.error("say what this density is of, one variable: \\mathcal{N}(x \\mid \\mu, \\sigma^2 I)"
+            raise self.error(f"say what this density is of, one variable: {spec.usage}"
                              if not fam.vars else "an explicit family here is over one variable", fam)
         for v in fam.vars:
             if not isinstance(v, N.Var):
-                raise self.error("an explicit family is a density of a variable (write \\mathcal{N}(x \\mid ...))", v)
-        if len(fam.args) not in (1, 2):
-            raise self.error("a Normal family takes a mean and a variance: \\mathcal{N}(\\mu, \\sigma^2 I)", fam)
-        vars_ = tuple(self.ref(v, scope) for v in fam.vars)
+                raise self.error(f"an explicit family is a density of a variable (write {spec.usage})", v)
+        if not spec.arity_ok(len(fam.args)):
+            raise self.error(f"{spec.arity_text()}", fam)
+        vars_ = tuple(self.ref(v, scope) for v in fam.vars) if over else ()
         self.in_family = True
         try:
             args = tuple(self.visit(a, scope) for a in fam.args)
         finally:
             self.in_family = False
-        return R.ExplicitFamily(fam, fam.family, vars_, args)
+        identity = any(IDENTITY in list(a.walk()) for a in fam.args)
+        return R.ExplicitFamily(fam, fam.family, vars_, args, identity)
+
+    def family_draw(self, var: N.Var, fam: N.Family, body: N.Expr, scope: Scope) -> R.FamilyDraw:
+        """A draw from an explicit family: its checked parameters, and what gives it its shape (docs/language.md,
+        "Explicit families"): its parameters, else what it is added to, else one value per example."""
+        checked = self.family(fam, scope, over=False)
+        partner = shape_partner(body, var, lambda t: self._available(t, scope))
+        like = self.visit(partner, scope) if partner is not None else None
+        if like is not None and checked.identity:  # a vector draw takes its shape: the inputs in it are [batch, *event]
+            self.data_inputs.update(v.name for v in _checked_walk(like) if isinstance(v, R.InputRef))
+        if like is None and checked.identity and not has_references(fam):
+            raise self.error(unknown_shape_message(var_text(var), var_text(fam)), fam)
+        return R.FamilyDraw(var, checked, like, partner)
+
+    def _available(self, expr: N.Expr, scope: Scope) -> bool:
+        """Whether `expr` can be evaluated where a draw is made: every variable in it is drawn already, an input
+        or a sum index, and it holds no expectation, sum or divergence of its own."""
+        for node in expr.walk():
+            if isinstance(node, (N.Expect, N.Sum, N.Prod, N.Divergence, N.Entropy, N.Grad)):
+                return False
+            if isinstance(node, N.Var) and not (node in scope.drawn or node.name in scope.indices
+                                                or _latent_key(node) not in self.latent_bases):
+                return False
+        return True
+
+    def written_item(self, e: N.Expect) -> N.Expect:
+        """A bare item whose variable has a Draw statement (`t \\sim \\mathcal{U}\\{1, \\ldots, T\\}` before the
+        objective, or a where item) as the item it stands for (`E_{t \\sim \\mathcal{U}\\{1, \\ldots, T\\}}`)."""
+        over = e.over
+        if over is not None and len(over.dists) == 1 and isinstance(over.dists[0], N.Family) and len(
+                over.draws) > 1:  # E_{x, \\tilde x \\sim \\mathcal{N}(x, \\sigma^2 I)}: a family draws one variable
+            body = N.Expect(N.Sampler(over.dists, over.draws[-1:], span=over.span), e.body, True, span=e.span)
+            for v in reversed(over.draws[1:-1]):
+                body = N.Expect(N.Sampler((), (v,), span=over.span), body, True, span=e.span)
+            return N.Expect(N.Sampler((), over.draws[:1], span=over.span), body, e.joined, span=e.span)
+        if over is None or over.dists or len(over.draws) != 1:
+            return e
+        stmt = self.sampler_of(over.draws[0])
+        if not isinstance(stmt, N.Draw) or len(stmt.vars) != 1:
+            return e
+        return N.Expect(N.Sampler((stmt.dist,), over.draws, span=over.span), e.body, e.joined, span=e.span)
+
+    def refuse_undrawn(self, e: N.Expect) -> None:
+        """A bare item (`E_{\\epsilon}`) that no Draw statement, definition or declaration draws is an error."""
+        over = e.over
+        if over is None or over.dists or not over.draws or self.written_item(e) is not e or \
+                self.defined_draws(e) is not None:
+            return
+        v = over.draws[0]
+        name = var_text(v)
+        raise self.error(f"nothing says how {name} is drawn: write it as a statement before the objective (or a "
+                         f"where item), e.g. {name} \\sim \\mathcal{{N}}(0, I) or {name} \\sim "
+                         f"\\mathcal{{U}}\\{{1, \\ldots, T\\}}, define it ({name} = ...), or declare a "
+                         f"distribution over it (fm.Data(\"p_data({name})\") for the data)", v)
+
+    def family_item(self, e: N.Expect):
+        """(variable, family) when the expectation samples an explicit family (`E_{\\epsilon \\sim
+        \\mathcal{N}(0, I)}`), else None."""
+        over = self.written_item(e).over
+        if over is None or not any(isinstance(d, N.Family) for d in over.dists):
+            return None
+        if len(over.dists) != 1:
+            raise self.error("an explicit family is sampled on its own: write one item per family, "
+                             "E_{z \\sim q(z|x), \\epsilon \\sim \\mathcal{N}(0, I)}", over)
+        (fam,) = over.dists
+        drawn = over.draws or fam.vars
+        if len(drawn) != 1 or not isinstance(drawn[0], N.Var) or any(
+                isinstance(i, (N.Range, N.Before)) for i in drawn[0].index):
+            raise self.error(f"say which one variable is drawn from {var_text(fam)}: "
+                             f"E_{{\\epsilon \\sim {var_text(fam)}}}[...]", fam)
+        return drawn[0], fam
 
     # -- divergences and entropy --
 
@@ -220,9 +308,14 @@ class _Checker(Resolver):
         return density
 
     def visit_Entropy(self, node: N.Entropy, scope):
+        if isinstance(node.dist, N.Family):
+            fam = self.family(node.dist, scope, over=False)
+            if fam.identity and not has_references(node.dist):
+                raise self.error(f"the entropy of {var_text(node.dist)} depends on its dimension, which nothing here "
+                                 "gives: write the parameters with their shape, or declare it with shape=", node.dist)
+            return R.FamilyEntropy(node, fam)
         if not isinstance(node.dist, N.Dist):
-            raise self.error("explicit families inside an entropy are not evaluated yet: declare the distribution",
-                             node.dist)
+            raise self.error("an entropy is of a distribution (write H[q(z|x)])", node.dist)
         return R.Entropy(node, self.density(node.dist, scope, integrated=True))
 
     # -- expectations --
@@ -231,6 +324,18 @@ class _Checker(Resolver):
         prefixed = sequences.check_prefix_expect(self, e, scope)  # E_{q(z_{<l}|x)}[...]: level by level
         if prefixed is not None:
             return prefixed
+        written = self.written_item(e)
+        if written is not e and self.family_item(written) is None:  # E_z with z \sim q(z|x) on its own line
+            return self.visit(written, scope)
+        self.refuse_undrawn(e)
+        item = self.family_item(e)
+        if item is not None:
+            var, fam = item
+            if var in scope.drawn:
+                raise self.error(f"{var_text(var)} is already drawn by an enclosing expectation; a second draw needs "
+                                 f"its own name (e.g. {var_text(var)}')", e)
+            draw = self.family_draw(var, fam, e.body, scope)
+            return R.Expectation(e, (draw,), self.visit(e.body, scope.drawing((var,))))
         draws: Draws = self.resolve_draws(e)
         inner = scope
         steps = []
@@ -253,6 +358,13 @@ class _Checker(Resolver):
         if draws.set_var is not None:
             inner = inner.with_set(draws.set_var)
         return R.Expectation(e, tuple(steps), self.visit(e.body, inner))
+
+    def drawn_by(self, e: N.Expect) -> Tuple[N.Var, ...]:
+        """The variables an expectation draws (not the data it reads)."""
+        item = self.family_item(e)
+        if item is not None:
+            return (item[0],)
+        return tuple(self.resolve_draws(self.written_item(e)).joint.vars)
 
     # -- sums --
 
@@ -301,8 +413,7 @@ class _Checker(Resolver):
                              "multiplies (T^depth); write the inner sums outside", s)
         lower = self.bound(s.lower, scope)
         seq_before = set(self.sequences)
-        drawn_here = {v.name for e in s.body.walk() if isinstance(e, N.Expect)
-                      for f in self.resolve_draws(e).joint.factors for v in f.vars
+        drawn_here = {v.name for e in s.body.walk() if isinstance(e, N.Expect) for v in self.drawn_by(e)
                       if v.index == (N.Var(idx.name),)}
         self.loops += 1
         try:
@@ -354,6 +465,9 @@ class _Checker(Resolver):
             return R.IndexRef(v, v.name)
         if v in scope.drawn:
             return R.DrawnRef(v, v)
+        scheduled = self.schedule_ref(v, scope)  # \bar\alpha_t of a declared fm.Schedule
+        if scheduled is not None:
+            return scheduled
         defined = self.defined_ref(v, scope)  # a defined variable (\hat x = ...): formula.check.definitions
         if defined is not None:
             return defined
@@ -381,6 +495,22 @@ class _Checker(Resolver):
         if v.index:
             return R.StepRef(v, v, var_text(v.base))
         return R.InputRef(v, var_text(v))
+
+    def schedule_ref(self, v: N.Var, scope: Scope) -> Optional[R.Call]:
+        """`\\bar\\alpha_t`: the value of the declared schedule `\\bar\\alpha` at step t (a draw, a sum index, a number),
+        as a call of it. A variable indexed by a drawn step with no schedule declared is an error, not an input."""
+        if len(v.index) != 1 or isinstance(v.index[0], (N.Range, N.Before)):
+            return None
+        fn = self.function_for(var_text(v.base), 1)
+        if fn is not None and not fn.given:
+            return R.Call(v, fn.index, (self.ref(v.index[0], scope),))
+        drawn = [w for w in v.index[0].walk() if isinstance(w, N.Var) and w in scope.drawn]
+        if drawn and _latent_key(v) not in self.latent_bases and scope.loop_of(v) is None:
+            name = var_text(v.base)
+            raise self.error(f"{var_text(v)} is indexed by the drawn {var_text(drawn[0])}: declare the values it "
+                             f"takes at each step, fm.Schedule(\"{name}\", values) (values[0] at "
+                             f"{var_text(drawn[0])} = 1)", v)
+        return None
 
     def refuse_typos(self) -> None:
         """A scalar input one edit away from a keyword or a declared name (`lg`, `Log`, `KL_`) is a typo that
@@ -444,6 +574,20 @@ def _latent_key(v: N.Var) -> tuple:
     """What makes two uses the same sampled variable whatever their index: the letter with its decoration and
     primes (a drawn x-hat does not make the plain x a latent)."""
     return (v.name, v.mark, v.primes)
+
+
+def _checked_walk(node):
+    """The nodes of a checked expression: AST nodes with checked children, and checked nodes' fields."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, N.Node):
+            stack.extend(n.children())
+        elif isinstance(n, R.Checked_):
+            for f in dataclasses.fields(n):
+                value = getattr(n, f.name)
+                stack.extend(value if isinstance(value, tuple) else (value,))
 
 
 def _uses_index(node: N.Node, name: str) -> bool:
@@ -532,6 +676,6 @@ def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
 
 
 __all__ = ["Decl", "Checked", "check", "check_text", "register_check", "objective_of", "split_terms", "var_text", "FormulaCheckError",
-           "EXPLICIT_FAMILIES", "IDENTITY"]
+           "IDENTITY"]
 
 from . import nabla, sample_divergences  # noqa: E402,F401  (built-in registrations: \nabla, MMD)

@@ -8,7 +8,7 @@ the checker decided. Arithmetic nodes of `formula.lang.nodes` stay as they are, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 from ..lang import nodes as N
 
@@ -138,11 +138,19 @@ class ExplicitFamily(Checked_):
     family: str
     vars: Tuple[object, ...]
     args: Tuple[object, ...]
+    identity: bool = False  # `I` was written among its parameters: a vector, shaped like what it meets
 
 
 @dataclass(frozen=True, eq=False)
 class FamilyLogDensity(Checked_):
     """`log \\mathcal{N}(x | \\mu, \\sigma^2 I)`."""
+
+    family: ExplicitFamily
+
+
+@dataclass(frozen=True, eq=False)
+class FamilyEntropy(Checked_):
+    """`H[\\mathcal{N}(\\mu, \\sigma^2 I)]`: the entropy of an explicit family."""
 
     family: ExplicitFamily
 
@@ -162,6 +170,19 @@ class Draw:
     @property
     def var(self) -> N.Var:
         return self.bound.factor.vars[0]
+
+
+@dataclass(frozen=True, eq=False)
+class FamilyDraw:
+    """A draw from an explicit family (`\\epsilon \\sim \\mathcal{N}(0, I)`): the variable, the checked family, and
+    `like`, the checked expression whose value gives the draw its shape (what it is added to), or None."""
+
+    var: N.Var
+    family: ExplicitFamily
+    like: object = None
+    partner: Optional[N.Expr] = None  # the AST of `like`, for the plan
+    data = False
+    set_size = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,6 +252,6 @@ class Term:
 
 
 CHECKED_TYPES = (InputRef, DrawnRef, IndexRef, StepRef, SliceRef, Call, Density, LogDensity, ExplicitFamily,
-                 FamilyLogDensity, Expectation, LoopSum, VectorSum, SupportSum, Divergence, Entropy)
+                 FamilyLogDensity, FamilyEntropy, Expectation, LoopSum, VectorSum, SupportSum, Divergence, Entropy)
 
-__all__ = [t.__name__ for t in CHECKED_TYPES] + ["Factor", "Joint", "Bound", "Draw", "Term", "Checked_"]
+__all__ = [t.__name__ for t in CHECKED_TYPES] + ["Factor", "Joint", "Bound", "Draw", "FamilyDraw", "Term", "Checked_"]

@@ -10,6 +10,7 @@ import torch
 from ..check import resolved as R
 from ..check.kinds import DeclKind
 from ..lang import nodes as N
+from .family_dists import family_dist
 from .registry import builds
 from .values import summed
 
@@ -57,18 +58,9 @@ def build_log_of_density(node: R.Density, b):
 
 
 def family_maker(fam: R.ExplicitFamily, b):
-    """`\\mathcal{N}(\\mu, \\sigma^2 I)` as a closure (ctx, like, event_dims) -> torch distribution shaped like the
-    tensor `like`: the mean, and the variance (the identity `I` is 1), broadcast to it."""
-    mean = b.build(fam.args[0])
-    variance = b.build(fam.args[1]) if len(fam.args) == 2 else (lambda ctx: 1.0)
-
-    def make(ctx, like, event_dims):
-        loc = torch.zeros_like(like) + mean(ctx)
-        scale = torch.ones_like(like) * variance(ctx) ** 0.5
-        dist = torch.distributions.Normal(loc, scale, validate_args=False)
-        return torch.distributions.Independent(dist, event_dims, validate_args=False) if event_dims else dist
-
-    return make
+    """An explicit family (`\\mathcal{N}(\\mu, \\sigma^2 I)`, `\\mathcal{U}[0, 1]`, ...) as a closure (ctx, like,
+    event_dims) -> torch distribution shaped like the tensor `like` (`formula.compiler.family_dists`)."""
+    return family_dist(fam, b)
 
 
 @builds(R.FamilyLogDensity)
@@ -78,7 +70,7 @@ def build_family_log_density(node: R.FamilyLogDensity, b):
 
     def family_log_prob(ctx):
         x = value(ctx)
-        return make(ctx, x, x.dim() - ctx.lead).log_prob(x)
+        return make(ctx, x, max(0, x.dim() - ctx.lead) if torch.is_tensor(x) else 0).log_prob(x)
 
     return family_log_prob
 

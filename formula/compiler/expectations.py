@@ -4,6 +4,7 @@ factor without pathwise gradients adds its estimator's surrogate (the score func
 from __future__ import annotations
 
 from ..check import resolved as R
+from ..lang import nodes as N
 from ..estimators.draws import per_example, sample_shape
 from ..text.printing import to_ascii as var_text
 from . import plan as P
@@ -11,19 +12,23 @@ from .context import VECTOR
 from .refs import index_fn, key_fn, span_of
 from ..errors import FormulaInputError
 from .registry import builds
+from .explicit_families import family_draw_step  # noqa: E402  (also registers KL and H of explicit families)
 
 
 def _over(e: R.Expectation) -> str:
     over = e.src.over
     if over is None:
         return "E[...]"
+    if any(isinstance(d, N.Family) for d in over.dists) or not over.dists:
+        return "E_{" + ", ".join(var_text(d.var) for d in e.draws) + "}[...]"
     return "E_{" + " ".join(var_text(d) for d in over.dists) + "}[...]"
 
 
 @builds(R.Expectation)
 def build_expectation(e: R.Expectation, b):
     with b.step(P.ExpectationStep(_over(e))):
-        steps = [data_step(d, b) if d.data else draw_step(d, b) for d in e.draws]
+        steps = [family_draw_step(d, b) if isinstance(d, R.FamilyDraw) else data_step(d, b) if d.data else
+                 draw_step(d, b) for d in e.draws]
         body = b.build(e.body)
     scored = any(s.scored for s in steps)
     if not scored:

@@ -21,18 +21,42 @@ def build_num(node: N.Num, b):
     return lambda ctx: value
 
 
+def align(x, lead: int, dims: int):
+    """A per-example value `[batch]` (exactly `lead` dimensions) with trailing size-1 dimensions up to `dims`, so that
+    it broadcasts against `[batch, *event]` example by example, not against the event's last dimension."""
+    if torch.is_tensor(x) and x.dim() == lead and dims > lead:
+        return x.reshape(x.shape + (1,) * (dims - lead))
+    return x
+
+
+def paired(a, c, lead: int):
+    """Two operands of arithmetic, a per-example `[batch]` one aligned to the other's `[batch, *event]`
+    (`\\sqrt{\\bar\\alpha_t} x_0`: one value of the schedule per example, times that example's x_0)."""
+    if torch.is_tensor(a) and torch.is_tensor(c) and a.dim() != c.dim():
+        if a.dim() == lead and a.shape == c.shape[:lead]:
+            return a.reshape(a.shape + (1,) * (c.dim() - lead)), c
+        if c.dim() == lead and c.shape == a.shape[:lead]:
+            return a, c.reshape(c.shape + (1,) * (a.dim() - lead))
+    return a, c
+
+
+def _add(a, c, lead: int):
+    a, c = paired(a, c, lead)
+    return a + c
+
+
 def summed(parts):
     """The closure adding the values of `parts` (terms, log-densities, log-factors)."""
     if len(parts) == 1:
         return parts[0]
     if len(parts) == 2:
         a, c = parts
-        return lambda ctx: a(ctx) + c(ctx)
+        return lambda ctx: _add(a(ctx), c(ctx), ctx.lead)
 
     def add(ctx):
         acc = parts[0](ctx)
         for p in parts[1:]:
-            acc = acc + p(ctx)
+            acc = _add(acc, p(ctx), ctx.lead)
         return acc
 
     return add
@@ -56,7 +80,8 @@ def build_mul(node: N.Mul, b):
     def mul(ctx):
         acc = parts[0](ctx)
         for p in parts[1:]:
-            acc = acc * p(ctx)
+            acc, x = paired(acc, p(ctx), ctx.lead)
+            acc = acc * x
         return acc
 
     return mul
@@ -65,7 +90,12 @@ def build_mul(node: N.Mul, b):
 @builds(N.Div)
 def build_div(node: N.Div, b):
     a, c = b.build(node.num), b.build(node.den)
-    return lambda ctx: a(ctx) / c(ctx)
+
+    def div(ctx):
+        num, den = paired(a(ctx), c(ctx), ctx.lead)
+        return num / den
+
+    return div
 
 
 @builds(N.Pow)
@@ -162,6 +192,6 @@ def build_call(node: R.Call, b):
     return memoised(("call", i), list(node.args), b, call)
 
 
-__all__ = ["summed"]
+__all__ = ["summed", "paired", "align"]
 
 spellings.on_change(_implementation.cache_clear)  # a new function row is evaluated by the next compile
