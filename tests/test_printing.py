@@ -113,6 +113,26 @@ CASES = {
                            n.Add((a, b)))),
                 "p(x, z) = p(x|z) * p(z)\na + b", "p(x, z) = p(x \\mid z) p(z)\na + b"),
     "program_minus_line": (n.Program((a, n.Neg(b))), "a;\n-b", "a;\n-b"),
+    # the shared AST additions of this session (docs/language.md §1)
+    "draw": (n.Draw((n.Var("epsilon"),), n.Family("Uniform", (), (n.Num(0.0), n.Num(1.0)))),
+             r"epsilon ~ \mathcal{U}(0, 1)", r"\epsilon \sim \mathcal{U}(0, 1)"),
+    "draw_tuple": (n.Draw((x, y), n.Dist("p", sub="l", mark="tilde")), r"(x, y) ~ \tilde{p}_l",
+                   r"\left(x, y\right) \sim \tilde{p}_l"),
+    "draw_integers": (n.Draw((t,), n.Family("UniformDiscrete", (), (n.Num(1.0), T))), r"t ~ \mathcal{U}\{1, ..., T\}",
+                      r"t \sim \mathcal{U}\{1, \ldots, T\}"),
+    "where": (n.Where(n.Var("L"), (n.Relation((n.Var("x", mark="hat"), n.Mul((n.Var("epsilon"), x))), ("=",)),
+                                   n.Draw((n.Var("epsilon"),), n.Family("Normal", (), (n.Num(0.0), n.Var("I")))))),
+              r"L where \hat{x} = epsilon * x, epsilon ~ \mathcal{N}(0, I)",
+              r"L \quad \text{where} \quad \hat{x} = \epsilon x, \epsilon \sim \mathcal{N}(0, I)"),
+    "expect_joined": (n.Expect(n.Sampler((q,)), n.Expect(n.Sampler((), (n.Var("epsilon"),)), a, joined=True)),
+                      "E_{q(z|x), epsilon}[a]", r"\mathbb{E}_{q(z \mid x), \epsilon}\left[a\right]"),
+    "expect_bare_var": (n.Expect(n.Sampler((), (n.Var("x", mark="hat"),)), a), r"E_{\hat{x}}[a]",
+                        r"\mathbb{E}_{\hat{x}}\left[a\right]"),
+    "propto": (n.Relation((q, n.Mul((pz, n.Dist("q", (z,), (y,))))), ("propto",)), "q(z|x) propto p(z) * q(z|y)",
+               r"q(z \mid x) \propto p(z) q(z \mid y)"),
+    "dist_mark": (n.Dist("q", (z,), mark="bar"), r"\bar{q}(z)", r"\bar{q}(z)"),
+    "divergence_sub": (n.Divergence("MMD", n.Dist("p"), n.Dist("q"), "imq"), "MMD_{imq}(p || q)",
+                       r"\mathrm{MMD}_{\mathrm{imq}}\left(p \,\|\, q\right)"),
 }
 
 

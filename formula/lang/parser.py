@@ -95,6 +95,7 @@ _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRAC
 _PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT"}  # operators whose sub/superscripts are not operands
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
+_TOP_SIM_AFTER = _OPERAND_ENDS  # `x ~ p` as a statement or a where item: `~` after an operand, spaced
 _RENAMED = {"MID": "GIVEN", "GREEK_CALL": "CALL_NAME", "LABS": "ABS_OPEN", "RABS": "ABS_CLOSE", "LNORM": "NORM_OPEN",
             "RNORM": "NORM_CLOSE"}  # tokens whose role does not depend on what came before
 
@@ -103,9 +104,20 @@ class _Roles(PostLex):
     """Gives `|`, `||`/`\\|` and `~` their role from the tokens before them (no lookahead, so the contextual
     lexer stays in step). Directly inside a call's brackets, a bar after an operand separates (GIVEN in
     `q(z|x)`, DIVSEP in `KL(q || p)`); elsewhere it closes an open `|..|` or `\\|..\\|`, or opens one.
-    `~` is SIM inside an expectation's subscript and LaTeX spacing elsewhere."""
+    `~` is SIM inside an expectation's subscript and at the top of a statement when spaced after an operand
+    (`eps ~ U(0, 1)`), LaTeX spacing elsewhere (`\\beta~D`). `\\quad` separates the items of a where clause and
+    is spacing elsewhere."""
 
-    always_accept = ("BAR", "DBAR", "MID", "LABS", "RABS", "LNORM", "RNORM", "TILDE", "GREEK_CALL")
+    always_accept = ("BAR", "DBAR", "MID", "LABS", "RABS", "LNORM", "RNORM", "TILDE", "GREEK_CALL", "QUAD")
+
+    @staticmethod
+    def _context_role(kind: str, tok: Token, stack: List[str], previous: str, gap: bool, where: bool) -> str:
+        """The role of `~` and `\\quad` ("" drops the token as spacing)."""
+        if kind == "TILDE":
+            if stack and stack[-1] == "esub":
+                return "SIM"
+            return "SIM" if not stack and previous in _TOP_SIM_AFTER and gap else ""
+        return "WSEP" if where and not stack and previous in _OPERAND_ENDS else ""
 
     @staticmethod
     def _bar_role(kind: str, previous: str, top: str) -> str:
@@ -124,10 +136,15 @@ class _Roles(PostLex):
         recent: List[str] = ["", ""]  # the last two token types
         call_at = -1  # stack depth at which the next ( or [ opens a call's arguments
         in_prefix = script_pending = False  # inside the scripts of \sum, \min, \nabla, E: `\min_{G} \|a\|`
+        where = False  # inside a statement's where clause
+        last_end = -1
         work = last_work()
         for tok in stream:
             work.tokens += 1
             kind = tok.type
+            gap, last_end = tok.start_pos is not None and tok.start_pos > last_end, tok.end_pos or last_end
+            if not stack and kind in ("WHERE", "_NEWLINE", "_SEMI"):
+                where = kind == "WHERE"
             script_end = False  # this token ends an operator's script: what follows is not after an operand
             if kind in _PREFIX_OPS:
                 in_prefix, script_pending = True, False
@@ -146,11 +163,11 @@ class _Roles(PostLex):
                 kind = self._bar_role(kind, recent[-1], stack[-1] if stack else "")
             elif kind in _RENAMED:
                 kind = _RENAMED[kind]
-            elif kind == "TILDE":
-                if not (stack and stack[-1] == "esub"):
+            elif kind in ("TILDE", "QUAD"):
+                kind = self._context_role(kind, tok, stack, recent[-1], gap, where)
+                if not kind:
                     continue
-                kind = "SIM"
-            if kind == "CALL_NAME":
+            if kind in ("CALL_NAME", "DECOR_CALL"):
                 call_at = len(stack)
             elif kind in _OPENS:
                 if kind in ("_LPAR", "_LSQB") and call_at == len(stack):
@@ -448,8 +465,9 @@ def _uses(node: n.Node, var: n.Var) -> bool:
 class _Builder(Transformer_NonRecursive):
     """Parse tree -> nodes. One instance per parse (it remembers which sums are still open to later terms)."""
 
-    def __init__(self) -> None:
+    def __init__(self, text: str = "") -> None:
         super().__init__()
+        self._text = text  # the source, for what the tree does not keep (which bracket a call used)
         self._open: Dict[int, object] = {}  # id(node) -> the unbracketed Sum/Prod at its tail
         self._keep: List[object] = []  # keeps ids above valid
         self._prefixes: set = set()  # ids of \min/\max prefixes written without brackets around them
@@ -483,9 +501,38 @@ class _Builder(Transformer_NonRecursive):
     def relation(self, meta, children):
         if len(children) == 1:
             return children[0]
+        for member in children[0::2]:
+            _no_draw(member)
         members = tuple(children[0::2])
         ops = tuple(RELATIONS.canonical(str(tok).strip()) for tok in children[1::2])
         return n.Relation(members, ops, span=_span(meta))
+
+    def draw(self, meta, children):
+        lhs, _, dist = children
+        return self._draw((lhs,), dist, meta)
+
+    def draw_tuple(self, meta, children):
+        return self._draw(tuple(c for c in children[:-1] if not isinstance(c, Token)), children[-1], meta)
+
+    @staticmethod
+    def _draw(vars_, dist, meta) -> n.Draw:
+        for v in vars_:
+            if not isinstance(v, n.Var):
+                raise _Fail("what is drawn is a variable or a tuple of variables, as in (x, y) \\sim p(x, y)", v.span)
+        _no_draw(dist)
+        return n.Draw(tuple(vars_), _as_dist(dist), span=_span(meta))
+
+    def where(self, meta, children):
+        body, items = children[0], children[-1]
+        return n.Where(body, tuple(items), span=_span(meta))
+
+    def where_items(self, meta, children):
+        items = [c for c in children if not isinstance(c, Token)]
+        for item in items:
+            if not isinstance(item, (n.Relation, n.Draw)):
+                raise _Fail("a where clause defines names (\\hat x = ...) or draws (\\epsilon \\sim \\mathcal{U}[0, 1]), "
+                            "separated by ','", item.span)
+        return items
 
     # -- sums of terms --
     def addchain(self, meta, children):
@@ -621,7 +668,7 @@ class _Builder(Transformer_NonRecursive):
         seq = children[-1]
         body, rest = self._split(seq)
         span = _join(_tspan(tok), seq.items[0][1].span if rest is not None else seq.span)
-        return self._with_rest(n.Expect(over, body, span=span), rest)
+        return self._with_rest(_nested(over, body, span), rest)
 
     def bigop(self, meta, children):
         tok = children[0]
@@ -725,6 +772,7 @@ class _Builder(Transformer_NonRecursive):
         return replace(inner, mark=spellings.DECORATIONS.canonical(str(tok).lstrip("\\")), span=_span(meta))
 
     def group(self, meta, children):
+        _no_draw(children[0])
         self._open.pop(id(children[0]), None)  # a bracketed sum takes no later terms
         self._prefixes.discard(id(children[0]))  # nor a bracketed \min_G
         return _Group(children[0], _span(meta))
@@ -749,7 +797,7 @@ class _Builder(Transformer_NonRecursive):
 
     def angle(self, meta, children):
         _, body, _, over = children
-        return n.Expect(over, body, span=_span(meta))
+        return _nested(over, body, _span(meta))
 
     # -- postfix: subscripts, powers, primes --
     def sub(self, meta, children):
@@ -827,8 +875,23 @@ class _Builder(Transformer_NonRecursive):
     def divargs(self, meta, children):
         return _DivArgs(children[0], children[2])
 
+    def set_call(self, meta, children):
+        tok, items = children[0], [c for c in children[1].children if not isinstance(c, Token)] \
+            if hasattr(children[1], "children") else children[1]
+        wrapper, base = _unwrap(str(tok))
+        if FAMILIES.canonical(f"{wrapper}:{base}") != "Uniform" and FAMILIES.canonical(base) != "Uniform":
+            raise _Fail(f"a braced set after a name is the discrete uniform \\mathcal{{U}}\\{{1, \\ldots, T\\}}; "
+                        f"{base} takes ( )", _tspan(tok))
+        return n.Family("UniformDiscrete", (), (items[0], items[-1]), span=_span(meta))
+
+    def set_items(self, meta, children):
+        return [c for c in children if not isinstance(c, Token)]
+
     def call(self, meta, children):
         tok = children[0]
+        mark = None
+        if tok.type == "DECOR_CALL":
+            mark, tok = _decorated_name(tok)
         wrapper, base = _unwrap(str(tok))
         base = GREEK_ALIASES.get(base, base) if wrapper is None else base
         script = next((c for c in children[1:] if isinstance(c, list)), None)
@@ -837,17 +900,22 @@ class _Builder(Transformer_NonRecursive):
         span = _span(meta)
         if isinstance(args, _Args) and not (args.vars or args.given or args.params):
             raise _Fail(f"empty brackets after {base}: write its variables, as in {base}(x), or the name alone", span)
-        if wrapper == PLAIN_NAME and not isinstance(args, _DivArgs):  # `\mathit{E}(x)`: a name, never a keyword
-            return n.Dist(base, args.vars, args.given, sub, args.params, span=span)
+        if (wrapper == PLAIN_NAME or mark) and not isinstance(args, _DivArgs):  # `\mathit{E}(x)`, `\bar q(z)`: names
+            return n.Dist(base, args.vars, args.given, sub, args.params, mark, span=span)
         if isinstance(args, _DivArgs):
             kind = sub if (base == "D" and sub) else base
             if not kind[:1].isupper() and not (base == "D" and sub):
                 raise _Fail(f"{base}(a || b) is not a divergence: a divergence has an upper-case name such as KL",
                             _tspan(tok))
-            return n.Divergence(kind.upper(), _as_dist(args.left), _as_dist(args.right), span=span)
+            return n.Divergence(kind.upper(), _as_dist(args.left), _as_dist(args.right),
+                                None if base == "D" else sub, span=span)
         self._no_condition_in_divergence(base, sub, args, span)
         family = FAMILIES.canonical(f"{wrapper}:{base}") or (FAMILIES.canonical(base) if wrapper != "mathcal"
                                                              else None)
+        if base == "U" and wrapper is None and self._text[span.end - 1:span.end] == "]":
+            family = "Uniform"  # `U[0, 1]`, the ASCII uniform
+        if family == "Uniform" and len(args.vars) == 1 and not args.has_given and not args.params:
+            family = None  # `\mathcal{U}(\mathbf{x})`: one argument is a named function (M2's U(x)), not a uniform
         if family is not None and not sub:
             if args.has_given:
                 return n.Family(family, args.vars, args.given + args.params, span=span)
@@ -859,7 +927,8 @@ class _Builder(Transformer_NonRecursive):
         div_kind = sub.upper() if (base == "D" and sub) else base.upper() if base.isupper() else None
         div_kind = div_kind and DIVERGENCES.canonical(div_kind)
         if div_kind and len(args.vars) == 2 and not args.has_given and not args.params:
-            return n.Divergence(div_kind, _as_dist(args.vars[0]), _as_dist(args.vars[1]), span=span)
+            return n.Divergence(div_kind, _as_dist(args.vars[0]), _as_dist(args.vars[1]),
+                                None if base == "D" else sub, span=span)
         return n.Dist(base, args.vars, args.given, sub, args.params, span=span)
 
     @staticmethod
@@ -875,34 +944,54 @@ class _Builder(Transformer_NonRecursive):
     # -- expectations --
     def sampler_sub(self, meta, children):
         child = children[0]
-        if isinstance(child, n.Sampler):
+        if isinstance(child, list):
             return child
-        return n.Sampler((_as_dist(child),), span=_span(meta))
-
-    def draws(self, meta, children):
-        return list(children)
+        return [_lone(child, _span(meta))]
 
     def postfix_name(self, meta, children):
-        node = self.greek(None, [children[0]]) if children[0].type == "GREEK" else self.name(None, [children[0]])
-        if len(children) > 1:
-            node = replace(node, index=tuple(children[1]), span=_span(meta))
-        return node
+        children = list(children)
+        mark = None
+        if children[0].type == "DECOR":
+            mark = spellings.DECORATIONS.canonical(str(children.pop(0)).lstrip("\\"))
+        head = children.pop(0)
+        node = self.greek(None, [head]) if head.type == "GREEK" else self.name(None, [head])
+        primes = 0
+        if children and isinstance(children[-1], Token) and children[-1].type == "PRIMES":
+            primes = len(str(children.pop()))
+        index = tuple(children[0]) if children else ()
+        return replace(node, index=index, mark=mark, primes=primes, span=_span(meta))
+
+    def part_plain(self, meta, children):
+        return ("plain", (), list(children), _span(meta))
+
+    def part_sim(self, meta, children):
+        return ("sim", (children[0],), list(children[2:]), _span(meta))
+
+    def part_tuple(self, meta, children):
+        at = next(i for i, c in enumerate(children) if isinstance(c, Token) and c.type == "SIM")
+        return ("sim", tuple(children[:at]), list(children[at + 1:]), _span(meta))
+
+    def part_dots(self, meta, children):
+        return ("dots", (children[0],), [], _span(meta))
 
     def sampler(self, meta, children):
-        draws: List[object] = []
-        dists: List[n.Expr] = []
-        for child in children:
-            if isinstance(child, list):
-                draws = child
-            elif isinstance(child, Token) and child.type == "SIM":
+        """The items of one subscript, left to right, one Sampler each: names written before a `~` are its draws
+        (`z_1, \\ldots, z_K \\sim q`); other bare names are variables drawn from what the checker finds."""
+        if len(children) == 1 and children[0][0] == "plain" and len(children[0][2]) == 1:
+            return [_lone(children[0][2][0], _span(meta))]
+        out: List[n.Sampler] = []
+        pending: List[object] = []
+        for kind, draws, items, span in children:
+            if kind == "dots" or (kind == "plain" and len(items) == 1 and isinstance(items[0], n.Var)):
+                pending.extend(draws or items)
                 continue
+            if kind == "sim":
+                out.append(_sampler(items, list(pending) + list(draws), _join(_cover(pending), span)))
             else:
-                dists.append(_as_dist(child))
-        drawn = _draw_vars(draws)
-        produced = [v for d in dists if isinstance(d, (n.Dist, n.Family)) for v in d.vars]
-        if set(drawn) == set(produced) and len(drawn) == len(produced):
-            drawn = ()
-        return n.Sampler(tuple(dists), tuple(drawn), span=_span(meta))
+                out.extend(_bare(pending))
+                out.append(_sampler(items, [], span))
+            pending = []
+        return out + _bare(pending)
 
 
 def _cover(nodes_: Sequence[n.Node]) -> Optional[n.Span]:
@@ -913,11 +1002,67 @@ def _cover(nodes_: Sequence[n.Node]) -> Optional[n.Span]:
 
 
 def _as_dist(node: n.Expr) -> n.Expr:
-    """A bare name where a distribution is expected (`\\mathbb{E}_q`, `KL(q \\| p)`, `q_\\phi`) is that Dist."""
-    if isinstance(node, n.Var) and node.mark is None and node.primes == 0:
+    """A bare name where a distribution is expected (`\\mathbb{E}_q`, `KL(q \\| p)`, `q_\\phi`, `\\tilde p_l`) is that
+    Dist (a decorated name is a name of its own)."""
+    if isinstance(node, n.Var) and node.primes == 0 and node.label is None:
         sub = _script_text(node.index) if node.index else None
-        return n.Dist(node.name, sub=sub, span=node.span)
+        return n.Dist(node.name, sub=sub, mark=node.mark, span=node.span)
     return node
+
+
+def _no_draw(node) -> None:
+    if isinstance(node, n.Draw):
+        raise _Fail("a draw such as x \\sim p(x) is a statement of its own or an item of a where clause", node.span)
+
+
+_DECORATED = re.compile(r"\\([A-Za-z]+)\s*(?:\{\s*(\\?[A-Za-z][A-Za-z0-9]*)\s*\}|(\\?[A-Za-z][A-Za-z0-9]*))")
+
+
+def _decorated_name(tok: Token) -> Tuple[str, Token]:
+    """`\\tilde{p}` -> ('tilde', the token `p`)."""
+    m = _DECORATED.match(str(tok))
+    name = (m.group(2) or m.group(3)).lstrip("\\")
+    return spellings.DECORATIONS.canonical(m.group(1)), Token.new_borrow_pos("CALL_NAME", name, tok)
+
+
+def _names_only(var: n.Var) -> bool:
+    """Whether a bare subscript item is a plain name that `_as_dist` can read as a distribution (`q`, `p_B`)."""
+    if var.mark or var.primes or var.label:
+        return False
+    return all(isinstance(i, (n.Var, n.Num)) and not (isinstance(i, n.Var) and i.index) for i in var.index)
+
+
+def _lone(item: n.Expr, span) -> n.Sampler:
+    """A subscript of one item: `E_q`, `E_{p_B}`, `E_{q(z|x)}` sample from that distribution (as always); a marked,
+    primed or indexed-by-expression name (`E_{\\hat x}`, `E_{z'}`, `E_{x_{\\le t}}`) is a variable drawn from what the
+    checker finds."""
+    if isinstance(item, n.Var) and not _names_only(item):
+        return n.Sampler((), (item,), span=span)
+    return n.Sampler((_as_dist(item),), span=span)
+
+
+def _sampler(items, draws, span) -> n.Sampler:
+    """`draws ~ items`: the draws kept only when they differ from the variables of the distributions."""
+    dists = [_as_dist(i) for i in items]
+    drawn = _draw_vars(draws)
+    produced = [v for d in dists if isinstance(d, (n.Dist, n.Family)) for v in d.vars]
+    if set(drawn) == set(produced) and len(drawn) == len(produced):
+        drawn = ()
+    return n.Sampler(tuple(dists), tuple(drawn), span=span)
+
+
+def _bare(pending) -> List[n.Sampler]:
+    """Bare variables of a subscript list (`E_{t, x_0, \\epsilon}`), one Sampler each."""
+    return [n.Sampler((), (v,), span=v.span) for v in _draw_vars(pending)]
+
+
+def _nested(over, body: n.Expr, span) -> n.Expr:
+    """`E_{a, b, c}[f]` -> E_a[E_b[E_c[f]]], the inner ones `joined` (the printers write one subscript)."""
+    if over is None:
+        return n.Expect(None, body, span=span)
+    for i, sampler in enumerate(reversed(over)):
+        body = n.Expect(sampler, body, joined=i < len(over) - 1, span=span)
+    return body
 
 
 def _draw_vars(draws: Sequence[object]) -> Tuple[n.Var, ...]:
@@ -985,7 +1130,7 @@ def _parse_cached(text: str) -> n.Program:
     source = _prescan(text)
     try:
         tree = _lark().parse(source)
-        program = _Builder().transform(tree)
+        program = _Builder(source).transform(tree)
     except FormulaError:
         raise
     except _Fail as fail:

@@ -264,7 +264,9 @@ FAMILIES: Table[FamilyName] = Table(FamilyName, (
     FamilyName("Bernoulli", ("Bern", "Bernoulli", "Ber")),
     FamilyName("Categorical", ("Cat", "Categorical")),
     FamilyName("Laplace", ("Laplace", "Lap")),
-    FamilyName("Uniform", ("Uniform",), ("U",), unicode="𝒰"),
+    FamilyName("Uniform", ("Uniform", "Unif"), ("U",), unicode="𝒰"),
+    # `\mathcal{U}\{1, \ldots, T\}`: uniform on the integers lo..hi (the parser builds it from the braced set)
+    FamilyName("UniformDiscrete", ("UniformDiscrete",), latex="\\mathcal{U}", unicode="𝒰", ascii="\\mathcal{U}"),
     FamilyName("Beta", ("Beta",)),
     FamilyName("Dirichlet", ("Dir", "Dirichlet")),
     FamilyName("Poisson", ("Pois", "Poisson"), latex="\\mathrm{Poisson}"),
@@ -286,6 +288,7 @@ RELATIONS: Table[RelationName] = Table(RelationName, (
     RelationName("!=", ("!=", "\\neq", "\\ne", "\u2260"), latex="\\neq", unicode="≠"),
     RelationName("approx", ("\\approx", "\u2248", "\\simeq"), ascii="\\approx", unicode="≈"),
     RelationName("in", ("\\in",), ascii="\\in", unicode="∈"),
+    RelationName("propto", ("\\propto", "propto", "\u221d"), latex="\\propto", unicode="∝"),
 ))
 
 DECORATIONS: Table[Decoration] = Table(Decoration, (

@@ -12,7 +12,8 @@ from typing import Iterable
 
 from . import spellings
 
-__all__ = ["grammar_text", "functions_regex", "decorations_regex", "relations_regex", "greek_call_regex"]
+__all__ = ["grammar_text", "functions_regex", "decorations_regex", "relations_regex", "greek_call_regex",
+           "decorated_call_regex"]
 
 #: sizing commands allowed between `\sigma` and its `(`
 _SIZING = r"\\(?:left|bigl|Bigl|biggl|Biggl|big|Big|bigg|Bigg)(?![A-Za-z])\s*"
@@ -52,8 +53,10 @@ def relations_regex() -> str:
     `\\infty`)."""
     written = [s for r in spellings.RELATIONS.values() for s in r.spellings()]
     commands = [s[1:] for s in written if s.startswith("\\")]
-    symbols = [s for s in written if not s.startswith("\\")]
-    return r"\\" + _alternation(commands) + r"(?![A-Za-z])|" + _alternation(symbols)
+    symbols = [s for s in written if not s.startswith("\\") and not s.isalpha()]
+    words = [s for s in written if s.isalpha()]  # `propto`: a word, not the start of a longer name
+    out = r"\\" + _alternation(commands) + r"(?![A-Za-z])|" + _alternation(symbols)
+    return out + (r"|(?<![A-Za-z0-9\\])" + _alternation(words) + r"(?![A-Za-z0-9])" if words else "")
 
 
 _SUBSCRIPT_THEN_CALL = r"(?=(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?\()"
@@ -68,6 +71,17 @@ def greek_call_regex() -> str:
             + _SUBSCRIPT_THEN_CALL)
 
 
+_CALL_AFTER = (r"(?=(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?\s*(?:" + _SIZING + r")?\()")
+
+
+def decorated_call_regex() -> str:
+    """A decorated name right before `(` or `[` (after an optional subscript): `\\bar q(z)`, `\\tilde{p}_l(x, y)`,
+    `\\hat{\\pi}(a|s)`; the decoration makes it a name of its own (`Dist.mark`)."""
+    greek = r"\\" + _alternation(spellings.GREEK_LETTERS) + r"(?![A-Za-z])"
+    name = r"(?:[A-Za-z][A-Za-z0-9]*|" + greek + ")"
+    return decorations_regex() + r"(?:\s*\{\s*" + name + r"\s*\}|\s+[A-Za-z][A-Za-z0-9]*|\s*" + greek + ")" + _CALL_AFTER
+
+
 def _lark_literal(regex: str) -> str:
     return regex.replace("/", "\\/")
 
@@ -76,6 +90,7 @@ def grammar_text() -> str:
     """The grammar shipped in the package with the generated terminals filled in."""
     text = importlib.resources.files("formula.lang").joinpath("grammar.lark").read_text(encoding="utf-8")
     for marker, build in (("@FUNCTIONS@", functions_regex), ("@DECORATIONS@", decorations_regex),
-                          ("@RELATIONS@", relations_regex), ("@GREEK_CALL@", greek_call_regex)):
+                          ("@RELATIONS@", relations_regex), ("@GREEK_CALL@", greek_call_regex),
+                          ("@DECOR_CALL@", decorated_call_regex)):
         text = text.replace(marker, _lark_literal(build()))
     return text

@@ -22,7 +22,8 @@ from ..errors import FormulaError
 from ..lang import nodes as n
 from ..lang import spellings
 
-__all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number", "depth_guarded"]
+__all__ = ["to_ascii", "to_latex", "AsciiPrinter", "LatexPrinter", "GREEK", "format_number", "depth_guarded",
+           "joined_samplers"]
 
 GREEK = spellings.GREEK_LETTERS
 
@@ -163,6 +164,17 @@ class _Printer:
             parts.append(self.at(member, ADD))
         return Piece("".join(parts), REL)
 
+    def _print_Draw(self, node: n.Draw) -> Piece:
+        drawn = ", ".join(self.at(v, ATOM) for v in node.vars)
+        drawn = drawn if len(node.vars) == 1 else self.bracket(drawn, "(", ")")
+        return Piece(f"{drawn}{self.sample_sep}{self.at(node.dist, ADD)}", REL)
+
+    where_word = " where "
+
+    def _print_Where(self, node: n.Where) -> Piece:
+        defs = ", ".join(self.statement(d) for d in node.defs)
+        return Piece(f"{self.statement(node.body)}{self.where_word}{defs}", REL)
+
     def optimize_head(self, node: n.Optimize) -> str:
         over = ", ".join(self.at(o, ADD) for o in node.over)
         return f"{self.optimize_op(node.sense)}_{{{over}}} "
@@ -281,8 +293,10 @@ class _Printer:
             text += self.subscript(items.replace(" - ", "-").replace(" + ", "+"))
         return Piece(text, ATOM)
 
-    def dist_name(self, name: str, sub, call: bool = True) -> str:
+    def dist_name(self, name: str, sub, call: bool = True, mark=None) -> str:
         text = self.plain(name, call, sub)
+        if mark:
+            text = f"{self.spelled(spellings.DECORATIONS, mark, mark)}{{{text}}}"
         if sub is not None:  # braced after an escaped name: `\\mathit{E}_k(` would read as E's sampler `{E}_k(`
             sub_text = ",".join(self.name(part) for part in sub.split(","))
             text += f"_{{{sub_text}}}" if text.startswith("\\mathit") else self.subscript(sub_text)
@@ -298,7 +312,7 @@ class _Printer:
 
     def _print_Dist(self, node: n.Dist) -> Piece:
         bare = not (node.vars or node.given or node.params)
-        head = self.dist_name(node.name, node.sub, call=not bare)
+        head = self.dist_name(node.name, node.sub, call=not bare, mark=node.mark)
         if bare:
             return Piece(head, ATOM)
         return Piece(f"{head}({self.signature(node.vars, node.given, node.params)})", ATOM)
@@ -309,6 +323,10 @@ class _Printer:
         if not s.draws:
             return dists
         draws = ", ".join(self.draw(d) for d in s.draws)
+        if not s.dists:  # a bare variable: `E_{t, x_0}`, `E_{\hat x}`
+            return draws
+        if len(s.draws) > 1 and not any(len(d.index) == 1 and isinstance(d.index[0], n.Range) for d in s.draws):
+            draws = self.bracket(draws, "(", ")")  # `(x, y) ~ p`
         return f"{draws}{self.sample_sep}{dists}"
 
     def draw(self, v: n.Var) -> str:
@@ -325,9 +343,10 @@ class _Printer:
 
     def _print_Expect(self, node: n.Expect) -> Piece:
         head = self.expect
-        if node.over is not None:
-            head += f"_{{{self.sampler(node.over)}}}"
-        return Piece(head + self.bracket(self(node.body), "[", "]"), PREFIX)
+        samplers, body = joined_samplers(node)
+        if samplers:
+            head += f"_{{{', '.join(self.sampler(s) for s in samplers)}}}"
+        return Piece(head + self.bracket(self(body), "[", "]"), PREFIX)
 
     def bracket(self, text: str, left: str, right: str) -> str:
         return f"{left}{text}{right}"
@@ -337,7 +356,12 @@ class _Printer:
 
     def _print_Divergence(self, node: n.Divergence) -> Piece:
         inner = f"{self.at(node.left, ADD)}{self.parallel}{self.at(node.right, ADD)}"
-        return Piece(self.divergence_head(node.kind) + self.bracket(inner, "(", ")"), ATOM)
+        head = self.divergence_head(node.kind) if node.sub is None else self.divergence_sub_head(node.kind, node.sub)
+        return Piece(head + self.bracket(inner, "(", ")"), ATOM)
+
+    def divergence_sub_head(self, kind: str, sub: str) -> str:
+        """`MMD_{imq}`, `W_1`: the kind's own name with the subscript (never `D_{..}`, whose subscript is a kind)."""
+        return self.name(kind) + self.subscript(",".join(self.name(part) for part in sub.split(",")))
 
     def divergence_head(self, kind: str) -> str:
         return self.spelled(spellings.DIVERGENCES, kind, kind)
@@ -375,6 +399,9 @@ class _Printer:
 
     def _print_Family(self, node: n.Family) -> Piece:
         head = self.family_head(node.family)
+        if node.family == "UniformDiscrete" and not node.vars and len(node.args) == 2:  # `\mathcal{U}\{1, ..., T\}`
+            lo, hi = (self.at(a, ADD) for a in node.args)
+            return Piece(f"{head}\\{{{lo}, {self.ldots}, {hi}\\}}", ATOM)
         text = self.args(node.args)
         if node.vars:
             text = self.args(node.vars) + (self.mid + text if node.args else "")
@@ -434,6 +461,36 @@ class _Printer:
         return f"\\{sense}"
 
 
+def _printed_kind(s: n.Sampler) -> str:
+    """How a sampler reads in a subscript list: `bare` (a variable), `sim` (draws ~ dists), `name` (a lone name
+    such as `q`, which a list reads as a variable) or `dists`."""
+    if not s.dists:
+        return "bare"
+    if s.draws:
+        return "sim"
+    first = s.dists[0]
+    if len(s.dists) == 1 and (isinstance(first, n.Var) or (
+            isinstance(first, n.Dist) and not (first.vars or first.given or first.params))):
+        return "name"
+    return "dists"
+
+
+def joined_samplers(node: n.Expect):
+    """The samplers an expectation writes in its one subscript (its own, then those of the `joined` expectations
+    inside it) and the body left inside the brackets. A list must read back the same: a bare variable right before
+    a `~` item would be read as one of its draws, and a lone name in a list as a variable, so those stay nested."""
+    if node.over is None:
+        return [], node.body
+    samplers, body = [node.over], node.body
+    while isinstance(body, n.Expect) and body.joined and body.over is not None:
+        kinds = [_printed_kind(s) for s in samplers + [body.over]]
+        if "name" in kinds or any(a == "bare" and b == "sim" for a, b in zip(kinds, kinds[1:])):
+            break
+        samplers.append(body.over)
+        body = body.body
+    return samplers, body
+
+
 class AsciiPrinter(_Printer):
     """The plain spelling of docs/language.md §1: `E_{q(z|x)}[log p(x|z)] - KL(q(z|x) || p(z))`."""
 
@@ -450,6 +507,7 @@ class LatexPrinter(_Printer):
     le = "\\le "
     spelling = "latex"
     div_is_binary = False
+    where_word = " \\quad \\text{where} \\quad "
 
     def paren(self, text: str) -> str:
         return f"\\left({text}\\right)"

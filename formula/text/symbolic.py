@@ -35,6 +35,7 @@ __all__ = [
     "Variable", "IndexRange", "IndexBefore", "Distribution", "FamilyDist", "LogDensity", "Expectation",
     "DivergenceOf", "Entropy", "IndexedSum", "IndexedProduct", "Fraction", "Power", "Call", "NormOf",
     "StopGradient", "GradientOf", "PartialDerivative", "LabeledTerm", "RelationChain", "Optimization", "Statements",
+    "DrawOf", "WhereClause",
 ]
 
 NodeOrText = Union[str, n.Node]
@@ -209,15 +210,20 @@ class Variable(_Node):
 
 
 class Distribution(_Node):
-    """`name_sub(vars | given ; params)`: args `(Str name, Str sub, Tuple vars, Tuple given, Tuple params)`."""
+    """`name_sub(vars | given ; params)`: args `(Str name, Str sub, Tuple vars, Tuple given, Tuple params, Str mark)`."""
 
     def _parts(self):
-        name, sub, vars_, given, params = self.args
+        name, sub, vars_, given, params = self.args[:5]
         return name.name, sub.name, tuple(vars_), tuple(given), tuple(params)
+
+    @property
+    def mark(self) -> str:
+        return self.args[5].name if len(self.args) > 5 else ""
 
     def _sympystr(self, p):
         name, sub, vars_, given, params = self._parts()
-        head = name + (_str_sub(sub) if sub else "")
+        head = (f"{_spell(spellings.DECORATIONS, self.mark, 'latex')}{{{name}}}" if self.mark else name)
+        head += _str_sub(sub) if sub else ""
         if not (vars_ or given or params):
             return head
         inner = _join(p, vars_, ", ") + ("|" + _join(p, given, ", ") if given else "")
@@ -226,7 +232,9 @@ class Distribution(_Node):
 
     def _latex(self, p):
         name, sub, vars_, given, params = self._parts()
-        head = _name_latex(name) + (_tex_sub(_name_latex(sub)) if sub else "")
+        head = _name_latex(name)
+        head = f"{_spell(spellings.DECORATIONS, self.mark, 'latex')}{{{head}}}" if self.mark else head
+        head += _tex_sub(_name_latex(sub)) if sub else ""
         if not (vars_ or given or params):
             return head
         inner = _join(p, vars_, ", ") + (" \\mid " + _join(p, given, ", ") if given else "")
@@ -236,6 +244,8 @@ class Distribution(_Node):
     def _pretty(self, p):
         name, sub, vars_, given, params = self._parts()
         head = p._print(sympy.Symbol(name))
+        if self.mark and _text(head) and len(_text(head)) == 1:
+            head = prettyForm(_text(head) + _spell(spellings.DECORATIONS, self.mark, "unicode", ""))
         if sub:
             head = _cat(head, _pretty_sub(p._print(sympy.Symbol(sub))))
         if not (vars_ or given or params):
@@ -257,18 +267,28 @@ class FamilyDist(_Node):
             return join(p, vars_, ", "), mid, join(p, args, ", ")
         return (join(p, vars_ or args, ", "),)
 
+    def _integers(self) -> bool:
+        """`𝒰{1, …, T}`: the discrete uniform is written as its set."""
+        return self.args[0].name == "UniformDiscrete" and not self.args[1] and len(self.args[2]) == 2
+
     def _sympystr(self, p):
         family = self.args[0].name
         head = _spell(spellings.FAMILIES, family, "ascii", f"\\mathrm{{{family}}}")
+        if self._integers():
+            return head + "\\{" + _join(p, self.args[2], ", ..., ") + "\\}"
         return head + "(" + "".join(self._inner(p, _join, "|")) + ")"
 
     def _latex(self, p):
         family = self.args[0].name
         head = _spell(spellings.FAMILIES, family, "latex", f"\\mathrm{{{family}}}")
+        if self._integers():
+            return head + "\\{" + _join(p, self.args[2], ", \\ldots, ") + "\\}"
         return head + "\\left(" + "".join(self._inner(p, _join, " \\mid ")) + "\\right)"
 
     def _pretty(self, p):
         family = self.args[0].name
+        if self._integers():
+            return _cat(_spell(spellings.FAMILIES, family, "unicode"), "{", _pjoin(p, self.args[2], ", …, "), "}")
         return _cat(_spell(spellings.FAMILIES, family, "unicode"), "(", *self._inner(p, _pjoin, "|"), ")")
 
 
@@ -288,34 +308,57 @@ class LogDensity(_Node):
 
 
 class Expectation(_Node):
-    """`𝔼_{q(z|x)}[f]`: args `(Tuple dists, Tuple draws, body)`; no dists for a bare `𝔼[f]`."""
+    """`𝔼_{q(z|x)}[f]`: args `(Tuple dists, Tuple draws, body[, joined])`; no dists and no draws for a bare
+    `𝔼[f]`, no dists for a bare variable (`𝔼_{t}`). A `joined` expectation right inside another is written in
+    its subscript list, as the text printers do (`printing.joined_samplers`)."""
 
-    def _sampler(self, p, join, sim, dots):
-        dists, draws, _ = self.args
+    def _chain(self):
+        """[(dists, draws), ...] of this subscript list, and the body inside the brackets."""
+        items, node = [], self
+        while True:
+            dists, draws, body = node.args[:3]
+            items.append((dists, draws))
+            inner = body
+            if not (isinstance(inner, Expectation) and len(inner.args) > 3 and inner.args[3]
+                    and (inner.args[0] or inner.args[1]) and (dists or draws)):
+                return items, body
+            node = inner
+
+    @staticmethod
+    def _item(p, dists, draws, join, sim, dots):
+        drawn = join(p, [_DrawSet(d, dots) for d in draws], ", ")
         if not dists:
-            return None
+            return drawn
         text = join(p, dists, " ")
+        if len(draws) > 1 and not all(isinstance(d, Variable) and _DrawSet(d, dots)._ends() for d in draws):
+            drawn = _cat("(", drawn, ")") if isinstance(drawn, prettyForm) else f"({drawn})"
         if draws:
-            text = join(p, [_DrawSet(d, dots) for d in draws], ", ") + sim + text
+            return _cat(drawn, sim, text) if isinstance(text, prettyForm) else drawn + sim + text
         return text
 
+    def _sub(self, p, join, sim, dots):
+        items, body = self._chain()
+        if not (items[0][0] or items[0][1]):
+            return None, body
+        return [self._item(p, d, w, join, sim, dots) for d, w in items], body
+
     def _sympystr(self, p):
-        sampler = self._sampler(p, _join, " ~ ", "...")
-        return "E" + (f"_{{{sampler}}}" if sampler else "") + f"[{p._print(self.args[2])}]"
+        subs, body = self._sub(p, _join, " ~ ", "...")
+        return "E" + (f"_{{{', '.join(subs)}}}" if subs else "") + f"[{p._print(body)}]"
 
     def _latex(self, p):
-        sampler = self._sampler(p, _join, " \\sim ", "\\ldots")
-        head = "\\mathbb{E}" + (f"_{{{sampler}}}" if sampler else "")
-        return head + f"\\left[{p._print(self.args[2])}\\right]"
+        subs, body = self._sub(p, _join, " \\sim ", "\\ldots")
+        head = "\\mathbb{E}" + (f"_{{{', '.join(subs)}}}" if subs else "")
+        return head + f"\\left[{p._print(body)}\\right]"
 
     def _pretty(self, p):
-        dists, draws, body = self.args
+        subs, body = self._sub(p, _pjoin, " ~ ", "…")
         parts = ["𝔼"]
-        if dists:
-            sampler = _pjoin(p, dists, " ")
-            if draws:
-                sampler = _cat(_pjoin(p, [_DrawSet(d, "…") for d in draws], ", "), " ~ ", sampler)
-            parts += ["_{", sampler, "}"]
+        if subs:
+            joined = []
+            for i, sub in enumerate(subs):
+                joined += ([", "] if i else []) + [sub]
+            parts += ["_{", _cat(*joined), "}"]
         return _cat(*parts, "[", p._print(body), "]")
 
 
@@ -357,16 +400,25 @@ class DivergenceOf(_Node):
     def _head(self, which: str, default: str) -> str:
         return _spell(spellings.DIVERGENCES, self.args[0].name, which, default)
 
+    @property
+    def sub(self) -> str:
+        return self.args[3].name if len(self.args) > 3 else ""
+
     def _sympystr(self, p):
         kind = self.args[0].name
-        return f"{self._head('ascii', kind)}({p._print(self.args[1])} || {p._print(self.args[2])})"
+        head = kind + _str_sub(self.sub) if self.sub else self._head('ascii', kind)
+        return f"{head}({p._print(self.args[1])} || {p._print(self.args[2])})"
 
     def _latex(self, p):
         head = self._head("latex", f"D_{{\\mathrm{{{self.args[0].name}}}}}")
+        if self.sub:
+            head = _name_latex(self.args[0].name) + _tex_sub(",".join(_name_latex(s) for s in self.sub.split(",")))
         return f"{head}\\left({p._print(self.args[1])} \\,\\|\\, {p._print(self.args[2])}\\right)"
 
     def _pretty(self, p):
         head = self._head("unicode", f"D_{self.args[0].name}")
+        if self.sub:
+            head = _text(_cat(self.args[0].name, _pretty_sub(p._print(sympy.Symbol(self.sub)))))
         return _cat(f"{head}[", p._print(self.args[1]), " ‖ ", p._print(self.args[2]), "]")
 
 
@@ -597,6 +649,43 @@ class RelationChain(_Node):
         return _cat(*parts)
 
 
+class DrawOf(_Node):
+    """`ε ~ 𝒰(0, 1)`, `(x, y) ~ p̃ₗ`: args `(Tuple vars, dist)`."""
+
+    precedence = PRECEDENCE["Relational"]
+
+    def _drawn(self, p, join):
+        vars_ = self.args[0]
+        text = join(p, vars_, ", ")
+        if len(vars_) == 1:
+            return text
+        return _cat("(", text, ")") if isinstance(text, prettyForm) else f"({text})"
+
+    def _sympystr(self, p):
+        return f"{self._drawn(p, _join)} ~ {p._print(self.args[1])}"
+
+    def _latex(self, p):
+        return f"{self._drawn(p, _join)} \\sim {p._print(self.args[1])}"
+
+    def _pretty(self, p):
+        return _cat(self._drawn(p, _pjoin), " ~ ", p._print(self.args[1]))
+
+
+class WhereClause(_Node):
+    """`body where a = b, ε ~ 𝒰(0, 1)`: args `(body, Tuple defs)`."""
+
+    precedence = PRECEDENCE["Relational"]
+
+    def _sympystr(self, p):
+        return f"{p._print(self.args[0])} where {_join(p, self.args[1], ', ')}"
+
+    def _latex(self, p):
+        return f"{p._print(self.args[0])} \\quad \\text{{where}} \\quad {_join(p, self.args[1], ', ')}"
+
+    def _pretty(self, p):
+        return _cat(p._print(self.args[0]), " where ", _pjoin(p, self.args[1], ", "))
+
+
 class Optimization(_Node):
     """`min_G max_D V`: args `(Str sense, Tuple over, body)`."""
 
@@ -713,7 +802,8 @@ class _Converter:
             # change which density is meant either.
             sub = "" if sub in GREEK else sub
             params = STuple()
-        return Distribution(Str(node.name), Str(sub), self.many(node.vars), self.many(node.given), params)
+        return Distribution(Str(node.name), Str(sub), self.many(node.vars), self.many(node.given), params,
+                            Str(node.mark or ""))
 
     def _Family(self, node: n.Family):
         return FamilyDist(Str(node.family), self.many(node.vars), self.many(node.args))
@@ -727,7 +817,7 @@ class _Converter:
         draws = self.many(node.over.draws) if node.over else STuple()
         body = self(node.body)
         if not self.canonical:
-            return Expectation(dists, draws, body)
+            return Expectation(dists, draws, body, sympy.Integer(int(node.joined)))
         sampled = _names(draws) | _names(*[d.args[2] for d in dists if isinstance(d, Distribution)]) | \
             _names(*[d.args[1] for d in dists if isinstance(d, FamilyDist)])
         if not dists or any(isinstance(d, Distribution) and not d.args[2] for d in dists):
@@ -735,7 +825,7 @@ class _Converter:
         return _linear(body, sampled, lambda b: Expectation(dists, draws, b), constant_is_itself=True)
 
     def _Divergence(self, node: n.Divergence):
-        return DivergenceOf(Str(node.kind), self(node.left), self(node.right))
+        return DivergenceOf(Str(node.kind), self(node.left), self(node.right), Str(node.sub or ""))
 
     def _Entropy(self, node: n.Entropy):
         return Entropy(self(node.dist))
@@ -778,6 +868,12 @@ class _Converter:
     # statements
     def _Relation(self, node: n.Relation):
         return RelationChain(self.many(node.members), STuple(*[Str(o) for o in node.ops]))
+
+    def _Draw(self, node: n.Draw):
+        return DrawOf(self.many(node.vars), self(node.dist))
+
+    def _Where(self, node: n.Where):
+        return WhereClause(self(node.body), self.many(node.defs))
 
     def _Optimize(self, node: n.Optimize):
         return Optimization(Str(node.sense), self.many(node.over), self(node.body))
