@@ -24,6 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import digits  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.spellings import check_spellings  # noqa: E402
+from common.start import start  # noqa: E402
 from vae import grid, save_picture  # noqa: E402
 
 import formula as fm  # noqa: E402
@@ -55,12 +57,9 @@ def factorised_nll(train: torch.Tensor, held: torch.Tensor) -> float:
 
 
 def main(argv=None) -> Dict[str, float]:
-    if not fm.equivalent(LIKELIHOOD, LIKELIHOOD_ASCII):
-        raise SystemExit("the LaTeX and the ASCII spellings of the likelihood must be the same formula")
     args = arguments(argv)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_spellings((LIKELIHOOD, LIKELIHOOD_ASCII))
+    start(args)
     train, held = binarised(args.seed)
     made = fm.MADE(digits.SIDE**2, hidden=tuple(args.hidden))
     model = fm.Autoregressive("p_theta(x)", net=made, family=fm.Bernoulli)
@@ -72,9 +71,9 @@ def main(argv=None) -> Dict[str, float]:
     adam = lambda params: torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)  # noqa: E731
     trainer = fm.Trainer(objective, maximize=True, optimizer=adam, device=args.device, batch_size=args.batch_size,
                          seed=args.seed)
-    start = time.perf_counter()
+    began = time.perf_counter()
     trainer.fit({"x": train}, epochs=args.epochs, eval_data={"x": held})
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     made_nll = -trainer.evaluate({"x": held})["objective"]
     base_nll = factorised_nll(train, held)
     print(f"\ntrained {trainer.step} steps in {seconds:.1f} s on {trainer.device}")

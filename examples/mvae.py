@@ -29,6 +29,8 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import digits  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.spellings import check_spellings  # noqa: E402
+from common.start import start  # noqa: E402
 from vae import grid, save_picture  # noqa: E402
 
 import formula as fm  # noqa: E402
@@ -131,12 +133,9 @@ def both_ways(decls, held: Tuple[torch.Tensor, torch.Tensor], classifier, per_la
 
 
 def main(argv=None) -> Dict[str, float]:
-    if not fm.equivalent(SUBSAMPLED, SUBSAMPLED_ASCII):
-        raise SystemExit("the LaTeX and the ASCII spellings of the MVAE objective must be the same formula")
     args = arguments(argv)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_spellings((SUBSAMPLED, SUBSAMPLED_ASCII))
+    start(args)
     train, held = labelled_digits(args.seed)
     decls = declarations(args)
     objective = fm.compile(SUBSAMPLED, list(decls.values()))
@@ -146,9 +145,9 @@ def main(argv=None) -> Dict[str, float]:
           f"lambda {args.lam:g}, {args.epochs} epochs", flush=True)
     trainer = fm.Trainer(objective, maximize=True, optimizer="adam", lr=args.lr, device=args.device,
                          batch_size=args.batch_size, seed=args.seed, inputs={"lambda": args.lam})
-    start = time.perf_counter()
+    began = time.perf_counter()
     trainer.fit({"x": train[0], "y": train[1]}, epochs=args.epochs)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     final = trainer.evaluate({"x": held[0], "y": held[1]})
     print(f"\ntrained {trainer.step} steps in {seconds:.1f} s on {trainer.device}; held-out objective "
           f"{final['objective']:.2f} nats per example (the sum of the three ELBOs)")

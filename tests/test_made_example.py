@@ -3,25 +3,17 @@ samples PNG and ends with the metric line; the factorised baseline is checked ag
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import torch
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "made.py"
+from example_loader import load_example
+
 METRIC = re.compile(r"^held-out NLL \(nats per image\): MADE \d+\.\d\d, factorised Bernoulli \d+\.\d\d$")
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("made_example", EXAMPLE)
-    made = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(made)
-    return made
-
-
 def test_smoke_run_writes_the_samples_and_ends_with_the_metric(tmp_path, capsys):
-    made = _example()
+    made = load_example("made")
     threads = str(torch.get_num_threads())
     final = made.main(["--smoke", "--epochs", "1", "--threads", threads, "--hidden", "32", "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -33,7 +25,7 @@ def test_smoke_run_writes_the_samples_and_ends_with_the_metric(tmp_path, capsys)
 
 
 def test_the_factorised_baseline_is_the_independent_bernoulli_nll():
-    made = _example()
+    made = load_example("made")
     train = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     held = torch.tensor([[1.0, 0.0]])
     p = torch.tensor([3.0 / 5.0, 2.0 / 5.0])  # (count + 1) / (n + 2)

@@ -4,27 +4,18 @@ construction."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import torch
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mvae.py"
+from example_loader import load_example
+
 METRIC = re.compile(r"^label accuracy from the image alone: [01]\.\d{3}; images from the label alone judged right: "
                     r"[01]\.\d{3}$")
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("mvae_example", EXAMPLE)
-    mvae = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mvae)
-    return mvae
-
-
 def test_smoke_run_writes_the_png_and_ends_with_the_metric(tmp_path, capsys):
-    mvae = _example()
+    mvae = load_example("mvae")
     threads = str(torch.get_num_threads())
     final = mvae.main(["--smoke", "--epochs", "1", "--threads", threads, "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -38,7 +29,7 @@ def test_smoke_run_writes_the_png_and_ends_with_the_metric(tmp_path, capsys):
 def test_the_labelled_split_keeps_each_image_with_its_own_label():
     from sklearn.datasets import load_digits
 
-    mvae = _example()
+    mvae = load_example("mvae")
     (train_x, train_y), (held_x, held_y) = mvae.labelled_digits(seed=3)
     everything = load_digits()
     images = torch.as_tensor(everything.data, dtype=torch.float32) / 16.0
@@ -46,4 +37,3 @@ def test_the_labelled_split_keeps_each_image_with_its_own_label():
         rows = [int((images == xi).all(1).nonzero()[0]) for xi in x]
         assert all(int(everything.target[r]) == int(yi) for r, yi in zip(rows, y))
     assert train_x.shape[0] == train_y.shape[0] and held_x.shape[0] == held_y.shape[0]
-    sys.modules.pop("mvae_example", None)
