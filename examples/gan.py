@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Dict, Tuple
@@ -21,7 +22,10 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
-import formula as fm
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common.results import write_results  # noqa: E402
+
+import formula as fm  # noqa: E402
 
 # eq. 1 of the paper, as printed there: the players' prefix, the name of the value function, its definition
 PREFIX = r"\min_G \max_D "
@@ -187,6 +191,9 @@ def main(argv=None) -> Dict[str, Tuple[int, float]]:
     seconds = time.perf_counter() - start
     save_scatter(ring(EVAL_SAMPLES, args.seed + 2), runs, metrics, args.out / "gan.png")
     print(f"trained 2 x {args.epochs * STEPS_PER_EPOCH} steps in {seconds:.1f} s; wrote gan.png to {args.out}")
+    write_results(args.out, model="GAN (non-saturating G)", paper="Goodfellow et al. 2014", formula=EQUATION_1,
+                  metric="modes covered of 8", value=metrics["non-saturating"][0],
+                  minimax_modes=metrics["minimax"][0], share_within_3_sigma=metrics["non-saturating"][1])
     print("modes covered of 8 (share within 3σ): "
           + ", ".join(f"{loss} {c}/{MODES} ({s:.1%})" for loss, (c, s) in metrics.items()))
     return metrics

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import digits  # noqa: E402
 from common import figures  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from vae import Decoder, Encoder, grid, save_picture  # noqa: E402
 
 import formula as fm  # noqa: E402
@@ -156,6 +157,9 @@ def main(argv=None) -> dict:
     save_curves(histories, args.out / "loss.png")
     print(f"wrote samples.png, reconstructions.png and loss.png to {args.out}")
     vae, mmd = results["VAE"], results["MMD-VAE"]
+    write_results(args.out, model="InfoVAE / MMD-VAE", paper="Zhao, Song & Ermon 2017", formula=INFOVAE,
+                  metric="held-out MMD²(q(z) ‖ p(z))", value=mmd["MMD"], vae_mmd=vae["MMD"],
+                  reconstruction=mmd["reconstruction"])
     print(f"held-out reconstruction: MMD-VAE {mmd['reconstruction']:.2f} vs VAE {vae['reconstruction']:.2f} nats "
           f"per image; MMD^2(q(z) || p(z)): MMD-VAE {mmd['MMD']:.4f} vs VAE {vae['MMD']:.4f}")
     return results

@@ -4,8 +4,9 @@
     python examples/vae.py --smoke --out runs/ci-smoke
 
 Prints the formula and its plan, trains with a progress bar, prints the held-out value of every term, and writes
-samples.png, reconstructions.png, loss.png and vae.ckpt into --out. Pixels are intensities in [0, 1] used as
-Bernoulli targets (the usual continuous relaxation), so the ELBO is in nats of that cross-entropy.
+samples.png, reconstructions.png, traversals.png, latents.png (held-out codes by label), loss.png, metrics.json and
+vae.ckpt into --out. Pixels are intensities in [0, 1] used as Bernoulli targets (the usual continuous relaxation),
+so the ELBO is in nats of that cross-entropy.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import digits  # noqa: E402
+from common import digits, figures  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.figures import grid, save_picture  # noqa: E402,F401  (other examples take them from here)
+from common.results import write_results  # noqa: E402
 
 import formula as fm  # noqa: E402
 
@@ -62,60 +65,28 @@ def arguments(argv=None) -> argparse.Namespace:
     return parse_common(parser, argv, out="runs/vae")
 
 
-def grid(images: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """`[rows*cols, 64]` images as one `[rows*9-1, cols*9-1]` picture with a 1-pixel gap."""
-    side = digits.SIDE
-    canvas = torch.zeros(rows * (side + 1) - 1, cols * (side + 1) - 1, dtype=images.dtype)  # white gaps
-    for i, image in enumerate(images[: rows * cols].reshape(-1, side, side)):
-        r, c = divmod(i, cols)
-        canvas[r * (side + 1): r * (side + 1) + side, c * (side + 1): c * (side + 1) + side] = image
-    return canvas
+def digit_labels(seed: int) -> torch.Tensor:
+    """The held-out digits' labels (0-9), in the order `digits.load(seed=seed)` returns the held-out images."""
+    from sklearn.datasets import load_digits
+
+    target = torch.as_tensor(load_digits().target)
+    order = torch.randperm(target.shape[0], generator=torch.Generator().manual_seed(seed))
+    return target[order[: int(round(0.15 * target.shape[0]))]]
 
 
-def save_picture(picture: torch.Tensor, path: Path, title: str) -> None:
-    import matplotlib
+def save_figures(encoder, decoder, held, history, device, args) -> None:
+    """Samples, reconstructions, latent traversals, the held-out codes by label and the loss curves."""
+    def mean_image(z):
+        return torch.sigmoid(decoder(z)["logits"])  # the mean of p(x|z)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(picture.shape[1] / 14, picture.shape[0] / 14 + 0.5), dpi=100)
-    ax.imshow(picture.numpy(), cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_title(title, fontsize=10)
-    ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def save_curves(history: dict, path: Path) -> None:
-    """The loss (-ELBO) per epoch, train and held-out, and beside it every term of the formula."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    epochs = range(1, len(history["loss"]) + 1)
-    for key, label in (("loss", "train"), ("eval/loss", "held-out")):
-        if key in history:
-            left.plot(epochs, history[key], label=label)
-    if len(history["loss"]) > 2:  # the first epoch's loss would flatten the rest of the curve
-        later = history["loss"][1:] + history.get("eval/loss", [])[1:]
-        left.set_ylim(min(later) - 0.5, max(later) + 0.5)
-    left.set(title="loss = -ELBO", xlabel="epoch", ylabel="nats per image")
-    terms = [k for k in history if k.startswith("term/")]  # the history keeps each term under term/<name>
-    for key in terms:
-        name = key[len("term/"):]
-        right.plot(epochs, history[key], label=f"train {name}")
-        if "eval/" + key in history:
-            right.plot(epochs, history["eval/" + key], "--", label=f"held-out {name}")
-    right.set(title="terms of the formula", xlabel="epoch", ylabel="nats per image")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with torch.no_grad():
+        z = torch.randn(100, args.latent, generator=torch.Generator().manual_seed(args.seed)).to(device)
+        codes = encoder(held.to(device))["loc"]
+        figures.samples(mean_image(z).cpu(), args.out / "samples.png", "samples: mean of p(x|z), z ~ p(z)")
+        figures.reconstructions(held[:50], mean_image(codes[:50]).cpu(), args.out / "reconstructions.png")
+        figures.latent_traversal(mean_image, codes[0], args.out / "traversals.png")
+    figures.latent_scatter(codes, digit_labels(args.seed), args.out / "latents.png", "held-out digits' q(z|x) means")
+    figures.loss_curves(history, args.out / "loss.png", "loss = -ELBO", "nats per image")
 
 
 def main(argv=None) -> dict:
@@ -149,18 +120,12 @@ def main(argv=None) -> dict:
     for name, value in shown.items():
         print(f"  {name:<{width}}  {value:10.3f}")
 
-    with torch.no_grad():
-        device = trainer.device
-        z = torch.randn(100, args.latent, generator=torch.Generator().manual_seed(args.seed)).to(device)
-        samples = torch.sigmoid(decoder(z)["logits"]).cpu()  # the mean of p(x|z) for z ~ p(z)
-        originals = held[:50].to(device)
-        recon = torch.sigmoid(decoder(encoder(originals)["loc"])["logits"]).cpu()
-    save_picture(grid(samples, 10, 10), args.out / "samples.png", "samples: mean of p(x|z), z ~ p(z)")
-    pairs = torch.stack([originals.cpu().reshape(5, 10, -1), recon.reshape(5, 10, -1)], 1).reshape(100, -1)
-    save_picture(grid(pairs, 10, 10), args.out / "reconstructions.png", "held-out digits, each row above its reconstructions")
-    save_curves(history, args.out / "loss.png")
+    save_figures(encoder, decoder, held, history, trainer.device, args)
     trainer.save(args.out / "vae.ckpt")
-    print(f"wrote samples.png, reconstructions.png, loss.png and vae.ckpt to {args.out}")
+    write_results(args.out, model="VAE", paper="Kingma & Welling 2014", formula=ELBO,
+                  metric="held-out ELBO (nats/image)", value=final["objective"])
+    print(f"wrote samples.png, reconstructions.png, traversals.png, latents.png, loss.png, metrics.json and vae.ckpt "
+          f"to {args.out}")
     print(f"held-out ELBO: {final['objective']:.3f} nats per image")  # the metric, last
     return final
 
