@@ -459,8 +459,9 @@ class _Checker(Resolver):
         """The checked reference of a variable whose value is needed here (`data`: an argument of a declaration)."""
         if not isinstance(v, N.Var):
             return self.visit(v, scope)
-        if sequences.is_slice(v):  # x_{<t}, z_{<l}, x_{1:t}: formula.check.sequences
-            return sequences.slice_ref(self, v, scope, latent=_latent_key(v) in self.latent_bases)
+        hooked = sequences.reference(self, v, scope)  # x_{<t}, z_{<l}, z_t of a drawn z_{\le T}: check.sequences
+        if hooked is not None:
+            return hooked
         if not v.index and v.name in scope.indices:
             return R.IndexRef(v, v.name)
         if v in scope.drawn:

@@ -233,7 +233,7 @@ class Resolver:
         stmts = self.program.statements
         last = self._hoist_where(stmts[-1])
         for stmt in stmts[:-1] + self._where_items:
-            if self.defs.read(stmt):
+            if sequences.read_product(self, stmt) or self.defs.read(stmt):  # read_product: z_{\le T} = \prod_t z_t
                 continue
             if _DRAW is not None and isinstance(stmt, _DRAW):
                 self.bare.update((v, stmt) for v in stmt.vars if isinstance(v, N.Var))

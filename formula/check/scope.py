@@ -38,10 +38,6 @@ class Scope:
     def vectorising(self, name: str) -> "Scope":
         return self._with(indices=self.indices | {name}, vector=self.vector | {name}, drawn=self._unbinding(name))
 
-    def indexing(self, name: str) -> "Scope":
-        """`name` bound to one integer at a time (the level of a prefix draw, formula.check.sequences)."""
-        return self._with(indices=self.indices | {name}, drawn=self._unbinding(name))
-
     def looping(self, name: str, lower, drawn_here) -> "Scope":
         return self._with(indices=self.indices | {name}, loops=self.loops + ((name, lower, frozenset(drawn_here)),),
                           drawn=self._unbinding(name))

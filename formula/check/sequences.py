@@ -96,12 +96,24 @@ def slice_ref(checker, v: N.Var, scope, latent: bool) -> PrefixRef:
         checker.sequences.add(base)
         checker.add_input(base, v, data=True)
         return PrefixRef(v, v, lo, hi, base)
-    drawn = any(is_slice(w) and _same_letter(w, v) for w in scope.drawn)
+    drawn = covers(scope, v)
     stepped = any(v.name in here for _, _, here in scope.loops)
     if not (drawn or stepped):
         raise checker.error(f"{var_text(v)} is a slice of a sampled variable, but no enclosing expectation draws "
                             f"it here (write E_{{q({var_text(v)}|...)}}[...] around this use)", v)
     return PrefixRef(v, v, lo, hi, None)
+
+
+def reference(checker, v: N.Var, scope):
+    """The checker's hook for a variable reference: a slice (`x_{<t}`, `z_{<l}`), or one element of a slice an
+    enclosing expectation drew (`z_t` inside `E_{q(z_{\\le T}|x)}`, read from the draws); None for anything else."""
+    from .checker import _latent_key
+
+    if is_slice(v):
+        return slice_ref(checker, v, scope, latent=_latent_key(v) in checker.latent_bases)
+    if v.index and v not in scope.drawn and covers(scope, v):
+        return R.StepRef(v, v, var_text(N.Var(v.name, (), v.mark, v.primes, v.label)))
+    return None
 
 
 # --- prefix samplers -----------------------------------------------------------------------------------------
@@ -131,16 +143,43 @@ def prefix_draws(resolver, e: N.Expect):
     return Draws(R.Joint((R.Factor(decl[0].index, use.vars, use.given),)))
 
 
+def read_product(resolver, stmt) -> bool:
+    """A factorisation line over a slice, `q(z_{\\le T}|x_{\\le T}) = \\prod_t q(z_t | x_{\\le t}, z_{<t})`:
+    remembered (the product's factor, as written, is how one level is drawn); False for any other statement."""
+    if not (isinstance(stmt, N.Relation) and stmt.ops == ("=",) and len(stmt.members) == 2):
+        return False
+    lhs, rhs = stmt.members
+    if not (isinstance(lhs, N.Dist) and len(lhs.vars) == 1 and is_slice(lhs.vars[0]) and isinstance(rhs, N.Prod)):
+        return False
+    body, t, z = rhs.body, rhs.index, lhs.vars[0]
+    if not (isinstance(body, N.Dist) and len(body.vars) == 1 and _same_letter(body.vars[0], z)
+            and body.vars[0].index == (N.Var(t.name),)):
+        raise resolver.error(f"a factorisation of {var_text(lhs)} is a product over one level: write "
+                             f"\\prod_{t.name} {lhs.name}({var_text(element(z, t))}|...)", rhs)
+    factor = resolver.match_factor(body)  # the level's declaration must exist: an error at this line
+    resolver.__dict__.setdefault("_level_products", {})[(lhs.full_name, z.name, z.mark, z.primes)] = (
+        resolver.decls[factor.decl], t.name, body)
+    return True
+
+
+def _product_for(resolver, use: N.Dist):
+    z = use.vars[0]
+    return getattr(resolver, "_level_products", {}).get((use.full_name, z.name, z.mark, z.primes))
+
+
 def _level_decls(resolver, use: N.Dist):
     """The declarations that draw one level of `use`'s slice: (generic (decl, index name) or None, concrete
     [(decl, level)]); a check error when there is none."""
     z = use.vars[0]
     generic, concrete = None, []
+    product = _product_for(resolver, use)
+    if product is not None:
+        generic = product[:2]
     for d in resolver.candidates(use, kinds=(DeclKind.DISTRIBUTION,)):
         if len(d.vars) != 1 or not _same_letter(d.vars[0], z) or len(d.vars[0].index) != 1:
             continue
         item = d.vars[0].index[0]
-        if isinstance(item, N.Var) and not item.index and generic is None:
+        if isinstance(item, N.Var) and not item.index and generic is None and product is None:
             generic = (d, item.name)
         elif isinstance(item, N.Num):
             concrete.append((d, int(item.value)))
@@ -157,20 +196,28 @@ def _before(z: N.Var, index: str) -> N.Var:
     return N.Var(z.name, (N.Before(N.Var(index)),), z.mark, z.primes, z.label)
 
 
-def _given_for(checker, use: N.Dist, decl, rename) -> Tuple[N.Expr, ...]:
-    """The declaration's conditions as used here: the slice's own letter keeps the declaration's indices (in
-    terms of the level), any other condition is the use's variable of the same letter."""
-    z = use.vars[0]
+def _given_for(checker, use: N.Dist, decl) -> Tuple[N.Expr, ...]:
+    """The declaration's conditions as used here: an indexed condition keeps the declaration's indices (in terms
+    of the level: `z_{<l}`, `x_{\\le t}`, `x_1`); an unindexed one is the use's variable of the same letter. A
+    product factorisation's factor gives them as written."""
+    product = _product_for(checker, use)
+    if product is not None and product[0] is decl:
+        return tuple(product[2].given)
     by_letter = {g.name: g for g in use.given if isinstance(g, N.Var)}
     out = []
     for g in decl.given:
-        if _same_letter(g, z):
-            out.append(rename(g))
+        if g.index:
+            out.append(g)
         elif g.name in by_letter:
             out.append(by_letter[g.name])
         else:
             raise checker.error(f"{decl} conditions on {var_text(g)}, which {var_text(use)} is not given", use)
     return tuple(out)
+
+
+def covers(scope, v: N.Var) -> bool:
+    """Whether an enclosing expectation drew a slice of `v`'s letter (`z_t` inside `E_{q(z_{\\le T}|x)}`)."""
+    return any(is_slice(w) and _same_letter(w, v) for w in scope.drawn)
 
 
 def _level_ref(checker, g: N.Expr, z: N.Var, scope):
@@ -194,14 +241,14 @@ def check_prefix_expect(checker, e: N.Expect, scope) -> Optional[PrefixExpectati
     inner = scope.drawing((z,))
     levels = []
     for d, level in concrete:
-        given = _given_for(checker, use, d, lambda g: g)
+        given = _given_for(checker, use, d)
         refs = tuple(_level_ref(checker, g, z, inner) for g in given)
         levels.append(LevelDraw(R.Bound(R.Factor(d.index, d.vars, given), (None,), refs), level=level))
     step = None
     if generic is not None:
         d, index = generic
-        given = _given_for(checker, use, d, lambda g: g)
-        stepping = scope.indexing(index).drawing((_before(z, index),))
+        given = _given_for(checker, use, d)
+        stepping = scope.looping(index, N.Num(1.0), frozenset({z.name})).drawing((_before(z, index),))
         refs = tuple(_level_ref(checker, g, z, stepping) for g in given)
         step = LevelDraw(R.Bound(R.Factor(d.index, d.vars, given), (None,), refs), index=index)
     return PrefixExpectation(e, z, lo, hi, step, tuple(levels), checker.visit(e.body, inner))
@@ -226,5 +273,5 @@ def refuse_fixed_level(resolver, use: N.Dist, decl) -> None:
                 f"and draw earlier levels with E_{{{use.name}({var_text(_before(z, 'l'))}|...)}}[...]", use)
 
 
-__all__ = ["PrefixRef", "PrefixExpectation", "LevelDraw", "is_slice", "bounds_of", "slice_ref",
-           "check_prefix_expect", "prefix_draws", "refuse_fixed_level"]
+__all__ = ["PrefixRef", "PrefixExpectation", "LevelDraw", "is_slice", "bounds_of", "slice_ref", "covers", "reference",
+           "check_prefix_expect", "prefix_draws", "read_product", "refuse_fixed_level"]

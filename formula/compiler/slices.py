@@ -33,18 +33,25 @@ def _range_fn(lo_node, hi_node, b, node, source):
 
 
 def _upper_fn(hi_node, b, source):
+    """The last element: a bare letter no sum binds (`T`) is an input if given, else the length of the sequence
+    sliced (or, for draws, of a sequence input of the formula)."""
     from ..lang import nodes as N
 
-    if not (isinstance(hi_node, N.Var) and not hi_node.index) or source is None:
+    if not (isinstance(hi_node, N.Var) and not hi_node.index):
         return index_fn(hi_node, b)
-    name, iname = hi_node.name, var_text(hi_node)
+    name, iname, text = hi_node.name, var_text(hi_node), b.text
+    sequences = (source,) if source is not None else tuple(sorted(b.checked.sequences))
 
     def upper(ctx):
         if name in ctx.env:
             return ctx.env[name]
         if iname in ctx.inputs:
             return int(ctx.inputs[iname])
-        return ctx.inputs[source].shape[1]
+        for seq in sequences:
+            value = ctx.inputs.get(seq)
+            if torch.is_tensor(value) and value.dim() >= 2:
+                return value.shape[1]
+        raise FormulaInputError(f"no value for {iname}: pass {iname}=... or a sequence", text, span_of(hi_node))
 
     return upper
 
