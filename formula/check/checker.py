@@ -233,6 +233,7 @@ class _Checker(Resolver):
     def written_item(self, e: N.Expect) -> N.Expect:
         """A bare item whose variable has a Draw statement (`t \\sim \\mathcal{U}\\{1, \\ldots, T\\}` before the
         objective, or a where item) as the item it stands for (`E_{t \\sim \\mathcal{U}\\{1, \\ldots, T\\}}`)."""
+        e = self._lone_name(e)
         over = e.over
         if over is not None and len(over.dists) == 1 and isinstance(over.dists[0], N.Family) and len(
                 over.draws) > 1:  # E_{x, \\tilde x \\sim \\mathcal{N}(x, \\sigma^2 I)}: a family draws one variable
@@ -246,6 +247,23 @@ class _Checker(Resolver):
         if not isinstance(stmt, N.Draw) or len(stmt.vars) != 1:
             return e
         return N.Expect(N.Sampler((stmt.dist,), over.draws, span=over.span), e.body, e.joined, span=e.span)
+
+    def _lone_name(self, e: N.Expect) -> N.Expect:
+        """`E_t[f]`, `E_{\\epsilon}[f]`, `E_{x_0}[f]`: a lone name that no declaration has is the bare item of that
+        variable (a Draw statement, a definition or a declaration over it says how it is drawn)."""
+        over = e.over
+        if over is None or len(over.dists) != 1 or over.draws:
+            return e
+        d = over.dists[0]
+        if not isinstance(d, N.Dist) or d.vars or d.given or d.params or self.candidates(d) or any(
+                x.name == d.full_name for x in self.decls):
+            return e
+        index = () if d.sub is None else ((N.Num(float(d.sub)),) if d.sub.isdigit() else (N.Var(d.sub),))
+        var = N.Var(d.name, index, d.mark, span=d.span)
+        if self.sampler_of(var) is None and self.defs.of_variable(var) is None and not any(
+                len(x.vars) == 1 and _latent_key(x.vars[0]) == _latent_key(var) for x in self.decls):
+            return e  # nothing would draw it: the resolver's message about E_q says what is missing
+        return N.Expect(N.Sampler((), (var,), span=over.span), e.body, e.joined, span=e.span)
 
     def refuse_undrawn(self, e: N.Expect) -> None:
         """A bare item (`E_{\\epsilon}`) that no Draw statement, definition or declaration draws is an error."""

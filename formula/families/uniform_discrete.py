@@ -49,12 +49,12 @@ class UniformDiscrete(D.Distribution):
         return self._categorical.sample(sample_shape) + self.low
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        logits = self._categorical.logits[..., 0]
+        log_p = self._categorical.logits[..., 0]  # normalised: -log(count) for every value
         inside = (value >= self.low) & (value <= self.high) & (value == torch.round(value))
-        return torch.where(inside, logits - math.log(self._count), torch.full_like(logits, -math.inf))
+        return torch.where(inside, log_p, torch.full_like(log_p, -math.inf))
 
     def entropy(self) -> torch.Tensor:
-        return self._categorical.logits[..., 0] + math.log(self._count)
+        return -self._categorical.logits[..., 0]
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
         values = torch.arange(self.low, self.high + 1, device=self._categorical.logits.device)
