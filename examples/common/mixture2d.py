@@ -105,7 +105,7 @@ def save_figure(path: Path, real: torch.Tensor, runs: Mapping[str, torch.Tensor]
     bars.bar(range(len(names)), [max(scores[k]["mmd2"], 1e-5) for k in names], color="tab:blue")
     bars.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
     bars.set_yscale("log")
-    bars.set_title("unbiased MMD² to held-out data (lower is better; ≤ 0 drawn at 1e-5)", fontsize=9)
+    bars.set_title("MMD² to held-out data (lower: better; ≤ 0 at 1e-5)", fontsize=9)
     bars.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path)
