@@ -1,19 +1,19 @@
 """An energy-based model of a 2-D mixture, trained by the contrastive objective with short-run Langevin negatives
 drawn from a replay buffer (Du & Mordatch 2019, "Implicit generation and generalization in energy-based models").
 
-    python examples/ebm.py                      # 2,000 steps: 131 s of training, 3 min 5 s in all, measured
-                                                # on a loaded 2-core VM (about 6 runnable processes)
+    python examples/ebm.py                      # 2,000 steps: 3 min 5 s on a loaded 2-core VM (load average
+                                                # 6 to 15), 38 s of CPU time
     python examples/ebm.py --smoke --out runs/ci-smoke
 
-p_theta(x) is proportional to exp(-U_theta(x)) (the paper's E_theta: `E_` is an expectation in formula's
-language, so the energy is called U here). Its draws run a declared sampler, `fm.Langevin` with a replay buffer:
+p_theta(x) is proportional to exp(-E_theta(x)); the energy is written \\mathit{E}_\\theta(x), a plain name (`E_`
+alone opens an expectation). Its draws run a declared sampler, `fm.Langevin` with a replay buffer:
 each chain restarts from a stored sample (5% from uniform noise) and takes --langevin-steps steps
-x <- x - eps grad U(x) + sqrt(2 eps) xi. The objective is the paper's maximum-likelihood objective with its L2
+x <- x - eps grad E(x) + sqrt(2 eps) xi. The objective is the paper's maximum-likelihood objective with its L2
 regulariser on the energies of both the data and the negatives, weight alpha:
 
-    E_{p_data(x)}[U(x) + alpha U(x)^2] - E_{p_theta(x')}[U(x') - alpha U(x')^2]
+    E_{p_data(x)}[E(x) + alpha E(x)^2] - E_{p_theta(x')}[E(x') - alpha E(x')^2]
 
-minimised; the chain is detached, so its gradient is E_data[grad U] - E_model[grad U] (+ the regulariser's).
+minimised; the chain is detached, so its gradient is E_data[grad E] - E_model[grad E] (+ the regulariser's).
 Writes ebm.png (the buffer's samples and fresh chains from noise beside held-out data, and the MMD^2 bar chart)
 into --out. Metric: the unbiased MMD^2 to held-out data and the samples' NLL under the true mixture
 (examples/common/mixture2d.py), for the replay buffer's samples.
@@ -37,13 +37,14 @@ from common.cli import parse_common  # noqa: E402
 import formula as fm  # noqa: E402
 from formula.samplers import UniformInit  # noqa: E402
 
-CONTRASTIVE = (r"\mathbb{E}_{p_{\text{data}}(\mathbf{x})}[U_\theta(\mathbf{x})]"
-               r" - \mathbb{E}_{p_\theta(\mathbf{x}')}[U_\theta(\mathbf{x}')]")
-CONTRASTIVE_ASCII = "E_{p_data(x)}[U_theta(x)] - E_{p_theta(x')}[U_theta(x')]"
-REGULARISED = (r"\mathbb{E}_{p_{\text{data}}(\mathbf{x})}\left[U_\theta(\mathbf{x}) + \alpha\, U_\theta(\mathbf{x})^2"
-               r"\right] - \mathbb{E}_{p_\theta(\mathbf{x}')}\left[U_\theta(\mathbf{x}') - \alpha\, "
-               r"U_\theta(\mathbf{x}')^2\right]")
-REGULARISED_ASCII = "E_{p_data(x)}[U_theta(x) + alpha U_theta(x)^2] - E_{p_theta(x')}[U_theta(x') - alpha U_theta(x')^2]"
+CONTRASTIVE = (r"\mathbb{E}_{p_{\text{data}}(\mathbf{x})}[\mathit{E}_\theta(\mathbf{x})]"
+               r" - \mathbb{E}_{p_\theta(\mathbf{x}')}[\mathit{E}_\theta(\mathbf{x}')]")
+CONTRASTIVE_ASCII = r"E_{p_data(x)}[\mathit{E}_theta(x)] - E_{p_theta(x')}[\mathit{E}_theta(x')]"
+REGULARISED = (r"\mathbb{E}_{p_{\text{data}}(\mathbf{x})}\left[\mathit{E}_\theta(\mathbf{x}) + \alpha\, "
+               r"\mathit{E}_\theta(\mathbf{x})^2\right] - \mathbb{E}_{p_\theta(\mathbf{x}')}\left["
+               r"\mathit{E}_\theta(\mathbf{x}') - \alpha\, \mathit{E}_\theta(\mathbf{x}')^2\right]")
+REGULARISED_ASCII = (r"E_{p_data(x)}[\mathit{E}_theta(x) + alpha \mathit{E}_theta(x)^2]"
+                     r" - E_{p_theta(x')}[\mathit{E}_theta(x') - alpha \mathit{E}_theta(x')^2]")
 
 BOX = (-mixture2d.BOX, mixture2d.BOX)  # chains start uniformly in, and are clamped to, the plot's box
 EVAL_SAMPLES = 2000
@@ -51,7 +52,7 @@ STEPS_PER_EPOCH = 100
 
 
 class Energy(nn.Module):
-    """x -> U(x), a smooth MLP (SiLU: Langevin follows its gradient)."""
+    """x -> E(x), a smooth MLP (SiLU: Langevin follows its gradient)."""
 
     def __init__(self, hidden: int):
         super().__init__()
@@ -84,7 +85,7 @@ def check_spellings() -> None:
 
 def build(args: argparse.Namespace) -> Tuple[fm.Objective, fm.EnergyBased]:
     """The regularised contrastive objective over a fresh energy network, and the EBM whose draws it makes."""
-    energy = fm.Function("U_theta(x)", net=Energy(args.hidden))
+    energy = fm.Function(r"\mathit{E}_\theta(x)", net=Energy(args.hidden))
     sampler = fm.Langevin(steps=args.langevin_steps, step_size=args.step_size, buffer=args.buffer,
                           init=UniformInit(*BOX), clip=BOX)
     model = fm.EnergyBased("p_theta(x)", energy=energy, shape=(2,), sampler=sampler)

@@ -30,7 +30,7 @@ def test_smoke_run_writes_the_figure_and_ends_with_the_metric(tmp_path, capsys):
     scores = ebm.main(["--smoke", "--epochs", "1", "--eval-steps", "5", "--threads", threads, "--device", "cpu",
                        "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "U_θ(x′)" in out  # the formula, printed
+    assert "E_θ(x′)" in out  # the formula, printed
     assert METRIC.match(out.strip().splitlines()[-1]), out.strip().splitlines()[-1]
     assert set(scores) == {"EBM (replay buffer)", "EBM (5-step chains)"}
     png = tmp_path / "ebm.png"
