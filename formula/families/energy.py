@@ -4,9 +4,10 @@ run a declared sampler (short-run Langevin with a replay buffer by default).
 Its draws let the contrastive objective of maximum-likelihood EBM training (Du & Mordatch 2019, eq. 2) compile
 through the ordinary expectation machinery::
 
-    E = fm.Function("U_theta(x)", net=energy_net)
+    E = fm.Function(r"\\mathit{E}_\\theta(x)", net=energy_net)  # \\mathit: a plain name, not an expectation
     p = fm.EnergyBased("p_theta(x)", energy=E, shape=(2,), sampler=fm.Langevin(steps=60, step_size=0.01, buffer=10000))
-    loss = fm.compile("E_{p_data(x)}[U_theta(x)] - E_{p_theta(x)}[U_theta(x)]", [E, p, fm.Data("p_data(x)")])
+    loss = fm.compile(r"E_{p_data(x)}[\\mathit{E}_\\theta(x)] - E_{p_theta(x')}[\\mathit{E}_\\theta(x')]",
+                      [E, p, fm.Data("p_data(x)")])     # x' : the model's draws, told apart from the data x
 
 Its gradient is the likelihood's: the draws are constants (the chain is detached unless the sampler was built with
 `create_graph=True`), so differentiating the second term gives E_{p_theta}[grad E_theta(x)] and nothing for
