@@ -104,15 +104,50 @@ def slice_ref(checker, v: N.Var, scope, latent: bool) -> PrefixRef:
     return PrefixRef(v, v, lo, hi, None)
 
 
+@dataclass(frozen=True, eq=False)
+class StepOfCall(R.Checked_):
+    """`h_t` of a declared function over whole sequences (`h(x)`, a GRU returning [batch, T, ...]): the call,
+    made once per evaluation, and the step `index` of its output along dimension 1 (1-based)."""
+
+    call: R.Call
+    index: N.Expr
+
+
+def _sequence_function(checker, v: N.Var):
+    """The declared function whose letter `v` indexes (`h_t` with `h(x)` declared), else None."""
+    if len(v.index) != 1 or v.mark or v.primes or isinstance(v.index[0], (N.Before, N.Range)):
+        return None
+    found = [d for d in checker.decls if d.kind is DeclKind.FUNCTION and d.name == v.name and d.vars]
+    return found[0] if len(found) == 1 else None
+
+
+def step_of_call(checker, v: N.Var, scope) -> Optional[StepOfCall]:
+    """`h_t`: the declared function `h` called on its own arguments (whole sequences), at step t."""
+    from .checker import _latent_key
+
+    decl = _sequence_function(checker, v)
+    if decl is None:
+        return None
+    for a in decl.vars:
+        if isinstance(a, N.Var) and not a.index and _latent_key(a) not in checker.latent_bases:
+            checker.sequences.add(var_text(a))
+    args = tuple(checker.ref(a, scope) for a in decl.vars)
+    index = checker.bound(v.index[0], scope)
+    return StepOfCall(v, R.Call(v, decl.index, args), index)
+
+
 def reference(checker, v: N.Var, scope):
-    """The checker's hook for a variable reference: a slice (`x_{<t}`, `z_{<l}`), or one element of a slice an
-    enclosing expectation drew (`z_t` inside `E_{q(z_{\\le T}|x)}`, read from the draws); None for anything else."""
+    """The checker's hook for a variable reference: a slice (`x_{<t}`, `z_{<l}`), one element of a slice an
+    enclosing expectation drew (`z_t` inside `E_{q(z_{\\le T}|x)}`, read from the draws), or a step `h_t` of a
+    declared function over sequences; None for anything else."""
     from .checker import _latent_key
 
     if is_slice(v):
         return slice_ref(checker, v, scope, latent=_latent_key(v) in checker.latent_bases)
     if v.index and v not in scope.drawn and covers(scope, v):
         return R.StepRef(v, v, var_text(N.Var(v.name, (), v.mark, v.primes, v.label)))
+    if v.index and v not in scope.drawn:
+        return step_of_call(checker, v, scope)
     return None
 
 
@@ -273,5 +308,5 @@ def refuse_fixed_level(resolver, use: N.Dist, decl) -> None:
                 f"and draw earlier levels with E_{{{use.name}({var_text(_before(z, 'l'))}|...)}}[...]", use)
 
 
-__all__ = ["PrefixRef", "PrefixExpectation", "LevelDraw", "is_slice", "bounds_of", "slice_ref", "covers", "reference",
+__all__ = ["PrefixRef", "PrefixExpectation", "LevelDraw", "is_slice", "bounds_of", "slice_ref", "covers", "reference", "StepOfCall",
            "check_prefix_expect", "prefix_draws", "read_product", "refuse_fixed_level"]

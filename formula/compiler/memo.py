@@ -13,11 +13,11 @@ import torch
 
 from ..check import resolved as R
 from ..check.scope import shift_of
-from ..check.sequences import PrefixRef
+from ..check.sequences import PrefixRef, StepOfCall
 from ..families.per_index import selecting
 from ..lang import nodes as N
 from .context import VECTOR, Ctx, Fn
-from .refs import key_fn
+from .refs import index_fn, key_fn
 
 
 FIXED = "fixed for the call"  # the keyer of an input or a number: its value cannot change within a call
@@ -31,6 +31,11 @@ def keyer(ref, b):
     if isinstance(ref, R.IndexRef):
         name = ref.name
         return lambda ctx: ("index", name, ctx.env.get(name))
+    if isinstance(ref, StepOfCall):  # h_t of a function of inputs: fixed for the call but for the step
+        if any(keyer(a, b) is not FIXED for a in ref.call.args):
+            return None
+        at, i = index_fn(ref.index, b), ref.call.decl
+        return lambda ctx: ("step of call", i, at(ctx))
     if isinstance(ref, PrefixRef):
         from .slices import slice_keyer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..check.sequences import LevelDraw, PrefixExpectation, PrefixRef
+from ..check.sequences import LevelDraw, PrefixExpectation, PrefixRef, StepOfCall
 from ..errors import FormulaInputError
 from ..estimators.draws import sample_shape
 from ..text.printing import to_ascii as var_text
@@ -154,4 +154,22 @@ def build_prefix_expectation(e: PrefixExpectation, b):
     return prefix_expect
 
 
-__all__ = ["build_prefix", "build_prefix_expectation", "slice_keyer"]
+@builds(StepOfCall)
+def build_step_of_call(node: StepOfCall, b):
+    """`h_t`: the function's output over the whole sequence (memoised: one call per evaluation), step t."""
+    whole, at, text, v = b.build(node.call), index_fn(node.index, b), b.text, node.src
+
+    def step(ctx):
+        out, t = whole(ctx), at(ctx)
+        if not (torch.is_tensor(out) and out.dim() >= 2):
+            raise FormulaInputError(f"{var_text(v)} is a step of {v.name}(...), whose value must be "
+                                    f"[batch, T, ...]; got {list(getattr(out, 'shape', []))}", text, span_of(v))
+        if t == VECTOR or not 1 <= t <= out.shape[1]:
+            raise FormulaInputError(f"{var_text(v)} at step {t}, but {v.name}(...) has {out.shape[1]} steps",
+                                    text, span_of(v))
+        return out[:, t - 1]
+
+    return step
+
+
+__all__ = ["build_prefix", "build_prefix_expectation", "build_step_of_call", "slice_keyer"]
