@@ -72,7 +72,8 @@ def distributions(draw) -> n.Dist:
     vars_ = tuple(draw(st.lists(_plain_vars, min_size=1, max_size=2)))
     given = tuple(draw(st.lists(_plain_vars, max_size=2)))
     params = tuple(draw(st.lists(st.sampled_from(("theta", "phi")).map(n.Var), max_size=1)))
-    return n.Dist(name, vars_, given, sub, params)
+    mark = draw(st.sampled_from((None, None, None, None, "bar", "tilde", "hat"))) if name != "enc" else None
+    return n.Dist(name, vars_, given, sub, params, mark)
 
 
 #: what an expectation samples from, a divergence compares or an entropy measures: a distribution, a bare
@@ -84,6 +85,39 @@ dist_refs = st.one_of(
               st.sampled_from("ab").map(n.Var)),
     st.builds(lambda a: n.Family("Bernoulli", (), (a,)), st.sampled_from(("lambda", "a")).map(n.Var)),
 )
+
+
+#: a divergence's arguments may also be decorated bare names (`KL(\\bar q || p)`)
+divergence_refs = st.one_of(dist_refs, st.builds(n.Dist, st.sampled_from(DIST_NAMES), mark=st.sampled_from(("bar", "tilde"))))
+
+_uniform = st.one_of(
+    st.builds(lambda a, b: n.Family("Uniform", (), (a, b)), numbers, st.sampled_from("ab").map(n.Var)),
+    st.builds(lambda a: n.Family("UniformDiscrete", (), (n.Num(1.0), a)), st.sampled_from("TK").map(n.Var)))
+
+
+@st.composite
+def subscript_items(draw):
+    """The samplers of one expectation subscript list, as the parser builds them (`E_{t, z ~ q, \\epsilon}`): no bare
+    variable right before a `~` item (it would be one of its draws) and no lone bare name (read as a variable)."""
+    eps = st.sampled_from(("epsilon", "u", "t")).map(n.Var)
+    sim = st.one_of(
+        st.builds(lambda v, d: n.Sampler((d,), (v,)), eps, st.one_of(_uniform, dist_refs.filter(
+            lambda d: isinstance(d, n.Family) or d.vars))),
+        st.builds(lambda d: n.Sampler((n.Dist(d, sub="l", mark="tilde"),), (n.Var("x"), n.Var("y"))),
+                  st.sampled_from(DIST_NAMES)))
+    plain = distributions().map(lambda d: n.Sampler((d,)))
+    bare = variables().map(lambda v: n.Sampler((), (v,)))
+    items = draw(st.lists(st.one_of(sim, plain, bare), min_size=2, max_size=3))
+    for i in range(len(items) - 1):
+        if not items[i].dists and items[i + 1].draws and items[i + 1].dists:
+            items[i] = n.Sampler((n.Dist("q", (items[i].draws[0],)),))
+    return items
+
+
+def _joined(items, body):
+    for i, sampler in enumerate(reversed(items)):
+        body = n.Expect(sampler, body, joined=i < len(items) - 1)
+    return body
 
 
 def _atoms():
@@ -117,8 +151,15 @@ def _extend(children):
         st.builds(lambda d, k, body: n.Expect(
             n.Sampler((d,), (n.Var(d.vars[0].name, (n.Range(n.Num(1.0), k),)),)), body),
             distributions(), st.sampled_from(("K", "L")).map(n.Var), children),
-        st.builds(lambda a, b: n.Divergence("KL", a, b), dist_refs, dist_refs),
-        st.builds(lambda a, b: n.Divergence("JS", a, b), dist_refs, dist_refs),
+        st.builds(lambda a, b: n.Divergence("KL", a, b), divergence_refs, dist_refs),
+        st.builds(lambda a, b: n.Divergence("JS", a, b), dist_refs, divergence_refs),
+        st.builds(lambda k, s, a, b: n.Divergence(k, a, b, s), st.sampled_from(("MMD", "W", "KL")),
+                  st.sampled_from(("imq", "1", "D", "rbf")), dist_refs, dist_refs),
+        st.builds(_joined, subscript_items(), children),
+        st.builds(lambda v, body: n.Expect(n.Sampler((), (v,)), body),
+                  variables().filter(lambda v: v.mark or v.primes or any(
+                      not isinstance(i, (n.Var, n.Num)) or (isinstance(i, n.Var) and i.index) for i in v.index)),
+                  children),
         st.builds(n.Entropy, dist_refs),
         # sums and products
         st.builds(lambda i, body, hi: n.Sum(i, body, n.Num(1.0), hi), index, children, bound),
@@ -137,6 +178,7 @@ def _extend(children):
                   st.sampled_from("GD").map(n.Var), children),
         st.builds(n.Labeled, children, st.builds(n.Var, st.just("L"), st.sampled_from(((), (n.Var("T"),))))),
         st.builds(lambda a, b: n.Relation((a, b), ("approx",)), children, children),
+        st.builds(lambda a, b: n.Relation((a, b), ("propto",)), children, children),
     )
 
 
@@ -153,7 +195,13 @@ def statements(max_leaves: int = 12):
         st.lists(expr, min_size=2, max_size=3),
         st.lists(st.sampled_from(("=", ">=", "<=", ":=", "=:")), min_size=2, max_size=2),
     )
-    return st.one_of(expr, expr, relation)
+    draw_ = st.one_of(
+        st.builds(lambda v, d: n.Draw((v,), d), variables(), st.one_of(_uniform, dist_refs)),
+        st.builds(lambda d: n.Draw((n.Var("x"), n.Var("y")), d), divergence_refs))
+    where = st.builds(lambda body, defs: n.Where(body, tuple(defs)), st.one_of(expr, draw_),
+                      st.lists(st.one_of(draw_, st.builds(lambda v, e: n.Relation((v, e), ("=",)), variables(), expr)),
+                               min_size=1, max_size=2))
+    return st.one_of(expr, expr, relation, draw_, where)
 
 
 def programs(max_leaves: int = 10):

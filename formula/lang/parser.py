@@ -63,6 +63,8 @@ TERMINAL_WORDS = {
     "_COLON": "':'", "_COMMA": "','", "_SEMI": "';'", "_NEWLINE": "a new line", "GIVEN": "'|'",
     "DIVSEP": "'||'", "ABS_OPEN": "'|'", "ABS_CLOSE": "a closing '|'", "NORM_OPEN": "'\\|'",
     "NORM_CLOSE": "a closing '\\|'", "SIM": "'~'", "$END": "the end of the formula",
+    "DECOR_CALL": "a decorated distribution such as \\bar q(z)", "WHERE": "\\text{where}",
+    "WSEP": "\\text{and}", "QUAD": "\\quad",
 }
 _VALUE_STARTS = {"NAME", "CALL_NAME", "GREEK", "NUMBER", "_LPAR", "FRAC", "EXPECT", "FUNC", "BIGOP"}
 
@@ -955,10 +957,8 @@ class _Builder(Transformer_NonRecursive):
             mark = spellings.DECORATIONS.canonical(str(children.pop(0)).lstrip("\\"))
         head = children.pop(0)
         node = self.greek(None, [head]) if head.type == "GREEK" else self.name(None, [head])
-        primes = 0
-        if children and isinstance(children[-1], Token) and children[-1].type == "PRIMES":
-            primes = len(str(children.pop()))
-        index = tuple(children[0]) if children else ()
+        primes = sum(len(str(c)) for c in children if isinstance(c, Token))
+        index = next((tuple(c) for c in children if isinstance(c, list)), ())
         return replace(node, index=index, mark=mark, primes=primes, span=_span(meta))
 
     def part_plain(self, meta, children):
