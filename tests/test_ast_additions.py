@@ -34,6 +34,7 @@ SPELLINGS = [
     ("epsilon ~ Uniform(0, 1)", n.Draw((eps,), U01)),
     (r"t \sim \mathcal{U}\{1, \ldots, T\}", n.Draw((t,), n.Family("UniformDiscrete", (), (n.Num(1.0), T)))),
     (r"t \sim \mathcal{U}\{1, T\}", n.Draw((t,), n.Family("UniformDiscrete", (), (n.Num(1.0), T)))),
+    (r"t ~ U\{1, ..., T\}", n.Draw((t,), n.Family("UniformDiscrete", (), (n.Num(1.0), T)))),
     (r"(\mathbf{x}, y) \sim \tilde p_l", n.Draw((x, y), n.Dist("p", sub="l", mark="tilde"))),
     (r"z' \sim \bar q(z)", n.Draw((n.Var("z", primes=1),), n.Dist("q", (z,), mark="bar"))),
     # 2./3. several items, bare variables

@@ -878,10 +878,10 @@ class _Builder(Transformer_NonRecursive):
         return _DivArgs(children[0], children[2])
 
     def set_call(self, meta, children):
-        tok, items = children[0], [c for c in children[1].children if not isinstance(c, Token)] \
-            if hasattr(children[1], "children") else children[1]
+        tok, items = children
         wrapper, base = _unwrap(str(tok))
-        if FAMILIES.canonical(f"{wrapper}:{base}") != "Uniform" and FAMILIES.canonical(base) != "Uniform":
+        if "Uniform" not in (FAMILIES.canonical(f"{wrapper}:{base}"), FAMILIES.canonical(base)) and not (
+                base == "U" and wrapper is None):
             raise _Fail(f"a braced set after a name is the discrete uniform \\mathcal{{U}}\\{{1, \\ldots, T\\}}; "
                         f"{base} takes ( )", _tspan(tok))
         return n.Family("UniformDiscrete", (), (items[0], items[-1]), span=_span(meta))
