@@ -1,6 +1,6 @@
 """A MADE (Germain et al. 2015) on binarised 8x8 digits: exact likelihood, written as maximum likelihood.
 
-    python examples/made.py                      # about a minute on one idle CPU core
+    python examples/made.py                      # about 20 s of one idle CPU core
     python examples/made.py --smoke --out runs/ci-smoke
 
 `p(x) = \\prod_{d=1}^{64} p(x_d | x_{<d})`, each conditional a Bernoulli whose logit comes from one masked network
@@ -36,8 +36,8 @@ LIKELIHOOD_ASCII = "E_{x ~ p_data(x)}[log p(x)]"
 
 def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256], help="hidden layer sizes of the MADE")
+    parser.add_argument("--epochs", type=int, default=120)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[512], help="hidden layer sizes of the MADE")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="Adam's weight decay (a small data set)")
     return parse_common(parser, argv, out="runs/made")
