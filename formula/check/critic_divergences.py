@@ -120,7 +120,7 @@ def _estimate(node: N.Divergence, critic: str, checker, scope) -> CriticEstimate
 
 def _side(d: N.Expr, checker) -> Tuple[N.Sampler, N.Var]:
     """A divergence's argument as an expectation's sampler and the variable it draws."""
-    if isinstance(d, N.Dist) and len(d.vars) == 1 and isinstance(d.vars[0], N.Var) and not d.given:
+    if isinstance(d, N.Dist) and len(d.vars) == 1 and isinstance(d.vars[0], N.Var):
         return N.Sampler((d,), span=d.span), d.vars[0]
     if isinstance(d, N.Dist) and not d.vars:
         v = checker.defs.named_variable(d)
@@ -131,8 +131,8 @@ def _side(d: N.Expr, checker) -> Tuple[N.Sampler, N.Var]:
         if v is not None:
             return N.Sampler((d,), (v,), span=d.span), v
     raise checker.error(f"{var_text(d)} cannot be drawn from here: a critic's divergence takes distributions over "
-                        "one variable, q(z), the data's P_r, or the name of a defined variable's distribution "
-                        "(\\tilde x \\sim P_g with \\tilde x = G(z))", d)
+                        "one variable, q(z|x), the data's P_r, or the name of a defined variable's distribution "
+                        "(\\tilde x \\sim P_g with \\tilde x = G(z), as a draw statement or an expectation's item)", d)
 
 
 def _spanned(node: N.Node, span) -> N.Node:

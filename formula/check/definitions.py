@@ -176,14 +176,19 @@ class Definitions:
         return self.variables.get(v)
 
     def name_samplers(self, program: N.Program) -> None:
-        """`\\tilde x \\sim \\mathbb{P}_g` (an expectation item or a Draw) with `\\tilde x` defined: `\\mathbb{P}_g`
-        names the distribution of `\\tilde x`, so a divergence may take it as an argument."""
+        """`\\tilde x \\sim \\mathbb{P}_g` (an expectation's item or a draw statement) with `\\tilde x` defined:
+        `\\mathbb{P}_g` names the distribution of `\\tilde x`, so that a divergence may take it as an argument."""
         for node in program.walk():
-            over = node.over if isinstance(node, N.Expect) else None
-            if over is not None and len(over.dists) == 1 and len(over.draws) == 1:
-                d, v = over.dists[0], over.draws[0]
-                if isinstance(d, N.Dist) and not d.vars and v in self.variables:
-                    self.named.setdefault(d.full_name, v)
+            pairs = ()
+            if isinstance(node, N.Expect) and node.over is not None and len(node.over.dists) == 1:
+                pairs = tuple((v, node.over.dists[0]) for v in node.over.draws)
+            elif _DRAW is not None and isinstance(node, _DRAW):
+                pairs = tuple((v, node.dist) for v in node.vars)
+            if len(pairs) != 1:
+                continue
+            v, d = pairs[0]
+            if isinstance(d, N.Dist) and not d.vars and v in self.variables:
+                self.named.setdefault(d.full_name, v)
 
     def named_variable(self, dist: N.Dist) -> Optional[N.Var]:
         """The defined variable whose distribution a bare name means (`\\mathbb{P}_g`), or None."""
