@@ -29,6 +29,7 @@ _LAZY = {
     "Declaration": "families.protocol", "Capabilities": "families.protocol", "capabilities_of": "families.protocol",
     "LazyDistribution": "families.lazy", "DeclKind": "check.kinds",
     "Flow": "families.flow", "Transform": "families.transform", "PlanarFlow": "families.planar",
+    "Flow": "families.flow", "Transform": "families.transform", "PlanarFlow": "families.planar",
     "ProductOfExperts": "families.experts", "Mixture": "families.mixture",
     "Autoregressive": "families.autoregressive", "MADE": "families.made",
     "compile": "compiler.objective", "Objective": "compiler.objective",
@@ -41,10 +42,16 @@ __all__ = ["FormulaError", "FormulaSyntaxError", "FormulaCheckError", "FormulaIn
 
 
 def __getattr__(name):
+# constructs whose check and builder register themselves, imported with the name that compiles formulas
+_REGISTERED_WITH = {"compile": ("compiler.jacobian",)}
+
+
     module = _LAZY.get(name)
 # constructs whose check and builder register themselves, imported with the name that compiles formulas
 _REGISTERED_WITH = {"compile": ("compiler.jacobian",)}
 
+    for extension in _REGISTERED_WITH.get(name, ()):
+        import_module(f".{extension}", __name__)
 
     if module is None:
         raise AttributeError(f"module 'formula' has no attribute {name!r}")
