@@ -29,7 +29,6 @@ _LAZY = {
     "Declaration": "families.protocol", "Capabilities": "families.protocol", "capabilities_of": "families.protocol",
     "LazyDistribution": "families.lazy", "DeclKind": "check.kinds",
     "Flow": "families.flow", "Transform": "families.transform", "PlanarFlow": "families.planar",
-    "Flow": "families.flow", "Transform": "families.transform", "PlanarFlow": "families.planar",
     "ProductOfExperts": "families.experts", "Mixture": "families.mixture",
     "Autoregressive": "families.autoregressive", "MADE": "families.made",
     "compile": "compiler.objective", "Objective": "compiler.objective",
@@ -41,24 +40,18 @@ _LAZY = {
 __all__ = ["FormulaError", "FormulaSyntaxError", "FormulaCheckError", "FormulaInputError", *_LAZY]
 
 
+# constructs whose check and builder register themselves, imported with the name that compiles formulas
+_REGISTERED_WITH = {"compile": ("compiler.jacobian",)}
+
+
 def __getattr__(name):
-# constructs whose check and builder register themselves, imported with the name that compiles formulas
-_REGISTERED_WITH = {"compile": ("compiler.jacobian",)}
-
-
     module = _LAZY.get(name)
-# constructs whose check and builder register themselves, imported with the name that compiles formulas
-_REGISTERED_WITH = {"compile": ("compiler.jacobian",)}
-
-    for extension in _REGISTERED_WITH.get(name, ()):
-        import_module(f".{extension}", __name__)
-
     if module is None:
         raise AttributeError(f"module 'formula' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
     for extension in _REGISTERED_WITH.get(name, ()):
         import_module(f".{extension}", __name__)
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
     return value
 
 
