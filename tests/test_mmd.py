@@ -169,3 +169,17 @@ def test_several_draws_per_example_form_one_larger_set():
     value = obj(x=binary(4))
     assert value.shape == (4,) and torch.isfinite(value).all()
     assert torch.allclose(value, value[0].expand(4))
+
+
+def test_the_aggregate_posterior_written_as_a_definition_is_its_conditionals_draws():
+    q, prior = model()
+    x = binary(8)
+    defined = fm.compile("q(z) = E_{p_data(x)}[q(z|x)]\n" r"\mathrm{MMD}_{imq}(q(z) \| p(z))",
+                         [q, prior, fm.Data("p_data(x)")])
+    written = fm.compile(r"\mathrm{MMD}_{imq}(q(z|x) \| p(z))", [q, prior])
+    torch.manual_seed(3)
+    value = defined(x=x)
+    torch.manual_seed(3)
+    torch.testing.assert_close(value, written(x=x))
+    value.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in q.net.parameters())
