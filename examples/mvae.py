@@ -1,6 +1,6 @@
 """MVAE (Wu & Goodman 2018) on scikit-learn's 8x8 digits and their labels, with a product of Gaussian experts.
 
-    python examples/mvae.py                      # about a minute and a half on one idle CPU core
+    python examples/mvae.py                      # about a minute of one idle CPU core
     python examples/mvae.py --smoke --out runs/ci-smoke
 
 The posterior over z given any subset of the two modalities (the image x, the label y) is the product of the
