@@ -45,16 +45,16 @@ EPS = 1e-4  # D's output stays in [EPS, 1 - EPS]: its logs stay finite
 
 
 class Encoder(nn.Module):
-    """x -> the parameters of q(z|x), a diagonal Normal."""
+    """x -> the parameters of q(z|x), a diagonal Normal (one head, split into mean and scale)."""
 
     def __init__(self, latent: int, hidden: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(shapes.SIDE ** 2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.loc, self.scale = nn.Linear(hidden, latent), nn.Linear(hidden, latent)
+        self.net = nn.Sequential(nn.Linear(shapes.SIDE ** 2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 2 * latent))
 
     def forward(self, x):
-        h = self.body(x)
-        return {"loc": self.loc(h), "scale": nn.functional.softplus(self.scale(h)) + 1e-4}
+        loc, scale = self.net(x).chunk(2, -1)
+        return {"loc": loc, "scale": nn.functional.softplus(scale) + 1e-4}
 
 
 class Decoder(nn.Module):

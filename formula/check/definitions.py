@@ -333,14 +333,9 @@ def _aggregate_joint(resolver, d: Aggregate, vs) -> Joint:
 
 
 def _free_vars(expr: N.Node) -> List[N.Var]:
-    out, stack = [], [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, N.Var):
-            out.append(node)
-            continue
-        stack.extend(reversed(list(node.children())))
-    return out
+    from .resolver import free_vars  # the resolver imports this module first
+
+    return free_vars(expr)
 
 
 _DRAW = getattr(N, "Draw", None)

@@ -40,9 +40,9 @@ def _prior(prior, like: torch.Tensor, n: int) -> torch.Tensor:
     return torch.distributions.Normal(loc, prior.scale.to(like.dtype)).rsample((n,))
 
 
-def _wgan_gp() -> Declarations:
+def _critic_and_generator(critic: str = "D(x)") -> Declarations:
     torch.manual_seed(0)
-    return (fm.Function("D(x)", net=_net(X)), fm.Function("G(z)", net=nn.Linear(Z, X)), fm.Data("P_r(x)"),
+    return (fm.Function(critic, net=_net(X)), fm.Function("G(z)", net=nn.Linear(Z, X)), fm.Data("P_r(x)"),
             fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,)))
 
 
@@ -97,12 +97,6 @@ def _ratio_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
     return (torch.log(d.net(z)) - torch.log(1 - d.net(z))).squeeze(-1)
 
 
-def _wasserstein() -> Declarations:
-    torch.manual_seed(0)
-    return (fm.Function("f(x)", net=_net(X)), fm.Function("G(z)", net=nn.Linear(Z, X)), fm.Data("P_r(x)"),
-            fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,)))
-
-
 def _wasserstein_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
     f, g, _, prior = decls
     x = inputs["x"]
@@ -110,10 +104,12 @@ def _wasserstein_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
 
 
 case("wgan-gp-critic", WGAN_GP, inputs=lambda: {**_x(), "lambda": 10.0}, draws=["epsilon", "z"],
-     reference=_wgan_gp_ref, skip={"compiled": NO_DOUBLE_BACKWARD, "fullgraph": NO_DOUBLE_BACKWARD})(_wgan_gp)
+     reference=_wgan_gp_ref, skip={"compiled": NO_DOUBLE_BACKWARD, "fullgraph": NO_DOUBLE_BACKWARD})(
+    _critic_and_generator)
 case("factorvae", FACTOR_VAE, inputs=lambda: {**_x(), "gamma": 6.0}, draws=["z"], reference=_factor_vae_ref)(
     _factor_vae)
 case("factorvae-discriminator", DISCRIMINATOR, inputs=_x, draws=["z"], reference=_discriminator_ref,
      skip={"batch_of_one": ONE_EXAMPLE})(_discriminator)
 case("density-ratio-kl", r"\mathrm{KL}_D(q(z|x) \| p(z))", inputs=_x, draws=["z"], reference=_ratio_ref)(_ratio)
-case("wasserstein-critic", WASSERSTEIN, inputs=_x, draws=["z"], reference=_wasserstein_ref)(_wasserstein)
+case("wasserstein-critic", WASSERSTEIN, inputs=_x, draws=["z"], reference=_wasserstein_ref)(
+    lambda: _critic_and_generator("f(x)"))
