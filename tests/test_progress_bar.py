@@ -69,3 +69,11 @@ def test_metadata_beside_the_log_has_the_full_names(tmp_path):
     assert [t["bar"] for t in meta["terms"]] == [trainer.bar_names[n] for n in elbo.term_names]
     assert meta["inputs"] == {"beta": "schedule"}
     assert meta["optimizers"]["main"] == {"class": "Adam", "lr": [1e-3]}
+
+
+def test_a_game_shows_each_players_loss_and_each_term_once():
+    stats = {"D/loss": 1.2, "D/objective": -1.2, "D/term/E_{p_data(x)}[log D(x)]": -0.7,
+             "D/term/E_{p_z(z)}[log(1 - D(G(z)))]": -0.5, "G/loss": -0.5, "G/objective": -0.5,
+             "G/term/E_{p_z(z)}[log(1 - D(G(z)))]": -0.5, "lr/D": 1e-3, "lr/G": 1e-3}
+    line = postfix(stats, short_names(["E_{p_data(x)}[log D(x)]", "E_{p_z(z)}[log(1 - D(G(z)))]"]))
+    assert line == "D:loss=1.2 E[log D]=-0.7 E[log(1-D(G))]=-0.5 G:loss=-0.5"

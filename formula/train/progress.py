@@ -60,22 +60,20 @@ def postfix(stats: Mapping[str, float], short: Mapping[str, str]) -> str:
     at an epoch's end, when held-out values are present, those (after `eval:`) take the training ones' place."""
     held = any(k.startswith(EVAL) for k in stats)
     parts = ["eval:"] if held else []
+    shown = set()
     for key, value in stats.items():
         if key.startswith(EVAL) != held:
             continue
         label = _label(key[len(EVAL):] if held else key, short)
-        if label is not None:
+        if label is not None and label not in shown:
+            shown.add(label)
             parts.append(f"{label}={_number(value)}")
     return " ".join(parts)
 
 
-def _number(value: float) -> str:
-    """4 significant digits, without an exponent up to a million (`-12346`, `-5.518`, `0.09262`)."""
-    return f"{value:.0f}" if 1e4 <= abs(value) < 1e6 else f"{value:.4g}"
-
-
 def _label(key: str, short: Mapping[str, str]) -> Optional[str]:
-    """What the bar calls a history key (None: not shown; inputs and learning rates are in the log)."""
+    """What the bar calls a history key (None: not shown; inputs and learning rates are in the log). A player's
+    loss is `D:loss`; its terms go by their own short names, shown once (`D/term/...` and `G/term/...` alike)."""
     if key == OBJECTIVE or key.startswith((INPUT, LR)):
         return None
     if key.startswith(TERM):
@@ -84,8 +82,13 @@ def _label(key: str, short: Mapping[str, str]) -> Optional[str]:
     head, slash, rest = key.partition("/")
     if slash:  # an update rule's per-player statistics: `D/loss`, `D/term/<name>`
         inner = _label(rest, short)
-        return None if inner is None else f"{head}:{inner}"
+        return inner if inner is None or rest.startswith(TERM) else f"{head}:{inner}"
     return key
+
+
+def _number(value: float) -> str:
+    """4 significant digits, without an exponent up to a million (`-12346`, `-5.518`, `0.09262`)."""
+    return f"{value:.0f}" if 1e4 <= abs(value) < 1e6 else f"{value:.4g}"
 
 
 def legend(short: Mapping[str, str]) -> Iterable[str]:

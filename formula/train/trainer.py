@@ -338,11 +338,11 @@ class Trainer:
                 for _ in range(epochs):
                     batches, total = self._train_batches(data)
                     if bar is None:
+                        for line in legend(self.bar_names) if show else ():
+                            tqdm.write(line, file=sys.stderr)
                         bar = tqdm(total=None if total is None else total * epochs - self.position,
                                    disable=not show, dynamic_ncols=True, unit="step", bar_format=BAR_FORMAT,
                                    desc=f"epoch {self.epoch + 1}/{last}")
-                        for line in legend(self.bar_names) if show else ():
-                            bar.write(line, file=sys.stderr)
                     bar.set_description_str(f"epoch {self.epoch + 1}/{last}", refresh=False)
                     if not self._train_epoch(batches, bar, guard, checkpoint, checkpoint_every):
                         self._stop(guard.received, checkpoint_on_interrupt, bar)
