@@ -170,17 +170,16 @@ def save_figure(results: Dict[str, Dict[int, torch.Tensor]], path: Path) -> None
             ax.set_title(f"{name}, K = {k}", fontsize=10)
         for ax in row:
             ax.set(xlim=(-BOX, BOX), ylim=(-BOX, BOX), aspect="equal", xticks=[], yticks=[])
-    fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 
 def main(argv=None) -> Dict[str, Dict[str, float]]:
+    if not fm.equivalent(FREE_ENERGY, FREE_ENERGY_ASCII):
+        raise SystemExit(f"not equivalent:\n  {FREE_ENERGY}\n  {FREE_ENERGY_ASCII}")
     args = arguments(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    if not fm.equivalent(FREE_ENERGY, FREE_ENERGY_ASCII):
-        raise SystemExit(f"not equivalent:\n  {FREE_ENERGY}\n  {FREE_ENERGY_ASCII}")
     print(fm.pretty(FREE_ENERGY), build(u1, 2)[0].explain(), sep="\n")
     metrics: Dict[str, Dict[str, float]] = {}
     pictures: Dict[str, Dict[int, torch.Tensor]] = {}
