@@ -143,3 +143,18 @@ def test_near_misses_are_syntax_errors_with_a_caret(text, message, at):
         parse(text)
     assert message in str(err.value)
     assert err.value.span is not None and text[err.value.span[0]] == at
+
+
+# --- issue 13 a: misparses --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, tree", [
+    ("exp(a)^2", n.Pow(n.Apply("exp", (n.Var("a"),)), n.Num(2.0))),
+    (r"\exp\left(a\right)^{2} b", n.Mul((n.Pow(n.Apply("exp", (n.Var("a"),)), n.Num(2.0)), n.Var("b")))),
+    (r"\mathbb{E}[x]^2", n.Pow(n.Expect(None, x), n.Num(2.0))),
+    (r"\log(x)^2 + 1", n.Add((n.Pow(n.Apply("log", (x,)), n.Num(2.0)), n.Num(1.0)))),
+    ("exp(a^2)", n.Apply("exp", (n.Pow(n.Var("a"), n.Num(2.0)),))),
+    ("(a)^2", n.Pow(n.Var("a"), n.Num(2.0))),
+])
+def test_a_script_after_a_call_bracket_applies_to_the_call(text, tree):
+    assert one(text) == tree

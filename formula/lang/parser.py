@@ -365,6 +365,20 @@ class _Seq:
 
 
 @dataclass
+class _Suffixed:
+    """A bracket with sub/superscripts after it (`(a)^2`) while its product is folded: after a function or an
+    expectation the bracket is the argument and the scripts apply to the result (`\\exp(a)^2` is (exp a)^2)."""
+
+    expr: n.Expr
+    group: _Group
+    suffixes: list
+
+    @property
+    def span(self) -> Optional[n.Span]:
+        return self.group.span
+
+
+@dataclass
 class _Args:
     vars: Tuple[n.Expr, ...]
     given: Tuple[n.Expr, ...]
@@ -612,7 +626,7 @@ class _Builder(Transformer_NonRecursive):
         open_tail = None
         for op, raw in seq.items:
             item = self._plain(raw)
-            open_tail = None if isinstance(raw, _Group) else self._open.get(id(item))
+            open_tail = None if isinstance(raw, (_Group, _Suffixed)) else self._open.get(id(item))
             if acc is None and not factors:
                 factors = [item]
             elif op == "/":
@@ -632,7 +646,7 @@ class _Builder(Transformer_NonRecursive):
 
     @staticmethod
     def _plain(x) -> n.Expr:
-        while isinstance(x, _Group):
+        while isinstance(x, (_Group, _Suffixed)):
             x = x.expr
         if isinstance(x, _Seq):
             raise AssertionError("unfolded product")  # pragma: no cover
@@ -645,12 +659,16 @@ class _Builder(Transformer_NonRecursive):
         return node
 
     # -- prefix operators --
-    def _split(self, seq: _Seq) -> Tuple[n.Expr, Optional[_Seq]]:
-        """The argument of a prefix operator: a bracket right after it, else the whole product."""
+    def _split(self, seq: _Seq) -> Tuple[n.Expr, Optional[_Seq], list]:
+        """The argument of a prefix operator: a bracket right after it, else the whole product; and the scripts
+        written after that bracket, which apply to the operator's result (`\\exp(a)^2`, `\\mathbb{E}[x]^2`)."""
         op, first = seq.items[0]
-        if isinstance(first, _Group) and len(seq.items) > 1:
-            return first.expr, _Seq(seq.items[1:], seq.span)
-        return self.fold(seq), None
+        rest = _Seq(seq.items[1:], seq.span) if len(seq.items) > 1 else None
+        if isinstance(first, _Suffixed):
+            return first.group.expr, rest, first.suffixes
+        if isinstance(first, _Group) and rest is not None:
+            return first.expr, rest, []
+        return self.fold(seq), None, []
 
     def _with_rest(self, node: n.Expr, rest: Optional[_Seq]):
         if rest is None:
@@ -660,17 +678,18 @@ class _Builder(Transformer_NonRecursive):
     def func(self, meta, children):
         tok, seq = children
         _, name = _unwrap(str(tok))
-        arg, rest = self._split(seq)
+        arg, rest, suffixes = self._split(seq)
         span = _join(_tspan(tok), seq.items[0][1].span if rest is not None else seq.span)
-        return self._with_rest(FUNCTIONS.lookup(name).build(arg, span), rest)
+        node = self._suffix(FUNCTIONS.lookup(name).build(arg, span), suffixes, grouped=True)
+        return self._with_rest(node, rest)
 
     def expect(self, meta, children):
         tok = children[0]
         over = children[1] if len(children) == 3 else None
         seq = children[-1]
-        body, rest = self._split(seq)
+        body, rest, suffixes = self._split(seq)
         span = _join(_tspan(tok), seq.items[0][1].span if rest is not None else seq.span)
-        return self._with_rest(_nested(over, body, span), rest)
+        return self._with_rest(self._suffix(_nested(over, body, span), suffixes, grouped=True), rest)
 
     def bigop(self, meta, children):
         tok = children[0]
@@ -821,8 +840,11 @@ class _Builder(Transformer_NonRecursive):
         base, suffixes = children[0], children[1:]
         if not suffixes:
             return base
-        node = self._plain(base)
-        grouped = isinstance(base, _Group)
+        node = self._suffix(self._plain(base), suffixes, isinstance(base, _Group))
+        return _Suffixed(node, base, list(suffixes)) if isinstance(base, _Group) else node
+
+    def _suffix(self, node: n.Expr, suffixes, grouped: bool) -> n.Expr:
+        """`node` with its sub/superscripts, transposes, sample indices and primes applied in order."""
         for kind, arg, where in suffixes:
             span = _join(node.span, where)
             if kind == "sup" and not grouped and len(arg) == 1 and n.superscript_is_label(node, arg[0]):

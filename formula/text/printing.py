@@ -29,8 +29,8 @@ GREEK = spellings.GREEK_LETTERS
 
 # Binding strength of what a printed piece is, low to high. A child printed inside a parent that needs more
 # than the child offers is parenthesised. PREFIX is a function or expectation with its argument in brackets
-# (`exp(a)`, `E_q[f]`, `sg[a]`): what follows it is not swallowed, but a `^2` or `^\top` written after the
-# bracket would land inside it, so it is not an atom.
+# (`exp(a)`, `E_q[f]`, `sg[a]`): what follows it is not swallowed, and a `^2` written after the bracket applies
+# to the whole call (`exp(a)^2` is (exp a)^2), but it is not an atom (`^\top` is still bracketed).
 REL, ADD, NEG, MUL, PREFIX, POW, ATOM = 0, 10, 15, 20, 25, 30, 40
 
 
@@ -241,7 +241,8 @@ class _Printer:
         return Piece(f"{num}/{den}", MUL)
 
     def _print_Pow(self, node: n.Pow) -> Piece:
-        base = self.at(node.base, ATOM)
+        inner = self.piece(node.base)  # `exp(a)^2`, `E_q[f]^2`: the script applies to the bracketed call
+        base = inner.text if inner.prec == PREFIX and not inner.open_right else self.at(node.base, ATOM)
         if n.superscript_is_label(node.base, node.exp):  # `x^q` would name a variable: `(x)^q` is the power
             base = self.paren(base)
         return Piece(f"{base}^{self.superscript(self.at(node.exp, ADD))}", POW)
