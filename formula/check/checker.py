@@ -28,6 +28,7 @@ from .scope import Scope
 # Explicit families the compiler evaluates are those of `explicit_families` (the parser knows more spellings); `I`
 # in their arguments is the identity, so `\mathcal{N}(0, I)` and `\mathcal{N}(\mu, \sigma^2 I)` are diagonal Normals.
 IDENTITY = N.Var("I")
+SCHEDULE_STEP = N.Var("t", label="step")  # the variable of a schedule's signature (formula.families.schedule)
 MAX_NESTED_LOOPS = 4  # step-by-step sums inside step-by-step sums cost T^depth: refuse deeper nesting
 
 
@@ -477,6 +478,9 @@ class _Checker(Resolver):
         """The checked reference of a variable whose value is needed here (`data`: an argument of a declaration)."""
         if not isinstance(v, N.Var):
             return self.visit(v, scope)
+        scheduled = self.schedule_ref(v, scope)  # \bar\alpha_t of a declared fm.Schedule
+        if scheduled is not None:
+            return scheduled
         hooked = sequences.reference(self, v, scope)  # x_{<t}, z_{<l}, z_t of a drawn z_{\le T}: check.sequences
         if hooked is not None:
             return hooked
@@ -484,9 +488,7 @@ class _Checker(Resolver):
             return R.IndexRef(v, v.name)
         if v in scope.drawn:
             return R.DrawnRef(v, v)
-        scheduled = self.schedule_ref(v, scope)  # \bar\alpha_t of a declared fm.Schedule
-        if scheduled is not None:
-            return scheduled
+        self.refuse_unscheduled(v, scope)
         defined = self.defined_ref(v, scope)  # a defined variable (\hat x = ...): formula.check.definitions
         if defined is not None:
             return defined
@@ -517,19 +519,25 @@ class _Checker(Resolver):
 
     def schedule_ref(self, v: N.Var, scope: Scope) -> Optional[R.Call]:
         """`\\bar\\alpha_t`: the value of the declared schedule `\\bar\\alpha` at step t (a draw, a sum index, a number),
-        as a call of it. A variable indexed by a drawn step with no schedule declared is an error, not an input."""
-        if len(v.index) != 1 or isinstance(v.index[0], (N.Range, N.Before)):
+        as a call of it (a schedule's signature is over SCHEDULE_STEP, which no parsed signature has)."""
+        if len(v.index) != 1 or isinstance(v.index[0], (N.Range, N.Before)) or v in scope.drawn:
             return None
-        fn = self.function_for(var_text(v.base), 1)
-        if fn is not None and not fn.given:
-            return R.Call(v, fn.index, (self.ref(v.index[0], scope),))
+        name = var_text(v.base)
+        for d in self.decls:
+            if d.kind is DeclKind.FUNCTION and d.name == name and len(d.vars) == 1 and d.vars[0] == SCHEDULE_STEP:
+                return R.Call(v, d.index, (self.ref(v.index[0], scope),))
+        return None
+
+    def refuse_unscheduled(self, v: N.Var, scope: Scope) -> None:
+        """A variable indexed by a drawn step with no schedule declared is an error, not an input of its own."""
+        if len(v.index) != 1 or isinstance(v.index[0], (N.Range, N.Before)):
+            return
         drawn = [w for w in v.index[0].walk() if isinstance(w, N.Var) and w in scope.drawn]
         if drawn and _latent_key(v) not in self.latent_bases and scope.loop_of(v) is None:
             name = var_text(v.base)
             raise self.error(f"{var_text(v)} is indexed by the drawn {var_text(drawn[0])}: declare the values it "
                              f"takes at each step, fm.Schedule(\"{name}\", values) (values[0] at "
                              f"{var_text(drawn[0])} = 1)", v)
-        return None
 
     def refuse_typos(self) -> None:
         """A scalar input one edit away from a keyword or a declared name (`lg`, `Log`, `KL_`) is a typo that

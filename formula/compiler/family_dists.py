@@ -22,7 +22,6 @@ from ..errors import FormulaInputError
 from ..families.uniform_discrete import UniformDiscrete
 from ..text.printing import to_ascii as var_text
 from .refs import span_of
-from .values import align
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,17 @@ def _broadcast(values, like, ctx, elementwise: bool = True):
     if not elementwise:
         return tensors
     shapes = [t.shape for t in tensors] + ([like.shape] if torch.is_tensor(like) else [])
-    dims = max(len(s) for s in shapes)
-    tensors = [align(t, ctx.lead, dims) for t in tensors]
-    if torch.is_tensor(like):
-        like = align(like, ctx.lead, dims)
-    target = torch.broadcast_shapes(*[t.shape for t in tensors], *([like.shape] if torch.is_tensor(like) else []))
-    return [t.expand(target) for t in tensors]
+    widest = max(shapes, key=len)
+    shapes = [_per_example(s, widest, ctx.lead) for s in shapes]
+    target = torch.broadcast_shapes(*shapes)
+    return [t.reshape(_per_example(t.shape, widest, ctx.lead)).expand(target) for t in tensors]
+
+
+def _per_example(shape: torch.Size, widest: torch.Size, lead: int) -> torch.Size:
+    """A `[batch]` shape as `[batch, 1, ...]` against a wider `[batch, *event]` one (its examples, not its event)."""
+    if len(shape) == lead < len(widest) and shape == widest[:lead]:
+        return shape + (1,) * (len(widest) - lead)
+    return shape
 
 
 def _bounds(values, fam: R.ExplicitFamily, text: str):
@@ -160,4 +164,4 @@ register_family("Categorical", D.Categorical, lambda pi: D.Categorical(probs=pi,
 register_family("UniformDiscrete", UniformDiscrete, UniformDiscrete, params=("low", "high"), integers=True,
                 usage=r"\mathcal{U}\{1, \ldots, T\}")
 
-__all__ = ["FamilyBuild", "register_family", "family_build", "family_dist", "reference", "align"]
+__all__ = ["FamilyBuild", "register_family", "family_build", "family_dist", "reference"]
