@@ -336,3 +336,4 @@ __all__ = ["B", "CASES", "Case", "case", "labels_one_hot"]
 from . import cases_experts  # noqa: E402,F401  (products and mixtures of experts, autoregressive)
 from . import cases_flows  # noqa: E402,F401  (normalizing flows: zuko flows, planar-flow VI)
 from . import cases_games  # noqa: E402,F401  (WGAN-GP, FactorVAE, critics' divergences)
+from . import cases_explicit  # noqa: E402,F401  (explicit families, DDPM, denoising score matching)
