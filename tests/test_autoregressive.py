@@ -149,8 +149,22 @@ def test_declaration_and_input_mistakes_are_formula_errors():
         fm.Autoregressive("p(x)", net=lambda x: {"logits": x})
     with pytest.raises(fm.FormulaInputError, match="must be in \\[0.0, 1.0\\].*scale raw data"):
         fm.Autoregressive("p(x)", net=net).log_prob(x=torch.full((2, D_), 3.0))
+    with pytest.raises(fm.FormulaCheckError, match="returns the parameters of a Bernoulli, but family=Normal"):
+        fm.Autoregressive("p(x)", net=net, family=fm.Normal)
+    assert fm.Autoregressive("p(x)", net=made_for(fm.Normal)).family is fm.Normal  # the MADE's own family
     with pytest.raises(fm.FormulaCheckError, match="classes="):
         fm.MADE(4, family=fm.Categorical)
     bad = fm.Autoregressive("p(x)", net=lambda x: {"loc": x}, family=fm.Bernoulli, features=D_)
     with pytest.raises(fm.FormulaInputError, match="not the parameters of a Bernoulli"):
         bad.log_prob(x=data(fm.Bernoulli))
+
+
+@pytest.mark.parametrize("family, estimator", [(fm.Normal, "reparameterised"), (fm.Bernoulli, "score-function")])
+def test_an_expectation_over_it_draws_in_d_passes_with_the_right_estimator(family, estimator):
+    net = made_for(family)
+    objective = fm.compile("E_{p(x)}[log p(x)]", [fm.Autoregressive("p(x)", net=net)])
+    assert f"draw x ~ p(x) [Autoregressive, {estimator}" in objective.explain()
+    value = objective(batch_size=6)
+    assert value.shape == (6,) and torch.isfinite(value).all()
+    value.mean().backward()
+    assert all(q.grad is not None for q in net.parameters())

@@ -148,14 +148,22 @@ class Autoregressive(Declaration):
     """`p(x) = prod_i p(x_i | x_{<i})` from one network returning every conditional's parameters at once.
 
     `family` is an elementwise declared family (fm.Bernoulli, fm.Normal, fm.Categorical, ...), whose parameter
-    names the net's dict uses (a tensor is taken as `logits`); `features` is D (read from `net.features` when it
-    has one, as `fm.MADE` does). Values are `[batch, D]`.
+    names the net's dict uses (a tensor is taken as `logits`); by default the family an `fm.MADE` was built for,
+    else fm.Bernoulli. `features` is D (read from `net.features` when it has one, as `fm.MADE` does). Values are
+    `[batch, D]`.
     """
 
-    def __init__(self, signature: str, net: Callable, family: type = Bernoulli, *, features: Optional[int] = None):
+    def __init__(self, signature: str, net: Callable, family: Optional[type] = None, *,
+                 features: Optional[int] = None):
         super().__init__(signature)
+        made_for = getattr(net, "family", None)  # what an fm.MADE was built to return
+        family = family if family is not None else made_for if made_for is not None else Bernoulli
         if not (isinstance(family, type) and issubclass(family, Distribution) and family.torch_family is not None):
             raise self._declaration_error(f"family= must be a declared family such as fm.Bernoulli, got {family!r}")
+        if made_for is not None and made_for is not family:
+            raise self._declaration_error(f"its net returns the parameters of a {made_for.__name__}, but "
+                                          f"family={family.__name__}; build the net with family=fm."
+                                          f"{family.__name__} or declare family=fm.{made_for.__name__}")
         if not callable(net):
             raise self._declaration_error(f"net= must be an nn.Module or a callable, got {type(net).__name__}")
         features = features if features is not None else getattr(net, "features", None)
