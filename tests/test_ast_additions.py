@@ -158,3 +158,17 @@ def test_near_misses_are_syntax_errors_with_a_caret(text, message, at):
 ])
 def test_a_script_after_a_call_bracket_applies_to_the_call(text, tree):
     assert one(text) == tree
+
+
+@pytest.mark.parametrize("text, absorbed", [
+    (r"\sum_{y'} q(y'|x')\left(a + b\right) + \alpha \log q(y|x)", False),  # issue 12 item 8
+    (r"\sum_{y'} q(y'|x') f(y') + \alpha \log q(y|x)", False),
+    (r"\sum_{y} q(y|x) f(y) + \alpha \log q(\tilde y|x)", False),
+    (r"\sum_{y} q(y|x) f(y) + \alpha \log q(y'|x)", False),
+    (r"\sum_{y} q(y|x)\left(a\right) + \alpha \log q(y|x)", True),  # uses y: docs/language.md §1
+    (r"\sum_{y'} q(y'|x') f(y') - \log q(y'|x)", True),
+])
+def test_an_unbracketed_sum_takes_only_terms_that_use_its_index(text, absorbed):
+    tree = one(text)
+    assert isinstance(tree, n.Sum) == absorbed
+    assert parse(to_ascii(tree)) == n.Program((tree,))

@@ -451,13 +451,14 @@ class _Fail(Exception):
 
 def _uses(node: n.Node, var: n.Var) -> bool:
     """Whether `var` occurs free in `node`: a variable a KL, an entropy or a sampler integrates over is bound
-    there (M2's `\\sum_y q(y|x) f(y) + H[q(y|x)]` keeps the entropy outside the sum), but its indices are not."""
+    there (M2's `\\sum_y q(y|x) f(y) + H[q(y|x)]` keeps the entropy outside the sum), but its indices are not.
+    Primes, marks and labels make another variable: `\\sum_{y'} q(y'|x') f(y') + \\log q(y|x)` keeps the log out."""
     stack = [node]
     while stack:
         x = stack.pop()
-        if isinstance(x, n.Var) and (x == var or (x.name == var.name and not x.index and not var.index)):
+        if isinstance(x, n.Var) and x == var:  # `y'`, `\\tilde y`, `y^e` are other variables than `y` (issue 12.8)
             return True
-        if isinstance(x, (n.Sum, n.Prod)) and x.index.name == var.name:  # its own index shadows ours
+        if isinstance(x, (n.Sum, n.Prod)) and x.index == var:  # its own index shadows ours
             stack.extend(b for b in (x.lower, x.upper, x.within) if b is not None)
             continue
         bound = ((x.left, x.right) if isinstance(x, n.Divergence) else (x.dist,) if isinstance(x, n.Entropy)
