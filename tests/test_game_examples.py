@@ -1,4 +1,4 @@
-"""examples/wgan_gp.py and examples/factorvae.py --smoke: each checks its LaTeX against its ASCII, trains, writes its
+"""examples/wgan_gp.py, examples/factorvae.py and examples/avb.py --smoke: each checks its LaTeX against its ASCII, trains, writes its
 PNGs and ends with its metric; the generated shapes' factors and the disentanglement metric are checked on known
 encoders."""
 
@@ -14,6 +14,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WGAN_GP_METRIC = re.compile(r"^modes covered of 8 \(share within 3σ\): WGAN-GP [0-8]/8 \(\d+\.\d%\)$")
 FACTORVAE_METRIC = re.compile(r"^FactorVAE disentanglement metric \(0\.25 is chance\): FactorVAE \d\.\d{3}, "
                               r"VAE \d\.\d{3}$")
+AVB_METRIC = re.compile(r"^held-out per image: E_q\[log p\(x\|z\)\] AVB -?\d+\.\d\d vs VAE -?\d+\.\d\d; KL term "
+                        r"\(AVB: E_q\[T\]\) AVB -?\d+\.\d\d vs VAE -?\d+\.\d\d$")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,6 +49,15 @@ def test_factorvae_smoke_run_writes_the_traversals_and_ends_with_the_metric(tmp_
     assert set(scores) == {"FactorVAE", "VAE"} and all(0.0 <= s <= 1.0 for s in scores.values())
     for name in ("traversals_factorvae.png", "traversals_vae.png"):
         assert (tmp_path / name).read_bytes()[:8] == PNG
+
+
+def test_avb_smoke_run_writes_the_reconstructions_and_ends_with_the_metric(tmp_path, capsys, monkeypatch):
+    results, lines = _run(monkeypatch, capsys, "avb", ["--hidden", "32", "--out", str(tmp_path)])
+    out = "\n".join(lines)
+    assert "where z = z_φ(x, ε)" in out  # the implicit encoder, defined in the formula
+    assert AVB_METRIC.match(lines[-1]), lines[-1]
+    assert set(results) == {"AVB", "VAE"} and all(r["reconstruction"] < 0 for r in results.values())
+    assert (tmp_path / "reconstructions.png").read_bytes()[:8] == PNG
 
 
 def test_the_shapes_have_four_independent_factors_and_the_metric_tells_them_apart(monkeypatch):

@@ -1,7 +1,8 @@
 """Contract cases for issue 10's later objectives: WGAN-GP's critic loss with its definitions in a where clause,
 FactorVAE's model objective (the density-ratio KL of the aggregate posterior against its permuted marginals) and its
-discriminator's, a density-ratio KL of a conditional, and the Wasserstein critic form -- each against hand-written
-PyTorch making the same draws in the same order."""
+discriminator's, a density-ratio KL of a conditional, the Wasserstein critic form, and AVB's model and adversary
+objectives with the implicit encoder defined in a where clause -- each against hand-written PyTorch making the same
+draws in the same order."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ FACTOR_VAE = SAMPLE_ONLY + (r"E_{p_data(x)}[E_{q(z|x)}[\log p(x|z)] - KL(q(z|x) 
                             r" - \gamma \mathrm{KL}_D(q(z) \| \bar q(z))")
 DISCRIMINATOR = SAMPLE_ONLY + r"E_{q(z)}[\log D(z)] + E_{z' \sim \bar q(z)}[\log(1 - D(z'))]"
 WASSERSTEIN = "\\tilde x = G(z)\n\\tilde x \\sim P_g\n" + r"W_f(P_r \| P_g)"
+AVB_WHERE = r" \quad \text{where} \quad z = z_\phi(x, \epsilon)"
+AVB_MODEL = r"E_{p_D(x)}[E_{\epsilon \sim p(\epsilon)}[-T(x, z) + \log p(x|z)]]" + AVB_WHERE
+AVB_ADVERSARY = (r"E_{p_D(x)}[E_{\epsilon \sim p(\epsilon)}[\log \sigma(T(x, z))]]"
+                 r" + E_{p_D(x)}[E_{z \sim p(z)}[\log(1 - \sigma(T(x, z)))]]" + AVB_WHERE)
 
 
 def _x() -> Inputs:
@@ -113,3 +118,43 @@ case("factorvae-discriminator", DISCRIMINATOR, inputs=_x, draws=["z"], reference
 case("density-ratio-kl", r"\mathrm{KL}_D(q(z|x) \| p(z))", inputs=_x, draws=["z"], reference=_ratio_ref)(_ratio)
 case("wasserstein-critic", WASSERSTEIN, inputs=_x, draws=["z"], reference=_wasserstein_ref)(
     lambda: _critic_and_generator("f(x)"))
+
+
+class _Pair(nn.Module):
+    """(a, b) -> a network of both, concatenated."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, 8), nn.Tanh(), nn.Linear(8, n_out))
+
+    def forward(self, a, b):
+        return self.net(torch.cat([a, b], -1))
+
+
+def _avb(decoder: bool = True) -> Declarations:
+    torch.manual_seed(0)
+    q, p, prior = vae()
+    return (fm.Data("p_D(x)"), fm.Function(r"z_\phi(x, \epsilon)", net=_Pair(X + Z, Z)),
+            fm.Function("T(x, z)", net=_Pair(X + Z, 1)), fm.Normal(r"p(\epsilon)", loc=0.0, scale=1.0, shape=(Z,)),
+            prior, *((p,) if decoder else ()))
+
+
+def _avb_model_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
+    _, encoder, t, noise, _, p = decls
+    x = inputs["x"]
+    z = encoder.net(x, _prior(noise, x, x.shape[0]))
+    return -t.net(x, z).squeeze(-1) + bern(p.net(z=z)).log_prob(x)
+
+
+def _avb_adversary_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
+    _, encoder, t, noise, prior = decls
+    x = inputs["x"]
+    z = encoder.net(x, _prior(noise, x, x.shape[0]))
+    real = torch.log(torch.sigmoid(t.net(x, z)))
+    fake = torch.log(1 - torch.sigmoid(t.net(x, _prior(prior, x, x.shape[0]))))
+    return (real + fake).squeeze(-1)
+
+
+case("avb-model", AVB_MODEL, inputs=_x, draws=["epsilon"], reference=_avb_model_ref)(_avb)
+case("avb-adversary", AVB_ADVERSARY, inputs=_x, draws=["epsilon", "z"], reference=_avb_adversary_ref)(
+    lambda: _avb(decoder=False))
