@@ -4,8 +4,8 @@ samplers and draw statements, each against hand-written torch.distributions code
 import pytest
 import torch
 from torch import nn
-from torch.distributions import (Bernoulli, Beta, Categorical, Independent, Laplace, Normal, Uniform,
-                                 kl_divergence)
+from torch.distributions import (Bernoulli, Beta, Categorical, Dirichlet, Gamma, Independent, Laplace, Normal,
+                                 Poisson, Uniform, kl_divergence)
 
 import formula as fm
 from models import X, Z, binary, vae
@@ -31,6 +31,29 @@ def test_log_density_of_each_family_equals_torch():
     ]
     for text, inputs, hand in cases:
         torch.testing.assert_close(fm.compile(text)(**inputs), hand, msg=text)
+
+
+def test_more_families_as_log_densities():
+    rate = torch.rand(B, 3) + 0.5
+    k = torch.poisson(rate)
+    torch.testing.assert_close(fm.compile(r"\log \mathrm{Pois}(k \mid \lambda)")(k=k, **{"lambda": rate}),
+                               Independent(Poisson(rate), 1).log_prob(k))
+    torch.testing.assert_close(fm.compile(r"\log \mathrm{Gamma}(y \mid a, c)")(y=rate, a=2.0, c=3.0),
+                               Independent(Gamma(torch.full_like(rate, 2.0), 3.0), 1).log_prob(rate))
+    pi = torch.softmax(torch.randn(B, 3), -1)
+    torch.testing.assert_close(fm.compile(r"\log \mathrm{Dir}(\pi \mid \alpha)")(pi=pi, alpha=rate),
+                               Dirichlet(rate).log_prob(pi))
+
+
+def test_a_family_with_a_spelling_but_no_torch_builder_is_a_check_error():
+    from formula.lang import spellings
+
+    row = spellings.register_family("StudentT", "StudentT")
+    try:
+        with pytest.raises(fm.FormulaCheckError, match="not evaluated yet"):
+            fm.compile(r"\log \mathrm{StudentT}(x \mid \nu)")
+    finally:
+        spellings.unregister(row)
 
 
 def test_categorical_log_density_and_density_value():
@@ -138,7 +161,6 @@ def test_draw_statement_and_bare_items():
     (r"\mathbb{E}_{t, z}[t]", "nothing says how t is drawn"),
     (r"H[\mathcal{N}(0, I)]", "depends on its dimension"),
     (r"\log \mathcal{N}(x \mid \mu, \sigma, \tau)", "Normal takes 1 to 2 parameter"),
-    (r"\log \mathrm{Poisson}(x \mid \lambda)", "not evaluated yet"),
     (r"\mathbb{E}_{\mathcal{N}(0, I)}[f]", "say which one variable is drawn"),
     (r"t \sim \mathcal{U}\{1, \ldots, T\}; \mathbb{E}_{t}[\bar\beta_t] + \mathbb{E}_{t' \sim \mathcal{U}\{1, T\}}[t']",
      "declare the values it takes at each step"),

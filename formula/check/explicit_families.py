@@ -58,6 +58,10 @@ for _spec in (
     FamilySpec("Beta", ("alpha", "beta"), 0, r"\mathrm{Beta}(x \mid a, b)"),
     FamilySpec("Uniform", ("low", "high"), 0, r"\mathcal{U}[0, 1]"),
     FamilySpec("UniformDiscrete", ("low", "high"), 0, r"\mathcal{U}\{1, \ldots, T\}"),
+    FamilySpec("Gamma", ("shape", "rate"), 0, r"\mathrm{Gamma}(x \mid \alpha, \beta)"),
+    FamilySpec("Exponential", ("rate",), 0, r"\mathrm{Exp}(x \mid \lambda)"),
+    FamilySpec("Poisson", ("rate",), 0, r"\mathrm{Pois}(k \mid \lambda)"),
+    FamilySpec("Dirichlet", ("concentration",), 0, r"\mathrm{Dir}(\pi \mid \alpha)"),
 ):
     register_family_spec(_spec)
 

@@ -126,9 +126,11 @@ def family_dist(fam: R.ExplicitFamily, b):
             dist = build.make(*_broadcast(values, like if build.elementwise else None, ctx, build.elementwise))
             if ctx.validate:
                 _validate(dist, text, src)
-        if event_dims is None:
-            event_dims = max(0, len(dist.batch_shape) - ctx.lead)
-        return D.Independent(dist, event_dims, validate_args=False) if event_dims else dist
+        if event_dims is None:  # every dimension beyond the examples is part of one event
+            extra = max(0, len(dist.batch_shape) - ctx.lead)
+        else:  # the value has `event_dims` event dimensions, some of them the family's own (Dirichlet's)
+            extra = max(0, min(event_dims - len(dist.event_shape), len(dist.batch_shape)))
+        return D.Independent(dist, extra, validate_args=False) if extra else dist
 
     return make
 
@@ -161,6 +163,14 @@ register_family("Uniform", D.Uniform, lambda lo, hi: D.Uniform(lo, hi, validate_
                 usage=r"\mathcal{U}[0, 1]")
 register_family("Categorical", D.Categorical, lambda pi: D.Categorical(probs=pi, validate_args=False),
                 params=("probabilities",), elementwise=False, usage=r"\mathrm{Cat}(y \mid \pi)")
+register_family("Gamma", D.Gamma, lambda a, rate: D.Gamma(a, rate, validate_args=False), params=("shape", "rate"),
+                usage=r"\mathrm{Gamma}(x \mid \alpha, \beta)")
+register_family("Exponential", D.Exponential, lambda rate: D.Exponential(rate, validate_args=False),
+                params=("rate",), usage=r"\mathrm{Exp}(x \mid \lambda)")
+register_family("Poisson", D.Poisson, lambda rate: D.Poisson(rate, validate_args=False), params=("rate",),
+                usage=r"\mathrm{Pois}(k \mid \lambda)")
+register_family("Dirichlet", D.Dirichlet, lambda a: D.Dirichlet(a, validate_args=False), params=("concentration",),
+                elementwise=False, usage=r"\mathrm{Dir}(\pi \mid \alpha)")
 register_family("UniformDiscrete", UniformDiscrete, UniformDiscrete, params=("low", "high"), integers=True,
                 usage=r"\mathcal{U}\{1, \ldots, T\}")
 
