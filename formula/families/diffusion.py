@@ -32,7 +32,7 @@ __all__ = ["linear_betas", "DiffusionPosterior", "DiffusionReverse"]
 
 def linear_betas(steps: int, start: float = 1e-4, end: float = 0.02) -> torch.Tensor:
     """The paper's linear schedule beta_1..beta_T (float64 `[T]`; the declarations keep the default dtype)."""
-    return torch.linspace(start, end, steps, dtype=torch.float64)
+    return torch.linspace(start, end, steps, dtype=torch.float64, device="cpu")  # numbers, not a model's tensor
 
 
 class _Diffusion(Declaration):
@@ -45,7 +45,12 @@ class _Diffusion(Declaration):
         if len(self.given_names) != self.conditions:
             raise FormulaCheckError(f"{type(self).__name__} {signature}: takes {self.conditions} conditions "
                                     f"({self._expected()}), got {len(self.given_names)}", signature, self._whole())
-        betas = torch.as_tensor(betas, dtype=torch.float64)
+        # the schedule is computed on the CPU (a tensor given on a device is copied there), then placed on the
+        # default device like any module's buffers (the meta device under `with torch.device("meta")`)
+        if torch.is_tensor(betas) and betas.device.type == "meta":
+            raise FormulaCheckError(f"{type(self).__name__} {signature}: betas= has no values (a meta tensor); "
+                                    "give numbers or a CPU tensor", signature, self._whole())
+        betas = torch.as_tensor(betas, dtype=torch.float64, device="cpu")
         if betas.dim() != 1 or len(betas) < 2 or not ((betas > 0) & (betas < 1)).all():
             raise FormulaCheckError(f"{type(self).__name__} {signature}: betas= must be T >= 2 numbers in (0, 1)",
                                     signature, self._whole())
@@ -56,7 +61,7 @@ class _Diffusion(Declaration):
         dtype = torch.get_default_dtype()
         for name, value in (("betas", betas), ("alpha_bar", alpha_bar), ("alpha_bar_prev", prev),
                             ("posterior_variance", posterior)):
-            self.register_buffer(name, value.to(dtype))
+            self.register_buffer(name, value.to(dtype=dtype, device=torch.get_default_device()))
         self.steps = len(betas)
 
     def _expected(self) -> str:
@@ -73,7 +78,8 @@ class _Diffusion(Declaration):
         if t.is_floating_point():
             t = t.round()
         t = t.long()
-        if t.numel() and (int(t.min()) < 1 or int(t.max()) > self.steps):
+        checkable = t.numel() and t.device.type != "meta" and not torch.compiler.is_compiling()
+        if checkable and (int(t.min()) < 1 or int(t.max()) > self.steps):
             raise self._input_error(f"t must be an integer in 1..{self.steps}, got values in "
                                     f"{int(t.min())}..{int(t.max())}")
         value = getattr(self, name).to(like.dtype)[t - 1]

@@ -337,4 +337,5 @@ from . import cases_experts  # noqa: E402,F401  (products and mixtures of expert
 from . import cases_flows  # noqa: E402,F401  (normalizing flows: zuko flows, planar-flow VI)
 from . import cases_games  # noqa: E402,F401  (WGAN-GP, FactorVAE, critics' divergences)
 from . import cases_explicit  # noqa: E402,F401  (explicit families, DDPM, denoising score matching)
+from . import cases_diffusion  # noqa: E402,F401  (an EBM, DDPM's bound's KL, NCSN over several sigmas)
 from . import cases_sequences  # noqa: E402,F401  (hierarchies per level, the DMM over an RNN, slices, exact sums)
