@@ -31,6 +31,8 @@ _LAZY = {
     "Flow": "families.flow", "Transform": "families.transform", "PlanarFlow": "families.planar",
     "ProductOfExperts": "families.experts", "Mixture": "families.mixture",
     "Autoregressive": "families.autoregressive", "MADE": "families.made",
+    "EnergyBased": "families.energy", "Langevin": "samplers", "AnnealedLangevin": "samplers", "Ancestral": "samplers",
+    "DiffusionPosterior": "families.diffusion", "DiffusionReverse": "families.diffusion",
     "compile": "compiler.objective", "Objective": "compiler.objective",
     "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
     "Alternating": "train.games", "Game": "train.games",
