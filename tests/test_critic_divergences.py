@@ -85,6 +85,7 @@ class _Encoder(nn.Module):
     ("q(z) = E_{p_data(x)}[q(z|x)]\n" + r"\bar q(z) = \prod_j q(z_j)" + "\n" + r"KL(q(z) \| \bar q(z))",
      "sample-only distribution, which has no density; estimate it with a critic D"),
     (r"\mathrm{KL}_D(q(z, w) \| r(z))", "cannot be drawn from here"),
+    (r"\mathrm{KL}_F(q(z|x) \| r(z))", "the subscript F of KL_F would name its critic, but no function F"),
 ])
 def test_divergences_that_cannot_be_estimated_say_why(text, message):
     decls = [fm.Normal("q(z|x)", net=_Encoder()), fm.Data("p_data(x)"),

@@ -84,6 +84,12 @@ def check_divergence(node: N.Divergence, checker, scope):
     critic = _critic(node, checker)
     if critic is not None:
         return _estimate(node, critic, checker, scope)
+    sub = getattr(node, "sub", None)
+    if sub and node.kind in _FORMS and not sub.isdigit():
+        functions = ", ".join(d.text or d.name for d in checker.decls if d.kind is DeclKind.FUNCTION) or "none"
+        raise checker.error(f"the subscript {sub} of {node.kind}_{sub} would name its critic, but no function "
+                            f"{sub}(.) of one argument is declared (functions: {functions}): declare it, e.g. "
+                            f"fm.Function('{sub}(z)', net=...), or drop the subscript", node)
     if node.kind in _FORMS and node.kind != "KL":
         raise checker.error(f"{node.kind} is estimated with a critic: name it in the subscript, e.g. "
                             f"{_example(node.kind)}, with a declared fm.Function of one argument", node)
