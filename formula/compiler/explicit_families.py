@@ -10,6 +10,8 @@ which, as it does for declared distributions.
 
 from __future__ import annotations
 
+from torch.distributions import Distribution, ExponentialFamily
+
 from ..check import resolved as R
 from ..check.divergences import Needs
 from ..errors import FormulaInputError
@@ -132,11 +134,21 @@ def kl_with_families(node: R.Divergence, b):
 
     def kl_mc(ctx):
         p, q = pair(ctx)
-        z = estimator.draw(p, sample_shape(p, ctx.n))
-        log_p = p.log_prob(z)
-        return estimator.surrogate(log_p - q.log_prob(z), log_p)
+        return one_draw(p, ctx.n, estimator, lambda z, log_p: log_p - q.log_prob(z))
 
     return kl_mc
+
+
+def _own_entropy(cls: type) -> bool:
+    """Whether a family computes its entropy itself (Poisson inherits ExponentialFamily's, which raises)."""
+    return any("entropy" in vars(k) for k in cls.__mro__ if k not in (ExponentialFamily, Distribution))
+
+
+def one_draw(p, n: int, estimator, value_of):
+    """`value_of(z, log p(z))` at one draw z per example from `p`, with the estimator's gradient surrogate."""
+    z = estimator.draw(p, sample_shape(p, n))
+    log_p = p.log_prob(z)
+    return estimator.surrogate(value_of(z, log_p), log_p)
 
 
 def _like(dist):
@@ -155,19 +167,13 @@ def build_family_entropy(node: R.FamilyEntropy, b):
     make, fam = family_dist(node.family, b), node.family
     cls = family_build(fam.family).torch_class
     what = f"H[{var_text(fam.src)}]"
-    if closed_form.entropy_known(cls):
+    if closed_form.entropy_known(cls) and _own_entropy(cls):
         b.note(P.ClosedFormStep(what, cls.__name__))
         return lambda ctx: make(ctx).entropy()
     estimator = estimator_for(fam, b)
     b.note(P.MonteCarloStep(what, f"-log p at one draw ({estimator.label})"))
 
-    def entropy_mc(ctx):
-        d = make(ctx)
-        z = estimator.draw(d, sample_shape(d, ctx.n))
-        log_p = d.log_prob(z)
-        return estimator.surrogate(-log_p, log_p)
-
-    return entropy_mc
+    return lambda ctx: one_draw(make(ctx), ctx.n, estimator, lambda z, log_p: -log_p)
 
 
 __all__ = ["family_draw_step", "kl_with_families", "build_family_entropy", "estimator_for", "Fixed"]
