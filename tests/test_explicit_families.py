@@ -184,3 +184,18 @@ def test_per_example_values_broadcast_per_example():
     a = torch.tensor([1.0, 2.0, 3.0])
     obj = fm.compile(r"\| a f(x) \|^2", [f])
     torch.testing.assert_close(obj(x=x, a=a), ((a[:, None] * x) ** 2).sum(-1))
+
+
+def test_a_family_parameter_may_be_a_draw():
+    """`E_{z \\sim q(z|x)} E_{w \\sim \\mathcal{N}(z, \\sigma^2 I)}`: w is shaped like the drawn z, reparameterised."""
+    q, _, _ = vae()
+    x = binary(B)
+    obj = fm.compile(r"\mathbb{E}_{z \sim q(z|x)} \mathbb{E}_{w \sim \mathcal{N}(z, \sigma^2 I)}"
+                     r"[\log \mathcal{N}(w \mid z, I)]", [q])
+    assert "draw w ~ \\mathcal{N}(z, sigma^2 * I) [Normal, reparameterised]" in obj.explain()
+    torch.manual_seed(0)
+    value = obj(x=x, sigma=0.3)
+    torch.manual_seed(0)
+    z = q.condition(x).rsample()
+    w = z + 0.3 * torch.randn_like(z)
+    torch.testing.assert_close(value, Independent(Normal(z, 1.0), 1).log_prob(w))
