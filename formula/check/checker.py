@@ -360,9 +360,9 @@ class _Checker(Resolver):
         steps = []
         for f in draws.joint.factors:
             given = tuple(self.ref(g, inner) for g in f.given)
-            if self.decls[f.decl].kind is DeclKind.DATA:
-                values = tuple(self.ref(v, inner) for v in f.vars)
-                steps.append(R.Draw(R.Bound(f, values, given), data=True))
+            if self.decls[f.decl].kind is DeclKind.DATA:  # the batch's values: one step per variable, (x, y)
+                steps.extend(R.Draw(R.Bound(R.Factor(f.decl, (v,), f.given), (self.ref(v, inner),), given), data=True)
+                             for v in f.vars)
                 continue
             if len(f.vars) != 1:
                 raise self.error("a declaration over several variables cannot be sampled from yet", f.vars[0])
