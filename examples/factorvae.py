@@ -1,6 +1,6 @@
 """FactorVAE (Kim and Mnih, 2018) on dSprites in miniature, against the plain VAE of the same size.
 
-    python examples/factorvae.py                 # about two minutes of one idle CPU core (both models)
+    python examples/factorvae.py                 # under a minute of one idle CPU core (both models)
     python examples/factorvae.py --smoke --out runs/ci-smoke
 
 The data are 16x16 images of a square, a disc or a triangle drawn from four known independent factors (shape,

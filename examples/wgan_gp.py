@@ -1,6 +1,6 @@
 """WGAN-GP on the 2-D ring of 8 Gaussians, with the critic's loss as Gulrajani et al. (2017, eq. 3) write it.
 
-    python examples/wgan_gp.py                  # about two minutes of one idle CPU core
+    python examples/wgan_gp.py                  # about a minute of one idle CPU core (8,000 steps)
     python examples/wgan_gp.py --smoke --out runs/ci-smoke
 
 The critic minimises L, the paper's loss with its interpolate and ε written in a where clause; the generator
@@ -63,7 +63,7 @@ class Critic(nn.Module):
 
 def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100, help="epochs (100 steps of either player an epoch)")
+    parser.add_argument("--epochs", type=int, default=80, help="epochs (100 steps of either player an epoch)")
     parser.add_argument("--latent", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=256)
