@@ -9,7 +9,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
 import formula as fm
-from models import H, X, Z
+from models import X, Z
 
 B, T = 5, 4
 

@@ -8,7 +8,7 @@ from torch.distributions import Categorical
 
 import formula as fm
 from formula.train.sources import Sources, cycle_longest
-from models import C, X, binary
+from models import C, binary
 from test_compile_models import m2, m2_inner_by_hand
 
 INNER = r"\log p(x|y,z) + \log p(y) + \log p(z) - \log q(z|x,y)"

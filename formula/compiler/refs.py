@@ -58,6 +58,28 @@ def index_fn(item, b) -> Callable[[Ctx], Any]:
     raise b.error("this index cannot be evaluated (use numbers, sum indices and scalars)", item)
 
 
+def length_of(bound: N.Var, sequences, b) -> Callable[[Ctx], int]:
+    """A bare upper bound (`T`): a bound sum index, else an input `T=` (a positive integer), else the length of
+    the first of `sequences` given as `[batch, T, ...]`."""
+    name, iname, text = bound.name, var_text(bound), b.text
+
+    def upper(ctx):
+        if name in ctx.env:
+            return ctx.env[name]
+        if iname in ctx.inputs:
+            value = as_int(ctx.inputs, iname, bound, text)
+            if value < 1:
+                raise FormulaInputError(f"{iname} must be at least 1, got {value}", text, span_of(bound))
+            return value
+        for s in sequences:
+            seq = ctx.inputs.get(s)
+            if torch.is_tensor(seq) and seq.dim() >= 2:
+                return seq.shape[1]
+        raise FormulaInputError(f"no value for {iname}: pass {iname}=... or a sequence", text, span_of(bound))
+
+    return upper
+
+
 def _vec_or(fn, values):
     return VECTOR if any(v == VECTOR for v in values) else fn(values)
 
@@ -160,5 +182,5 @@ def _sequence_step(ctx, base, ints, key, concrete, v, text):
                             span_of(v))
 
 
-__all__ = ["index_fn", "key_fn", "as_int", "span_of"]
+__all__ = ["index_fn", "key_fn", "as_int", "span_of", "length_of"]
 from . import slices  # noqa: E402,F401  (registers the builders of slices and prefix draws)

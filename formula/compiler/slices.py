@@ -11,7 +11,7 @@ from ..estimators.draws import sample_shape
 from ..text.printing import to_ascii as var_text
 from . import plan as P
 from .context import VECTOR
-from .refs import index_fn, span_of
+from .refs import index_fn, length_of, span_of
 from .registry import builds
 
 
@@ -39,21 +39,7 @@ def _upper_fn(hi_node, b, source):
 
     if not (isinstance(hi_node, N.Var) and not hi_node.index):
         return index_fn(hi_node, b)
-    name, iname, text = hi_node.name, var_text(hi_node), b.text
-    sequences = (source,) if source is not None else tuple(sorted(b.checked.sequences))
-
-    def upper(ctx):
-        if name in ctx.env:
-            return ctx.env[name]
-        if iname in ctx.inputs:
-            return int(ctx.inputs[iname])
-        for seq in sequences:
-            value = ctx.inputs.get(seq)
-            if torch.is_tensor(value) and value.dim() >= 2:
-                return value.shape[1]
-        raise FormulaInputError(f"no value for {iname}: pass {iname}=... or a sequence", text, span_of(hi_node))
-
-    return upper
+    return length_of(hi_node, (source,) if source is not None else tuple(sorted(b.checked.sequences)), b)
 
 
 @builds(PrefixRef)

@@ -11,7 +11,7 @@ from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
 from . import plan as P
 from .context import VECTOR
-from .refs import as_int, index_fn, span_of
+from .refs import index_fn, length_of, span_of
 from .registry import builds
 
 
@@ -110,27 +110,7 @@ def upper_bound(node: R.LoopSum, b):
     bound = node.upper
     if not (isinstance(bound, N.Var) and not bound.index):
         return index_fn(bound, b)
-    iname, sequences, text = var_text(bound), node.sequences, b.text
-
-    def upper(ctx):
-        if bound.name in ctx.env:
-            return ctx.env[bound.name]
-        if iname in ctx.inputs:
-            return _length(ctx, iname, bound, text)
-        for s in sequences:
-            seq = ctx.inputs.get(s)
-            if torch.is_tensor(seq) and seq.dim() >= 2:
-                return seq.shape[1]
-        raise FormulaInputError(f"no value for {iname}: pass {iname}=... or a sequence", text, span_of(bound))
-
-    return upper
-
-
-def _length(ctx, name, node, text) -> int:
-    value = as_int(ctx.inputs, name, node, text)
-    if value < 1:
-        raise FormulaInputError(f"{name} must be at least 1, got {value}", text, span_of(node))
-    return value
+    return length_of(bound, node.sequences, b)
 
 
 __all__ = ["upper_bound"]

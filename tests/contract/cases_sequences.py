@@ -13,7 +13,9 @@ from test_enumerated_inputs import C as CLASSES, Concat, _Logits
 from test_levels import HIER, L, by_hand as hierarchy_by_hand, hierarchy
 from test_sequence_functions import KRISHNAN, dmm, dmm_by_hand
 from test_slices import FACTORISED, T, bern, factorised, normal, sequence
-from models import X, Z
+from contract.cases import _m2_decls
+from models import C, X, Z, binary
+from test_compile_models import m2_inner_by_hand
 
 case("hvae-per-level", HIER, inputs=lambda: {"x": torch.rand(B, X, generator=torch.Generator().manual_seed(5)),
                                              "L": L}, draws=["z_1", "z_l"],
@@ -57,3 +59,17 @@ def _enumerated_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
 
 case("enumerated-concat", ENUMERATED, inputs=lambda: {"x": torch.rand(B, X, generator=torch.Generator().manual_seed(7))},
      draws=[], reference=_enumerated_ref)(_enumerated)
+
+LABELLED = (r"E_{\tilde p_l(x,y)}[E_{q(z|x,y)}[\log p(x|y,z) + \log p(y) + \log p(z) - \log q(z|x,y)]] + "
+            r"\alpha E_{\tilde p_l(x,y)}[\log q(y|x)]")
+
+
+def _labelled_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
+    qy, qz, px, py = decls[:4]
+    x, y = inputs["x"], inputs["y"]
+    return (m2_inner_by_hand(qz, px, py, x, y)
+            + inputs["alpha"] * Categorical(logits=qy.net(x=x)["logits"]).log_prob(y))
+
+
+case("m2-labelled-data-set", LABELLED, inputs=lambda: {"x": binary(B), "y": torch.arange(B) % C, "alpha": 0.3},
+     draws=["z"], reference=_labelled_ref)(lambda: (*_m2_decls(False), fm.Data(r"\tilde p_l(x,y)")))
