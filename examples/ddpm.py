@@ -30,6 +30,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mixture2d  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.spellings import check_spellings  # noqa: E402
+from common.start import start  # noqa: E402
 
 import formula as fm  # noqa: E402
 from formula.families.diffusion import linear_betas  # noqa: E402
@@ -43,8 +45,7 @@ SIMPLE = (r"t \sim \mathcal{U}\{1, \ldots, T\}" "\n"
           r"\epsilon, t) \right\|^2\right]")
 SIMPLE_ASCII = (r"t ~ \mathcal{U}\{1, ..., T\}; epsilon ~ \mathcal{N}(0, I); E_{t, x_0, epsilon}[||epsilon - "
                 r"epsilon_theta(sqrt(\bar{alpha}_t) x_0 + sqrt(1 - \bar{alpha}_t) epsilon, t)||^2]")
-STEPS_PER_EPOCH = 100
-EVAL_SAMPLES = 2000
+STEPS_PER_EPOCH, EVAL_SAMPLES = mixture2d.STEPS_PER_EPOCH, mixture2d.EVAL_SAMPLES
 
 
 class NoisePredictor(nn.Module):
@@ -54,8 +55,7 @@ class NoisePredictor(nn.Module):
         super().__init__()
         self.steps = steps
         self.register_buffer("freqs", torch.exp(torch.linspace(0, math.log(steps), features // 2)))
-        self.net = nn.Sequential(nn.Linear(2 + features, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
+        self.net = mixture2d.mlp(2 + features, hidden, 2, layers=3)
 
     def forward(self, x, t):
         angle = t.reshape(-1, 1).to(x.dtype) / self.steps * self.freqs.to(x.dtype)
@@ -63,19 +63,10 @@ class NoisePredictor(nn.Module):
 
 
 def arguments(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40, help=f"{STEPS_PER_EPOCH} steps an epoch")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser = mixture2d.parser(__doc__, epochs=40, batch_size=256)
     parser.add_argument("--steps", type=int, default=100, help="diffusion steps T")
     parser.add_argument("--beta-end", type=float, default=0.1, help="beta_T of the linear schedule (beta_1 = 1e-4)")
     return parse_common(parser, argv, out="runs/ddpm")
-
-
-def check_spellings() -> None:
-    """The paper's LaTeX and the ASCII spelling are the same formula."""
-    if not fm.equivalent(SIMPLE, SIMPLE_ASCII):
-        raise SystemExit(f"not equivalent:\n  {SIMPLE}\n  {SIMPLE_ASCII}")
 
 
 def build(args: argparse.Namespace) -> Tuple[fm.Objective, fm.DiffusionReverse]:
@@ -106,15 +97,14 @@ def sample(args: argparse.Namespace, reverse: fm.DiffusionReverse, device: torch
 
 def main(argv=None) -> Dict[str, float]:
     args = arguments(argv)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    check_spellings()
+    start(args)
+    check_spellings((SIMPLE, SIMPLE_ASCII))
     print("the simple loss (eq. 14):", fm.pretty(SIMPLE), sep="\n", end="\n\n")
     train_data = mixture2d.sample(STEPS_PER_EPOCH * args.batch_size, args.seed)
     held_out = mixture2d.sample(EVAL_SAMPLES, args.seed + 100)
-    start = time.perf_counter()
+    began = time.perf_counter()
     reverse, last, device = train(args, train_data)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     samples = sample(args, reverse, device)
     score = mixture2d.quality(samples, held_out)
     base = mixture2d.baselines(train_data, held_out, EVAL_SAMPLES, args.seed + 200)

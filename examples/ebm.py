@@ -33,6 +33,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mixture2d  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.spellings import check_spellings  # noqa: E402
+from common.start import start  # noqa: E402
 
 import formula as fm  # noqa: E402
 from formula.samplers import UniformInit  # noqa: E402
@@ -47,8 +49,7 @@ REGULARISED_ASCII = (r"E_{p_data(x)}[\mathit{E}_theta(x) + alpha \mathit{E}_thet
                      r" - E_{p_theta(x')}[\mathit{E}_theta(x') - alpha \mathit{E}_theta(x')^2]")
 
 BOX = (-mixture2d.BOX, mixture2d.BOX)  # chains start uniformly in, and are clamped to, the plot's box
-EVAL_SAMPLES = 2000
-STEPS_PER_EPOCH = 100
+STEPS_PER_EPOCH, EVAL_SAMPLES = mixture2d.STEPS_PER_EPOCH, mixture2d.EVAL_SAMPLES
 
 
 class Energy(nn.Module):
@@ -56,31 +57,20 @@ class Energy(nn.Module):
 
     def __init__(self, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, 1))
+        self.net = mixture2d.mlp(2, hidden, 1, layers=2)
 
     def forward(self, x):
         return self.net(x)
 
 
 def arguments(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20, help=f"{STEPS_PER_EPOCH} steps an epoch")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser = mixture2d.parser(__doc__, epochs=20, batch_size=128)
     parser.add_argument("--langevin-steps", type=int, default=20, help="Langevin steps per negative sample")
     parser.add_argument("--step-size", type=float, default=0.03, help="Langevin's eps")
     parser.add_argument("--buffer", type=int, default=10000, help="replay buffer size")
     parser.add_argument("--alpha", type=float, default=0.1, help="weight of the energies' L2 regulariser")
     parser.add_argument("--eval-steps", type=int, default=500, help="steps of the fresh chains from noise")
     return parse_common(parser, argv, out="runs/ebm")
-
-
-def check_spellings() -> None:
-    """The LaTeX and the ASCII spelling of each formula are the same formula."""
-    for latex, ascii_ in ((CONTRASTIVE, CONTRASTIVE_ASCII), (REGULARISED, REGULARISED_ASCII)):
-        if not fm.equivalent(latex, ascii_):
-            raise SystemExit(f"not equivalent:\n  {latex}\n  {ascii_}")
 
 
 def build(args: argparse.Namespace) -> Tuple[fm.Objective, fm.EnergyBased]:
@@ -113,16 +103,15 @@ def samples(args: argparse.Namespace, model: fm.EnergyBased) -> Dict[str, torch.
 
 def main(argv=None) -> Dict[str, Dict[str, float]]:
     args = arguments(argv)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    check_spellings()
+    start(args)
+    check_spellings((CONTRASTIVE, CONTRASTIVE_ASCII), (REGULARISED, REGULARISED_ASCII))
     print("the contrastive objective:", fm.pretty(CONTRASTIVE), "trained, with the regulariser:",
           fm.pretty(REGULARISED), sep="\n", end="\n\n")
     train_data = mixture2d.sample(STEPS_PER_EPOCH * args.batch_size, args.seed)
     held_out = mixture2d.sample(EVAL_SAMPLES, args.seed + 100)
-    start = time.perf_counter()
+    began = time.perf_counter()
     model, last = train(args, train_data)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     print("last epoch: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()))
     runs = samples(args, model)
     scores = {name: mixture2d.quality(x, held_out) for name, x in runs.items()}

@@ -15,6 +15,7 @@ Gaussian fitted to the training data (a model that knows nothing of the modes).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Dict, Mapping, Sequence
 
@@ -27,6 +28,25 @@ STDS = (0.25, 0.35, 0.3, 0.25, 0.4, 0.2)
 WEIGHTS = (0.2, 0.15, 0.25, 0.15, 0.15, 0.1)
 BANDWIDTHS = (0.1, 0.3, 1.0)
 BOX = 3.5  # plots show [-BOX, BOX]^2
+STEPS_PER_EPOCH = 100  # the training set is 100 batches
+EVAL_SAMPLES = 2000  # samples drawn to be judged, and held-out points
+
+
+def parser(doc: str, epochs: int, batch_size: int) -> argparse.ArgumentParser:
+    """The options every mixture example has (--epochs of STEPS_PER_EPOCH steps, --hidden, --batch-size); the
+    example adds its own, then `common.cli.parse_common` the shared ones."""
+    out = argparse.ArgumentParser(description=doc.splitlines()[0])
+    out.add_argument("--epochs", type=int, default=epochs, help=f"{STEPS_PER_EPOCH} steps an epoch")
+    out.add_argument("--hidden", type=int, default=128)
+    out.add_argument("--batch-size", type=int, default=batch_size)
+    return out
+
+
+def mlp(inputs: int, hidden: int, outputs: int, layers: int) -> torch.nn.Sequential:
+    """The examples' networks: `layers` hidden layers of `hidden` SiLU units (smooth: samplers follow gradients)."""
+    sizes = [inputs] + [hidden] * layers
+    body = [m for a, b in zip(sizes, sizes[1:]) for m in (torch.nn.Linear(a, b), torch.nn.SiLU())]
+    return torch.nn.Sequential(*body, torch.nn.Linear(hidden, outputs))
 
 
 def mixture(dtype: torch.dtype = torch.float32) -> torch.distributions.MixtureSameFamily:
@@ -112,4 +132,4 @@ def save_figure(path: Path, real: torch.Tensor, runs: Mapping[str, torch.Tensor]
     plt.close(fig)
 
 
-__all__ = ["mixture", "sample", "log_density", "mmd2", "quality", "baselines", "metric_line", "save_figure"]
+__all__ = ["parser", "mlp", "mixture", "sample", "log_density", "mmd2", "quality", "baselines", "metric_line", "save_figure"]
