@@ -105,3 +105,11 @@ def test_nothing_declared_per_level_says_what_to_declare():
     decls = [fm.Normal("p(z_l|z_{<l})", net=Gaussian(Z)), fm.Normal("r(z|x)", net=Gaussian(X))]
     with pytest.raises(fm.FormulaCheckError, match=r"declare q\(z_l\|x, z_\{<l\}\)"):
         fm.compile(HIER, decls)
+
+
+def test_a_declaration_of_one_step_is_not_used_for_another():
+    """q(z_1|x) used as q(z_2|x) would silently give z_2 the first step's network."""
+    torch.manual_seed(0)
+    decls = [fm.Normal("q(z_1|x)", net=Gaussian(X)), fm.Normal("p(z_2)", loc=0.0, scale=1.0, shape=(Z,))]
+    with pytest.raises(fm.FormulaCheckError, match="declared for z_1 only"):
+        fm.compile("KL(q(z_2|x) || p(z_2))", decls)

@@ -299,7 +299,12 @@ def refuse_fixed_level(resolver, use: N.Dist, decl) -> None:
         if not (isinstance(declared, N.Var) and isinstance(used, N.Var)):
             continue
         fixed = [i for i in declared.index if isinstance(i, N.Num)]
-        if fixed and declared.index != used.index and not all(isinstance(i, N.Num) for i in used.index):
+        if not fixed or declared.index == used.index:
+            continue
+        if used.index and all(isinstance(i, N.Num) for i in used.index):
+            raise resolver.error(f"{var_text(use)} would use {decl}, declared for {var_text(declared)} only: declare "
+                                 f"{var_text(used)}'s own distribution, or one without the index for every step", use)
+        if used.index:
             z = N.Var(used.name, (), used.mark, used.primes)
             raise resolver.error(
                 f"{var_text(use)} would use {decl}, declared for {var_text(declared)} only, at every level "
