@@ -3,6 +3,7 @@
     python examples/zoo.py --table                # run each example (default settings), rewrite README's table
     python examples/zoo.py --table --jobs 4       # four at a time (each on one thread)
     python examples/zoo.py --table --only vae gan # rerun these, keep the other rows' stored results
+    python examples/zoo.py --table --no-run       # rewrite the table from the stored results
     python examples/zoo.py --list                 # the examples it finds
 
 Every `examples/NAME.py` is an example (examples/common/ is not): the zoo runs `python examples/NAME.py --out
@@ -111,8 +112,9 @@ def table(rows: Sequence[Dict[str, str]]) -> str:
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(c, r[c]) for c in COLUMNS) + " |" for r in rows]
+    load = f", load average {os.getloadavg()[0]:.1f} when written" if hasattr(os, "getloadavg") else ""
     lines += ["", f"Written by `python examples/zoo.py --table` (each example at its defaults, one thread; "
-                  f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__})."]
+                  f"{platform.machine()}, {os.cpu_count()} cores{load}, torch {torch.__version__})."]
     return "\n".join(lines)
 
 
@@ -132,6 +134,7 @@ def arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the examples found")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these (the others keep their results)")
     parser.add_argument("--smoke", action="store_true", help="run each with --smoke (a quick check of the zoo)")
+    parser.add_argument("--no-run", action="store_true", help="write the table from the stored results only")
     parser.add_argument("--jobs", type=int, default=1, help="examples run at once")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo", help="where the examples write")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
@@ -144,7 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.list or not args.table:
         print("\n".join(names))
         return 0
-    todo = [n for n in names if args.only is None or n in args.only]
+    todo = [] if args.no_run else [n for n in names if args.only is None or n in args.only]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(lambda n: run(n, args.runs / n, args.smoke), todo))
     write_table(args.readme, table([row(n, args.runs / n) for n in names]))

@@ -65,3 +65,24 @@ def test_json_lines_log_and_resume_appends(tmp_path):
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
     assert all(("term/" if r["kind"] == "step" else "eval/term/") + name in r
                for r in rows for name in elbo.term_names if r["kind"] == "step" or r["epoch"] == 1)
+
+
+def test_a_games_log_has_each_players_learning_rate_every_step(tmp_path):
+    import formula as fm
+
+    torch.manual_seed(0)
+    critic = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Sigmoid())
+    generator = torch.nn.Linear(2, 2)
+    decls = [fm.Function("D(x)", net=critic), fm.Function("G(z)", net=generator), fm.Data("p_data(x)"),
+             fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(2,))]
+    value = fm.compile(r"\min_G \max_D [E_{x \sim p_data(x)}[\log D(x)] + E_{z \sim p(z)}[\log(1 - D(G(z)))]]", decls)
+    rule = fm.Alternating(optimizer="sgd", lr={"D": 0.1, "G": 0.01})
+    trainer = Trainer(value, update=rule, batch_size=8, progress=False, log=tmp_path / "game.csv")
+    trainer.fit({"x": torch.randn(32, 2)}, epochs=2)
+    with open(tmp_path / "game.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["kind"] == "step"]
+    for step in range(1, 9):
+        values = {r["name"]: float(r["value"]) for r in rows if int(r["step"]) == step}
+        assert values["lr/D"] == 0.1 and values["lr/G"] == 0.01
+        player = "D" if step % 2 else "G"  # D steps first, then G
+        assert f"{player}/loss" in values
