@@ -41,6 +41,7 @@ DISCRIMINATOR = "\n".join(DEFINITIONS + [
     r"\mathbb{E}_{q(z)}[\log D(z)] + \mathbb{E}_{z' \sim \bar q(z)}[\log(1 - D(z'))]"])
 DISCRIMINATOR_ASCII = "\n".join(["q(z) = E_{p_data(x)}[q(z|x)]", r"\bar{q}(z) = prod_j q(z_j)",
                                  r"E_{q(z)}[log D(z)] + E_{z' ~ \bar{q}(z)}[log(1 - D(z'))]"])
+SIZES = {"latent": 6, "hidden": 128, "batch-size": 64}  # the models' sizes (command-line options)
 EPS = 1e-4  # D's output stays in [EPS, 1 - EPS]: its logs stay finite
 
 
@@ -86,9 +87,8 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=200,
                         help="epochs of the VAE over the 576 images (FactorVAE: twice as many, half of its steps "
                              "being the discriminator's, so that both models make as many VAE updates)")
-    parser.add_argument("--latent", type=int, default=6)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=64)
+    for size, default in SIZES.items():
+        parser.add_argument(f"--{size}", type=int, default=default)
     parser.add_argument("--gamma", type=float, default=10.0, help="γ, the total correlation's weight")
     parser.add_argument("--votes", type=int, default=800, help="votes of the disentanglement metric")
     args = parse_common(parser, argv, out="runs/factorvae")
