@@ -172,3 +172,37 @@ def test_an_unbracketed_sum_takes_only_terms_that_use_its_index(text, absorbed):
     tree = one(text)
     assert isinstance(tree, n.Sum) == absorbed
     assert parse(to_ascii(tree)) == n.Program((tree,))
+
+
+# --- issue 13 b: the Unicode printer's output reads back ---------------------------------------------------
+
+
+@pytest.mark.parametrize("unicode_text, ascii_text", [
+    ("𝔼_{q(z|x)}[log p(x|z)] − D_KL[q(z|x) ‖ p(z)]", "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))"),
+    ("∑_{t=1}^{T} 𝔼_{q(zₜ|zₜ₋₁, x)}[log p(xₜ|zₜ)]", r"\sum_{t=1}^{T} E_{q(z_t|z_{t-1}, x)}[log p(x_t|z_t)]"),
+    ("log p(x) ≥ 𝔼_{q(z|x)}[log p(x, z) − log q(z|x)] ≕ L", r"\log p(x) \geq E_{q(z|x)}[log p(x,z) - log q(z|x)] =: L"),
+    ("β⋅√(a) + 1/2⋅x² + ‖a‖₂² − x̃′ + ℍ[q] + ∇ₓ D(x)",
+     r"\beta \sqrt{a} + \frac{1}{2} x^{2} + \|a\|_2^2 - \tilde{x}' + H[q] + \nabla_{x} D(x)"),
+    ("𝔼_{z₁,…,z_K ~ q(z|x)}[log 1/K⋅∑_{k=1}^{K} p(x, zₖ)/q(zₖ|x)]",
+     r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[\log \frac{1}{K}\sum_{k=1}^{K} \frac{p(x,z_k)}{q(z_k|x)}\right]"),
+    ("ε ~ 𝒰(0, 1)", r"\epsilon \sim \mathcal{U}[0, 1]"),
+    ("t ~ 𝒰{1, …, T}", r"t \sim \mathcal{U}\{1, \ldots, T\}"),
+    ("q̄(z) ∝ p(z)", r"\bar q(z) \propto p(z)"),
+    ("|det(∂f(x)/∂x)|", r"\left|\det \frac{\partial f(x)}{\partial x}\right|"),
+    ("⏟[D_KL[q ‖ p]]_{L_T}", r"\underbrace{KL(q||p)}_{L_T}"),
+    ("min_G max_D V(D, G)", r"\min_G \max_D V(D,G)"),
+    ("μ_θ(xₜ, t) + σ(a) + uᵀ⋅v", r"\mu_\theta(x_t, t) + \sigma(a) + u^\top v"),
+])
+def test_unicode_text_parses_like_its_ascii(unicode_text, ascii_text):
+    assert parse(unicode_text) == parse(ascii_text)
+    assert parse(pretty(parse(ascii_text))) == parse(ascii_text)
+
+
+def test_unicode_spans_and_carets_point_into_the_pasted_text():
+    text = "𝔼_{q(z|x)}[log p(x|z)] − D_KL[q(z|x) ‖ p(z)]"
+    kl = one(text).terms[1].arg
+    assert text[kl.span.start:kl.span.end] == "D_KL[q(z|x) ‖ p(z)]"
+    with pytest.raises(FormulaSyntaxError) as err:
+        parse("θ⋅𝔼_{q(z|x)}[f] + +")
+    assert err.value.text == "θ⋅𝔼_{q(z|x)}[f] + +"
+    assert err.value.text[err.value.span[0]] == "+" and err.value.span[0] == len("θ⋅𝔼_{q(z|x)}[f] + ")

@@ -9,7 +9,7 @@ from hypothesis.errors import HypothesisWarning
 import formula.lang.nodes as n
 from formula.lang.parser import parse
 from formula.text.printing import to_ascii, to_latex
-from formula.text.symbolic import equivalent
+from formula.text.symbolic import equivalent, pretty
 
 from strategies import expressions, programs
 
@@ -59,3 +59,16 @@ def test_printed_text_parses_to_the_same_tree(text):
     assert parse(to_ascii(tree)) == tree
     assert parse(to_latex(tree)) == tree
     assert to_ascii(parse(to_ascii(tree))) == to_ascii(tree)
+
+
+@SETTINGS
+@given(expressions())
+def test_unicode_round_trip(tree):
+    """What `print(objective)` shows (𝔼, ‖, ∑, ₜ, θ, ≥) pastes back to the same tree (issue 13)."""
+    assert parse(pretty(tree)) == n.Program((tree,))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_programs_unicode_round_trip(program):
+    assert parse(pretty(program)) == program

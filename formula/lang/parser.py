@@ -22,7 +22,7 @@ from lark.lark import PostLex
 from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as n
-from . import spellings, terminals
+from . import spellings, terminals, unicode_input
 from ..errors import FormulaError, FormulaSyntaxError
 
 MAX_LENGTH = 10_000  # characters; longer texts are refused before Lark sees them (Lark needs ~0.1 ms a token)
@@ -1150,6 +1150,31 @@ def parse(text: str) -> n.Program:
 @functools.lru_cache(maxsize=1024)
 def _parse_cached(text: str) -> n.Program:
     _WORK.current = Work()
+    translation = unicode_input.translate(text) if len(text) <= MAX_LENGTH else None
+    if translation is None:
+        return _parse_text(text)
+    try:  # what the Unicode printer writes (`𝔼`, `θ`, `zₜ`): parsed as its LaTeX, spans put back on the original
+        program = _parse_text(translation.text)
+    except FormulaSyntaxError as err:
+        span = translation.span(*err.span, len(text)) if err.span else None
+        raise FormulaSyntaxError(err.message, text, span) from None
+    _respan(program, translation, len(text))
+    return program
+
+
+def _respan(program: n.Program, translation: "unicode_input.Translation", length: int) -> None:
+    """Every span of a tree parsed from a translation, moved onto the original text (the nodes were just built
+    by this parse and are not shared yet, so they are updated in place)."""
+    seen = set()
+    for node in program.walk():
+        if id(node) in seen or node.span is None:
+            continue
+        seen.add(id(node))
+        start, end = translation.span(node.span.start, node.span.end, length)
+        object.__setattr__(node, "span", n.Span(start, end))
+
+
+def _parse_text(text: str) -> n.Program:
     source = _prescan(text)
     try:
         tree = _lark().parse(source)

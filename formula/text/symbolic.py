@@ -29,6 +29,7 @@ from sympy.printing.pretty.stringpict import prettyForm
 from ..lang import nodes as n
 from ..lang import spellings
 from .printing import GREEK, depth_guarded, format_number, to_latex
+from .unicode import to_unicode
 
 __all__ = [
     "to_sympy", "canonical", "equivalent", "pretty", "latex", "ascii_str",
@@ -997,9 +998,10 @@ def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
 
 @depth_guarded
 def pretty(node_or_text: NodeOrText) -> str:
-    """Unicode, the way a paper prints it: `𝔼_{q(z|x)}[log p(x|z)] - D_KL[q(z|x) ‖ p(z)]`."""
-    out = sympy.pretty(to_sympy(node_or_text), order="none", use_unicode=True, wrap_line=False)
-    return "\n".join(line.rstrip() for line in out.splitlines())
+    """Unicode, the way a paper prints it, on one line a statement: `𝔼_{q(z|x)}[log p(x|z)] - D_KL[q(z|x) ‖ p(z)]`.
+    It reads back (`parse(pretty(t)) == parse(t)`): `formula.text.unicode` writes it with the ASCII printer's
+    brackets. `sympy.pretty(to_sympy(t))` gives sympy's own layout through the classes' `_pretty` hooks."""
+    return to_unicode(_parse(node_or_text))
 
 
 @depth_guarded
