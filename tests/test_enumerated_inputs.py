@@ -41,6 +41,13 @@ class _Logits(nn.Module):
         return {"logits": self.lin(x)}
 
 
+def unlabelled_m2():
+    """q(y|x), q(z|x,y) whose net concatenates (and records the shapes it gets), and a standard Normal p(z)."""
+    torch.manual_seed(0)
+    return (classifier(), fm.Normal("q(z|x,y)", net=Concat(X, 2 * Z, gaussian=True)),
+            fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,)))
+
+
 def test_a_function_in_an_exact_sum_receives_the_inputs_expanded():
     torch.manual_seed(0)
     qy, f = classifier(), fm.Function("f(x,y)", net=Concat(X, 1))
@@ -56,9 +63,7 @@ def test_a_function_in_an_exact_sum_receives_the_inputs_expanded():
 
 def test_a_conditioned_distribution_and_a_kl_in_an_exact_sum():
     """M2's unlabelled bound with q(z|x,y) a net that concatenates: x reaches it as [C, batch, X]."""
-    torch.manual_seed(0)
-    qy, qz = classifier(), fm.Normal("q(z|x,y)", net=Concat(X, 2 * Z, gaussian=True))
-    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,))
+    qy, qz, prior = unlabelled_m2()
     obj = fm.compile(r"\sum_y q(y|x) KL(q(z|x,y) || p(z)) + H[q(y|x)]", [qy, qz, prior])
     x = torch.rand(B, X)
     value = obj(x=x)
@@ -91,9 +96,7 @@ def test_a_draw_made_outside_the_sum_is_expanded_too():
 
 def test_outside_the_sum_the_same_net_still_sees_the_batch():
     """The memo keeps the expanded and the plain values apart: a KL outside the sum is per example."""
-    torch.manual_seed(0)
-    qy, qz = classifier(), fm.Normal("q(z|x,y)", net=Concat(X, 2 * Z, gaussian=True))
-    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,))
+    qy, qz, prior = unlabelled_m2()
     obj = fm.compile(r"KL(q(z|x,y) || p(z)) + \sum_y q(y|x) KL(q(z|x,y) || p(z))", [qy, qz, prior])
     x, y = torch.rand(B, X), torch.randint(0, C, (B,))
     assert obj(x=x, y=y).shape == (B,)

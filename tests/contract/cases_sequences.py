@@ -9,7 +9,7 @@ from torch.distributions import Categorical, Independent, Normal, kl_divergence
 
 import formula as fm
 from contract.cases import B, Declarations, Inputs, case
-from test_enumerated_inputs import C as CLASSES, Concat, _Logits
+from test_enumerated_inputs import C as CLASSES, unlabelled_m2
 from test_levels import HIER, L, by_hand as hierarchy_by_hand, hierarchy
 from test_sequence_functions import KRISHNAN, dmm, dmm_by_hand
 from test_slices import FACTORISED, T, bern, factorised, normal, sequence
@@ -41,12 +41,6 @@ case("steps-factorised", FACTORISED, inputs=lambda: {"x": sequence()}, draws=["z
 ENUMERATED = r"\sum_y q(y|x) KL(q(z|x,y) || p(z)) + H[q(y|x)]"
 
 
-def _enumerated() -> Declarations:
-    torch.manual_seed(0)
-    return (fm.Categorical("q(y|x)", net=_Logits()), fm.Normal("q(z|x,y)", net=Concat(X, 2 * Z, gaussian=True)),
-            fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(Z,)))
-
-
 def _enumerated_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
     qy, qz, _ = decls
     x = inputs["x"]
@@ -58,7 +52,7 @@ def _enumerated_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
 
 
 case("enumerated-concat", ENUMERATED, inputs=lambda: {"x": torch.rand(B, X, generator=torch.Generator().manual_seed(7))},
-     draws=[], reference=_enumerated_ref)(_enumerated)
+     draws=[], reference=_enumerated_ref)(unlabelled_m2)
 
 LABELLED = (r"E_{\tilde p_l(x,y)}[E_{q(z|x,y)}[\log p(x|y,z) + \log p(y) + \log p(z) - \log q(z|x,y)]] + "
             r"\alpha E_{\tilde p_l(x,y)}[\log q(y|x)]")
