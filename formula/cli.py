@@ -85,13 +85,17 @@ def _ascii(text: str) -> str:
 def _equivalent(args: argparse.Namespace) -> int:
     from .text.symbolic import equivalent
 
-    print("equivalent" if equivalent(args.a, args.b) else "not equivalent")
+    dists = [_signature(d)[1] for d in args.dist] if args.dist else None
+    print("equivalent" if equivalent(args.a, args.b, dists) else "not equivalent")
     return 0
 
 
 def _two_texts(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", metavar="TEXT_A", help="the first formula")
     parser.add_argument("b", metavar="TEXT_B", help="the second formula")
+    parser.add_argument("--dist", action="append", default=[], metavar="SIG",
+                        help="a declared distribution's signature, as `check --dist` takes it: compare with what "
+                             "the declarations imply (chain rule, KL and entropy as expectations)")
 
 
 register("pretty", _printer(_pretty), _text_argument, "print the formula in Unicode, as a paper prints it")

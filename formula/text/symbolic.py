@@ -30,6 +30,7 @@ from ..lang import nodes as n
 from ..lang import spellings
 from .printing import GREEK, depth_guarded, format_number, to_latex
 from .unicode import to_unicode
+from . import implied
 
 __all__ = [
     "to_sympy", "canonical", "equivalent", "pretty", "latex", "ascii_str",
@@ -981,11 +982,16 @@ def named_body(statement: n.Node) -> n.Node:
     return statement
 
 
-def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
+def equivalent(a: NodeOrText, b: NodeOrText, distributions: Optional[Iterable[object]] = None) -> bool:
     """Whether two formulas denote the same objective up to algebra that keeps its value (docs/language.md §4).
 
-    Multi-statement texts are compared statement by statement.
+    Multi-statement texts are compared statement by statement. With `distributions` (declarations, or signature
+    strings as `formula check --dist` takes them) the objectives (last statements) are compared after what the
+    declarations and the texts' factorisation lines imply (`formula.text.implied`): the chain rule, KL and entropy
+    as expectations, and a named objective as its body.
     """
+    if distributions is not None:
+        return _equivalent_given(_statements(_parse(a)), _statements(_parse(b)), list(distributions))
     sa, sb = _statements(_parse(a)), _statements(_parse(b))
     if len(sa) != len(sb):
         return False
@@ -994,6 +1000,13 @@ def equivalent(a: NodeOrText, b: NodeOrText) -> bool:
         if cx != cy and _expand(cx - cy) != 0:
             return False
     return True
+
+
+def _equivalent_given(sa: List[n.Node], sb: List[n.Node], distributions: list) -> bool:
+    model = implied.model_of(distributions, sa[:-1] + sb[:-1])
+    x, y = (implied.expand(named_body(s[-1]), model) for s in (sa, sb))
+    cx, cy = canonical(x), canonical(y)
+    return cx == cy or _expand(cx - cy) == 0
 
 
 @depth_guarded
