@@ -4,12 +4,14 @@
     python examples/wgan_gp.py --smoke --out runs/ci-smoke
 
 The critic minimises L, the paper's loss with its interpolate and ε written in a where clause; the generator
-ascends E_{z ~ p(z)}[D(G(z))] (Algorithm 1 descends its negative), 5 critic steps per generator step (`fm.Alternating`). `\\mathbb{P}_r`
-is the data's distribution (declared, `fm.Data`), `\\mathbb{P}_g` names the distribution of the defined
-`\\tilde x = G(z)` and `\\mathbb{P}_{\\hat x}` that of the defined interpolate, so no declaration is needed for them.
+ascends E_{z ~ p(z)}[D(G(z))] (Algorithm 1 descends its negative), 5 critic steps per generator step
+(`fm.Alternating`). `\\mathbb{P}_r` is the data's distribution (declared, `fm.Data`); `\\mathbb{P}_g` names the
+distribution of the defined `\\tilde x = G(z)` and `\\mathbb{P}_{\\hat x}` that of the defined interpolate, so
+they need no declaration (the parser does not read `\\mathbb{P}` yet: `paper_spelling` writes `P` until it does).
 λ is 0.1, the paper's choice for its toy data sets (its code, gan_toy.py; λ = 10 for images): with λ = 10 this
-ring's tight modes were covered by one seed of two. Writes wgan_gp.png (real and generated samples) into --out. Metric (as examples/gan.py): the modes covered (of 8)
-and the share of samples within 3σ of a mode, on 2,500 samples.
+ring's tight modes were covered by one seed of two. Writes wgan_gp.png (real and generated samples) into --out.
+Metric (as examples/gan.py): the modes covered (of 8) and the share of samples within 3σ of a mode, on 2,500
+samples.
 """
 
 from __future__ import annotations
