@@ -21,6 +21,7 @@ import ast
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -53,12 +54,13 @@ def run(name: str, out: Path, smoke: bool = False, threads: int = 1) -> Dict[str
     out.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(HERE / f"{name}.py"), "--out", str(out)] + (["--smoke"] if smoke else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env)
     seconds = time.perf_counter() - start
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     record = {"name": name, "seconds": round(seconds, 1), "returncode": done.returncode, "smoke": smoke,
-              "last_line": lines[-1] if lines else "", "error": done.stderr.strip().splitlines()[-1:]}
+              "last_line": lines[-1] if lines else "", "error": done.stderr.strip().splitlines()[-1:], "load": load}
     (out / RUN_LOG).write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{name}: exit {done.returncode} after {seconds:.1f} s: {record['last_line']}", flush=True)
     return record
@@ -68,6 +70,17 @@ def _docstring_line(name: str, folder: Path = HERE) -> str:
     """The first line of the example's docstring (what it trains, and on what)."""
     doc = ast.get_docstring(ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))) or name
     return doc.strip().splitlines()[0].rstrip(".")
+
+
+def _citation(line: str) -> str:
+    """The paper a docstring's first line cites in parentheses (`(Ho, Jain and Abbeel 2020)`), else the line."""
+    found = re.search(r"\(([^()]*?[A-Za-z][^()]*?\b(?:19|20)\d{2}\b[^()]*)\)", line)
+    return found.group(1) if found else line
+
+
+def _short(text: str, width: int = 70) -> str:
+    """`text` cut to `width` characters (a fallback row's free text)."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def _printed(formula: str) -> str:
@@ -91,10 +104,10 @@ def row(name: str, out: Path, folder: Path = HERE) -> Dict[str, str]:
         value = f"did not run (exit {log['returncode']})"
     return {
         "model": str(results.get("model", name)),
-        "paper": str(results.get("paper", _docstring_line(name, folder))),
+        "paper": str(results.get("paper", _short(_citation(_docstring_line(name, folder))))),
         "formula": _printed(results["formula"]) if "formula" in results else "",
         "metric": str(results.get("metric", metric)),
-        "value": value or "not run yet",
+        "value": _short(value) or "not run yet",
         "CPU wall time": f"{log['seconds']:.0f} s" + (" (smoke)" if log.get("smoke") else "") if log else "",
         "command": command(name),
     }
@@ -106,16 +119,24 @@ def _cell(column: str, text: str) -> str:
     return f"`{text}`" if column in ("formula", "command") and text else text
 
 
-def table(rows: Sequence[Dict[str, str]]) -> str:
-    """The markdown table, one row per example, and a line saying how it was made."""
+def table(rows: Sequence[Dict[str, str]], loads: Sequence[float] = ()) -> str:
+    """The markdown table, one row per example, and a line saying how it was made (the machine's load average
+    when each run started, whose range says how far other work inflated the wall times)."""
     import torch
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(c, r[c]) for c in COLUMNS) + " |" for r in rows]
-    load = f", load average {os.getloadavg()[0]:.1f} when written" if hasattr(os, "getloadavg") else ""
+    load = f", load average {min(loads):.1f}-{max(loads):.1f} as the runs started" if loads else ""
     lines += ["", f"Written by `python examples/zoo.py --table` (each example at its defaults, one thread; "
                   f"{platform.machine()}, {os.cpu_count()} cores{load}, torch {torch.__version__})."]
     return "\n".join(lines)
+
+
+def _loads(names: Sequence[str], runs: Path) -> List[float]:
+    """The load averages the stored runs recorded."""
+    logs = [runs / n / RUN_LOG for n in names]
+    loads = [json.loads(p.read_text(encoding="utf-8")).get("load") for p in logs if p.exists()]
+    return [x for x in loads if isinstance(x, (int, float))]
 
 
 def write_table(readme: Path, text: str) -> None:
@@ -150,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     todo = [] if args.no_run else [n for n in names if args.only is None or n in args.only]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(lambda n: run(n, args.runs / n, args.smoke), todo))
-    write_table(args.readme, table([row(n, args.runs / n) for n in names]))
+    write_table(args.readme, table([row(n, args.runs / n) for n in names], _loads(names, args.runs)))
     print(f"wrote the table of {len(names)} examples into {args.readme}")
     return 0
 
