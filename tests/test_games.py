@@ -277,13 +277,6 @@ def test_a_diverged_step_names_the_player():
         trainer.train_step({"x": bad})
 
 
-class _Permute(nn.Module):
-    """Each latent dimension shuffled across the batch on its own (FactorVAE's permuted-dimensions draws)."""
-
-    def forward(self, z):
-        return torch.stack([c[torch.randperm(len(c), device=c.device)] for c in z.unbind(-1)], -1)
-
-
 class _Decoder(nn.Module):
     def __init__(self):
         super().__init__()
@@ -297,15 +290,15 @@ def test_the_factorvae_game_of_the_docs_trains_each_side_on_its_own_objective():
     torch.manual_seed(0)
     encoder, decoder = nn.Linear(6, 4), _Decoder()
     discriminator = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1), nn.Sigmoid())
-    decls = [fm.Normal("q(z|x)", net=_Gaussian(encoder)), fm.Bernoulli("p_theta(x|z)", net=decoder),
-             fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(2,)), fm.Function("D(z)", net=discriminator),
-             fm.Function(r"\pi(z)", net=_Permute())]
-    vae = fm.compile(r"\max_{q, p_\theta} E_{q(z|x)}[\log p_\theta(x|z)] - KL(q(z|x) \| p(z))"
-                     r" - \gamma E_{q(z|x)}[\log D(z) - \log(1 - D(z))]", decls)
-    critic = fm.compile(r"\max_D E_{q(z|x)}[\log D(z) + \log(1 - D(\pi(z)))]", decls)
-    rule = fm.Alternating(lr={"vae": 1e-2, "D": 1e-2})
-    trainer = fm.Trainer(fm.Game({"vae": vae, "D": critic}), inputs={"gamma": 6.0}, update=rule, batch_size=BATCH,
-                         progress=False)
+    decls = [fm.Normal("q(z|x)", net=_Gaussian(encoder)), fm.Bernoulli("p(x|z)", net=decoder), fm.Data("p_data(x)"),
+             fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(2,)), fm.Function("D(z)", net=discriminator)]
+    defs = "q(z) = E_{p_data(x)}[q(z|x)]\n" r"\bar q(z) = \prod_j q(z_j)" "\n"
+    vae = fm.compile(defs + r"E_{p_data(x)}[E_{q(z|x)}[\log p(x|z)] - KL(q(z|x) \| p(z))]"
+                     r" - \gamma \mathrm{KL}_D(q(z) \| \bar q(z))", decls)
+    critic = fm.compile(defs + r"E_{q(z)}[\log D(z)] + E_{z' \sim \bar q(z)}[\log(1 - D(z'))]", decls)
+    rule = fm.Alternating({"vae": ["q", "p"], "D": ["D"]}, lr=1e-2)
+    game = fm.Game({"vae": vae, "D": critic}, senses={"vae": "max", "D": "max"})
+    trainer = fm.Trainer(game, inputs={"gamma": 6.0}, update=rule, batch_size=BATCH, progress=False)
     assert {id(p) for p in rule.players["vae"].parameters} == \
         {id(p) for p in [*encoder.parameters(), *decoder.parameters()]}
     x = (torch.rand(BATCH, 6, generator=torch.Generator().manual_seed(3)) > 0.5).float()
