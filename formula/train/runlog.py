@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, TextIO
 
-__all__ = ["RunLog", "CSV_HEADER", "meta_path"]
+__all__ = ["LogSink", "RunLog", "CSV_HEADER", "meta_path"]
 
 CSV_HEADER = ("kind", "epoch", "step", "name", "value")
 
@@ -27,7 +27,28 @@ def meta_path(path: Any) -> Path:
     return path.with_name(path.stem + ".meta.json")
 
 
-class RunLog:
+class LogSink:
+    """Where a run's rows go: `write` opens `_handle` (anything with `flush` and `close`) on the first row."""
+
+    _handle: Any = None
+
+    def write(self, kind: str, epoch: int, step: int, values: Mapping[str, float]) -> None:
+        """One row: `kind` is "step" or "epoch"; `epoch` counts from 1, `step` is the steps taken so far."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Push what was written (at each epoch's end and when a fit ends)."""
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        """Flush and close; the next row opens it again."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class RunLog(LogSink):
     """Appends step and epoch rows to a CSV (long form) or JSON-lines file; opened on the first row, when the
     metadata (`meta`, plain data) is written beside it."""
 
@@ -56,14 +77,3 @@ class RunLog:
             writer.writerows((kind, epoch, step, name, repr(float(value))) for name, value in values.items())
         else:
             handle.write(json.dumps({"kind": kind, "epoch": epoch, "step": step, **values}) + "\n")
-
-    def flush(self) -> None:
-        """Push what was written to the file (at each epoch's end and when a fit ends)."""
-        if self._handle is not None:
-            self._handle.flush()
-
-    def close(self) -> None:
-        """Flush and close; the next row opens the file again."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None

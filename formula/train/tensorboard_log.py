@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from .runlog import LogSink
 from ..errors import FormulaInputError
 
 __all__ = ["TensorBoardLog", "tensorboard_available", "tensorboard_dir"]
@@ -41,35 +42,24 @@ def tensorboard_dir(option: Any, log: Any) -> Optional[Path]:
     return Path(option)
 
 
-class TensorBoardLog:
+class TensorBoardLog(LogSink):
     """Writes the trainer's rows as scalars with a `SummaryWriter` (created on the first row)."""
 
     def __init__(self, folder: Any, meta: Optional[Mapping[str, Any]] = None):
         self.folder = Path(folder)
         self.meta = dict(meta or {})
-        self._writer: Any = None
+        self._handle: Any = None
 
     def _open(self) -> Any:
-        if self._writer is None:
+        if self._handle is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.folder))
-            self._writer.add_text("run", "```\n" + json.dumps(self.meta, indent=1, ensure_ascii=False) + "\n```")
-        return self._writer
+            self._handle = SummaryWriter(log_dir=str(self.folder))
+            self._handle.add_text("run", "```\n" + json.dumps(self.meta, indent=1, ensure_ascii=False) + "\n```")
+        return self._handle
 
     def write(self, kind: str, epoch: int, step: int, values: Mapping[str, float]) -> None:
         """One scalar per value, tagged `<kind>/<name>`, at `step` (an epoch's rows at the step it ended)."""
         writer = self._open()
         for name, value in values.items():
             writer.add_scalar(f"{kind}/{name}", float(value), step)
-
-    def flush(self) -> None:
-        """Push the events to disk."""
-        if self._writer is not None:
-            self._writer.flush()
-
-    def close(self) -> None:
-        """Flush and close; the next row opens a new writer."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
