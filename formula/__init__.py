@@ -33,25 +33,20 @@ _LAZY = {
     "Autoregressive": "families.autoregressive", "MADE": "families.made",
     "EnergyBased": "families.energy", "Langevin": "samplers", "AnnealedLangevin": "samplers", "Ancestral": "samplers",
     "DiffusionPosterior": "families.diffusion", "DiffusionReverse": "families.diffusion",
+    "Schedule": "families.schedule", "PerIndex": "families.per_index",
     "compile": "compiler.objective", "Objective": "compiler.objective",
     "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
-    "Alternating": "train.games", "Game": "train.games",
+    "Alternating": "train.games", "Game": "train.games", "Sources": "train.sources", "cycle_longest": "train.sources",
     "CheckpointError": "train.checkpoint",
 }
 
 __all__ = ["FormulaError", "FormulaSyntaxError", "FormulaCheckError", "FormulaInputError", *_LAZY]
 
 
-# constructs whose check and builder register themselves, imported with the name that compiles formulas
-_REGISTERED_WITH = {"compile": ("compiler.jacobian",)}
-
-
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'formula' has no attribute {name!r}")
-    for extension in _REGISTERED_WITH.get(name, ()):
-        import_module(f".{extension}", __name__)
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

@@ -26,6 +26,8 @@ def factor_log_prob(bound: R.Bound, b):
     cond = b.conditioned(bound)
     (value,) = [b.build(v) for v in bound.values]
     decl_index = bound.decl
+    if caps.can_sample and isinstance(bound.values[0], R.DrawnRef) and b.gradient_estimator(decl_index).stops_own_score:
+        return _own_log_prob(bound, value, cond, b)
 
     def log_prob(ctx):
         x, dist = value(ctx), cond(ctx)
@@ -35,6 +37,21 @@ def factor_log_prob(bound: R.Bound, b):
         return dist.log_prob(x)
 
     return log_prob
+
+
+def _own_log_prob(bound: R.Bound, value, cond, b):
+    """log q(z) where z may be q's own draw: then its estimator evaluates it (STL and DReG stop q's parameters)."""
+    from ..estimators.own_draws import drawn_by
+    from .refs import key_fn
+
+    key_of = key_fn(bound.values[0].var, b)
+
+    def own_log_prob(ctx):
+        x, dist = value(ctx), cond(ctx)
+        own = drawn_by(ctx, key_of(ctx), dist)
+        return own[0].own_log_prob(dist, x) if own is not None else dist.log_prob(x)
+
+    return own_log_prob
 
 
 def log_density(density: R.Density, b):
@@ -113,9 +130,32 @@ def build_log_of_number(node: N.Num, b):
 
 @builds(N.Apply, log=True)
 def build_log_of_exp(node: N.Apply, b):
+    """`log exp(a)` is `a`; `log \\sigma(a)` is `logsigmoid(a)`, finite where sigma(a) rounds to 0."""
     if node.fn == "exp" and len(node.args) == 1:
         return b.build(node.args[0])
+    if node.fn == "sigmoid" and len(node.args) == 1:
+        return _log_sigmoid(b.build(node.args[0]), 1.0)
     return None
+
+
+@builds(N.Add, log=True)
+def build_log_of_one_minus_sigmoid(node: N.Add, b):
+    """`log(1 - \\sigma(a))` is `logsigmoid(-a)`: a GAN's or AVB's discriminator term stays finite in float32."""
+    if (len(node.terms) == 2 and node.terms[0] == N.Num(1.0) and isinstance(node.terms[1], N.Neg)
+            and isinstance(node.terms[1].arg, N.Apply) and node.terms[1].arg.fn == "sigmoid"
+            and len(node.terms[1].arg.args) == 1):
+        return _log_sigmoid(b.build(node.terms[1].arg.args[0]), -1.0)
+    return None
+
+
+def _log_sigmoid(arg, sign: float):
+    def log_sigmoid(ctx):
+        x = sign * arg(ctx)
+        if torch.is_tensor(x):
+            return torch.nn.functional.logsigmoid(x)
+        return -math.log1p(math.exp(-x)) if x > -30 else x  # a number: log sigma(x), stable for large |x|
+
+    return log_sigmoid
 
 
 @builds(N.Pow, log=True)
