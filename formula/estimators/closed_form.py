@@ -14,8 +14,14 @@ def kl_known(p_family: type, q_family: type) -> bool:
 
 
 def entropy_known(family: type) -> bool:
-    """Whether the family overrides `entropy` (closed form) instead of inheriting the base's NotImplementedError."""
-    return family.entropy is not torch.distributions.Distribution.entropy
+    """Whether the family has a closed-form `entropy`: it overrides the base's NotImplementedError, and where it inherits
+    the exponential family's formula it also defines the carrier measure that formula needs (Poisson does not)."""
+    base = torch.distributions.Distribution
+    if family.entropy is base.entropy:
+        return False
+    expfam = torch.distributions.ExponentialFamily
+    return not (family.entropy is expfam.entropy
+                and getattr(family, "_mean_carrier_measure", None) is expfam._mean_carrier_measure)
 
 
 def kl(p: torch.distributions.Distribution, q: torch.distributions.Distribution) -> torch.Tensor:
