@@ -26,7 +26,7 @@ def factor_log_prob(bound: R.Bound, b):
     cond = b.conditioned(bound)
     (value,) = [b.build(v) for v in bound.values]
     decl_index = bound.decl
-    if caps.can_sample and isinstance(bound.values[0], R.DrawnRef) and b.gradient_estimator(decl_index).stops_own_score:
+    if caps.can_sample and isinstance(bound.values[0], (R.DrawnRef, R.StepRef)) and b.gradient_estimator(decl_index).stops_own_score:
         return _own_log_prob(bound, value, cond, b)
 
     def log_prob(ctx):
@@ -44,11 +44,11 @@ def _own_log_prob(bound: R.Bound, value, cond, b):
     from ..estimators.own_draws import drawn_by
     from .refs import key_fn
 
-    key_of = key_fn(bound.values[0].var, b)
+    key_of, decl_index = key_fn(bound.values[0].var, b), bound.decl
 
     def own_log_prob(ctx):
         x, dist = value(ctx), cond(ctx)
-        own = drawn_by(ctx, key_of(ctx), dist)
+        own = drawn_by(ctx, key_of(ctx), decl_index)
         return own[0].own_log_prob(dist, x) if own is not None else dist.log_prob(x)
 
     return own_log_prob

@@ -101,6 +101,13 @@ def draw_step(d: R.Draw, b) -> _Step:
     needs_log_q = estimator.needs_log_prob
 
     count = _set_size(size, d, b) if size is not None else None
+    if estimator.keeps_draws:  # STL, DReG, VIMCO: the estimator writes the draw and remembers it
+        def step_kept(ctx):
+            dist = cond(ctx)
+            z = estimator.draw(dist, sample_shape(dist, ctx.n, count(ctx) if count is not None else None))
+            return estimator.keep(ctx, key_of(ctx), dist, z, count is not None, i)
+
+        return _Step(step_kept, estimator)
 
     def step(ctx):
         dist = cond(ctx)

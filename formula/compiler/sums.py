@@ -13,6 +13,7 @@ from . import plan as P
 from .context import VECTOR
 from .refs import index_fn, length_of, span_of
 from .registry import builds
+from ..estimators import gradients
 
 
 def _vector_sum(node: R.VectorSum, b, log_space: bool):
@@ -20,6 +21,8 @@ def _vector_sum(node: R.VectorSum, b, log_space: bool):
     with b.step(record(node.index, var_text(node.set_var))):
         body = _body(node.body, b, log_space)
     name = node.index
+    if log_space and getattr(gradients.named(b.options.gradient), "uses_log_weights", False):
+        return _weighted_log_sum(node, body, b)
 
     def vector_sum(ctx):
         ctx.lead += 1
@@ -30,6 +33,30 @@ def _vector_sum(node: R.VectorSum, b, log_space: bool):
         return torch.logsumexp(value, 0) if log_space else value.sum(0)
 
     return vector_sum
+
+
+def _weighted_log_sum(node: R.VectorSum, body, b):
+    """The log-sum-exp over a sampling set's draws, handed to the set's estimator with the log-weights (DReG
+    rescales the draws' gradients, VIMCO adds its per-draw learning signals)."""
+    from ..estimators.own_draws import estimator_of
+
+    v, name, text, span = node.set_var, node.index, b.text, span_of(node)
+    key = (v.name, (VECTOR,), v.mark, v.primes)
+
+    def error(msg):
+        return FormulaInputError(msg, text, span)
+
+    def log_sum(ctx):
+        ctx.lead += 1
+        try:
+            log_w = ctx.bind(name, VECTOR, body)
+        finally:
+            ctx.lead -= 1
+        lse = torch.logsumexp(log_w, 0)
+        estimator = estimator_of(ctx, key)
+        return estimator.log_weights(ctx, key, log_w, lse, error) if estimator is not None else lse
+
+    return log_sum
 
 
 def _support_sum(node: R.SupportSum, b, log_space: bool):

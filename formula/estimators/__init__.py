@@ -6,3 +6,5 @@ from .gradients import GradientEstimator, Reparameterised, ScoreFunction, choose
 
 __all__ = ["GradientEstimator", "Reparameterised", "ScoreFunction", "choose", "register_estimator",
            "score_surrogate", "sample_shape", "per_example"]
+
+from . import dreg, stl  # noqa: E402,F401  (register the estimators chosen by gradient="dreg", "stl")

@@ -32,6 +32,27 @@ class GradientEstimator:
         """`value` unchanged in the forward pass, with the estimator's gradient."""
         return value
 
+    # Hooks for estimators that see more than one draw (STL, DReG, VIMCO); the compiler calls them only where the
+    # flag is set, so the default path pays nothing.
+    keeps_draws = False  # the draw step calls `keep` instead of writing the draw itself
+    stops_own_score = False  # log q at its own draw is evaluated by `own_log_prob` (q's parameters stopped)
+    uses_log_weights = False  # a log-sum-exp over a sampling set's draws calls `log_weights`
+
+    def keep(self, ctx, key, dist, z, is_set: bool, decl: int):
+        """Write draw `z` of `dist` (declaration `decl`) into the trace under `key`; return log q for `surrogate`
+        (or None)."""
+        ctx.put(key, z)
+        return None
+
+    def own_log_prob(self, dist, z) -> torch.Tensor:
+        """log q(z) where z is this estimator's own draw from `dist`."""
+        return dist.log_prob(z)
+
+    def log_weights(self, ctx, key, log_w: torch.Tensor, lse: torch.Tensor, error) -> torch.Tensor:
+        """`lse` (logsumexp of `log_w` over the set's draws, dim 0) with this estimator's gradient; `error(msg)`
+        makes a FormulaError with a caret at the sum."""
+        return lse
+
 
 class Reparameterised(GradientEstimator):
     """Pathwise gradients through `rsample` (the reparameterisation trick)."""
@@ -104,8 +125,13 @@ def known() -> tuple:
     return tuple(sorted(_ESTIMATORS))
 
 
+def named(name: Optional[str]) -> Optional[GradientEstimator]:
+    """The registered estimator called `name` (None for None or an unknown name)."""
+    return _ESTIMATORS.get(name) if name is not None else None
+
+
 register_estimator(Reparameterised())
 register_estimator(ScoreFunction())
 
 __all__ = ["GradientEstimator", "Reparameterised", "ScoreFunction", "score_surrogate", "register_estimator",
-           "choose", "known"]
+           "choose", "known", "named"]
