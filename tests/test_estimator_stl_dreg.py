@@ -119,3 +119,12 @@ def test_stl_refuses_iwae():
         assert "dreg" in str(e) and "^" in str(e)
     else:
         raise AssertionError("STL on IWAE should be refused")
+
+
+VR = (r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[\frac{1}{1-\alpha} \log \frac{1}{K}\sum_{k=1}^{K} "
+      r"\left(\frac{p(x,z_k)}{q(z_k|x)}\right)^{1-\alpha}\right]")
+
+
+def test_dreg_is_unbiased_for_the_vr_bound():
+    ratio = check_unbiased_and_lower_variance(VR, "dreg", n=3000, K=5, alpha=0.5)
+    assert ratio > 2.0, ratio

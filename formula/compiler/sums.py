@@ -3,6 +3,8 @@ step over an integer range (a Python loop whose draws see the previous steps).""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..check import resolved as R
@@ -43,6 +45,8 @@ def _weighted_log_sum(node: R.VectorSum, body, b):
     v, name, text, span = node.set_var, node.index, b.text, span_of(node)
     key = (v.name, (VECTOR,), v.mark, v.primes)
 
+    power = b.build(node.body.exp) if isinstance(node.body, N.Pow) else None  # the VR bound's w^(1-alpha)
+
     def error(msg):
         return FormulaInputError(msg, text, span)
 
@@ -54,7 +58,9 @@ def _weighted_log_sum(node: R.VectorSum, body, b):
             ctx.lead -= 1
         lse = torch.logsumexp(log_w, 0)
         estimator = estimator_of(ctx, key)
-        return estimator.log_weights(ctx, key, log_w, lse, error) if estimator is not None else lse
+        if estimator is None:
+            return lse
+        return estimator.log_weights(ctx, key, log_w, lse, error, power(ctx) if power is not None else 1.0)
 
     return log_sum
 
@@ -130,6 +136,34 @@ def build_loop_sum(node: R.LoopSum, b):
         return acc
 
     return loop_sum
+
+
+@builds(R.LoopSum, log=True)
+def build_log_loop_sum(node: R.LoopSum, b):
+    """`log \\sum_{k=1}^{K} w_k p_k(x)` in log space: the log-sum-exp over the steps of each step's log-value, so a
+    mixture written in the formula stays finite where every component's density underflows."""
+    from .densities import log_of
+
+    lower, upper = index_fn(node.lower, b), upper_bound(node, b)
+    with b.step(P.LoopLogSumExpStep(node.index, var_text(node.lower), var_text(node.upper))):
+        body = log_of(node.body, b)
+    name, text, src = node.index, b.text, node.src
+
+    def log_loop_sum(ctx):
+        lo, hi = lower(ctx), upper(ctx)
+        if hi < lo:
+            raise FormulaInputError(f"this sum runs over {name} = {lo}..{hi}: an empty range", text, span_of(src))
+        if not node.uses_index:
+            return body(ctx) + math.log(hi - lo + 1)
+        steps = [ctx.bind(name, t, body) for t in range(lo, hi + 1)]
+        if not any(torch.is_tensor(v) for v in steps):  # numbers only
+            top = max(steps)
+            return top + math.log(sum(math.exp(v - top) for v in steps)) if top > -math.inf else top
+        like = next(v for v in steps if torch.is_tensor(v))
+        steps = [v if torch.is_tensor(v) else like.new_full((), v) for v in steps]
+        return torch.logsumexp(torch.stack(torch.broadcast_tensors(*steps)), 0)
+
+    return log_loop_sum
 
 
 def upper_bound(node: R.LoopSum, b):

@@ -42,11 +42,13 @@ class DoublyReparameterised(Reparameterised):
     def own_log_prob(self, dist, z):
         return stopped_log_prob(dist, z)
 
-    def log_weights(self, ctx, key, log_w, lse, error):
+    def log_weights(self, ctx, key, log_w, lse, error, power=1.0):
+        """Scale the path through z_k by alpha + (1 - alpha) w^_k (w^ the normalised w^(1-alpha), power = 1 -
+        alpha): the score term's DReG identity for the VR bound, Tucker et al.'s w~_k^2 at alpha = 0."""
         scale = state_of(ctx, key)
         if isinstance(scale, _Scale):
             z = ctx.trace[key]
-            w = torch.softmax(log_w.detach(), 0)
+            w = (1 - power) + power * torch.softmax(log_w.detach(), 0)
             while w.dim() < z.dim():
                 w = w.unsqueeze(-1)
             scale.weights = w

@@ -48,9 +48,10 @@ class GradientEstimator:
         """log q(z) where z is this estimator's own draw from `dist`."""
         return dist.log_prob(z)
 
-    def log_weights(self, ctx, key, log_w: torch.Tensor, lse: torch.Tensor, error) -> torch.Tensor:
-        """`lse` (logsumexp of `log_w` over the set's draws, dim 0) with this estimator's gradient; `error(msg)`
-        makes a FormulaError with a caret at the sum."""
+    def log_weights(self, ctx, key, log_w: torch.Tensor, lse: torch.Tensor, error, power=1.0) -> torch.Tensor:
+        """`lse` (logsumexp of `log_w` over the set's draws, dim 0) with this estimator's gradient; `log_w` is
+        `power` times the log importance weights (1 - alpha in the VR bound); `error(msg)` makes a FormulaError
+        with a caret at the sum."""
         return lse
 
 

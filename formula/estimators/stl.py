@@ -23,7 +23,7 @@ class StickingTheLanding(Reparameterised):
     def own_log_prob(self, dist, z):
         return stopped_log_prob(dist, z)
 
-    def log_weights(self, ctx, key, log_w, lse, error):
+    def log_weights(self, ctx, key, log_w, lse, error, power=1.0):
         raise error("gradient='stl' is biased for the log of a mean of importance weights (Tucker et al. 2018); "
                     "use gradient='dreg' for IWAE-style bounds")
 
