@@ -7,4 +7,4 @@ from .gradients import GradientEstimator, Reparameterised, ScoreFunction, choose
 __all__ = ["GradientEstimator", "Reparameterised", "ScoreFunction", "choose", "register_estimator",
            "score_surrogate", "sample_shape", "per_example"]
 
-from . import dreg, stl  # noqa: E402,F401  (register the estimators chosen by gradient="dreg", "stl")
+from . import dreg, stl, straight_through  # noqa: E402,F401  (register gradient="dreg", "stl", "st")
