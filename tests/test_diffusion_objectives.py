@@ -117,8 +117,9 @@ def test_schedule_names_lookups_and_mistakes():
     torch.testing.assert_close(s(torch.tensor([1.0])), torch.tensor([0.5]))
     with pytest.raises(fm.FormulaInputError, match="integer step"):
         s(torch.tensor([0.5]))
-    with pytest.raises(fm.FormulaCheckError, match="1-D tensor"):
-        Schedule("alpha_bar", torch.zeros(2, 2))
+    with pytest.raises(fm.FormulaCheckError, match="at least one step"):
+        Schedule("alpha_bar", torch.zeros(0, 2))
+    assert Schedule("mu", torch.zeros(3, 2))(2).shape == (2,)  # a table of vectors: [steps, *event]
     with pytest.raises(fm.FormulaCheckError, match="without index"):
         Schedule("alpha_t", values)
     assert Schedule("sigma", values).state_dict()["values"].shape == (3,)

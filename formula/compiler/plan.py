@@ -92,6 +92,16 @@ class LogSumExpStep(Step):
 
 
 @dataclass
+class LoopLogSumExpStep(Step):
+    index: str
+    lower: str
+    upper: str
+
+    def line(self):
+        return f"sum over {self.index} = {self.lower}..{self.upper} in log space (log-sum-exp of each step's log-value)"
+
+
+@dataclass
 class VectorSumStep(Step):
     index: str
     over: str
@@ -150,5 +160,5 @@ def render(steps: List[Step], depth: int = 0) -> List[str]:
     return lines
 
 
-__all__ = ["Step", "TermStep", "ExpectationStep", "DrawStep", "DataStep", "ClosedFormStep", "MonteCarloStep",
+__all__ = ["Step", "TermStep", "ExpectationStep", "DrawStep", "LoopLogSumExpStep", "DataStep", "ClosedFormStep", "MonteCarloStep",
            "LogSumExpStep", "VectorSumStep", "LoopStep", "RepeatStep", "EnumerationStep", "Note", "render"]

@@ -56,8 +56,10 @@ def schedule_variable(name: str) -> N.Var:
 
 
 class Schedule(Declaration):
-    """Values indexed by an integer step, used as `\\bar\\alpha_t` in a formula; `values` is a 1-D tensor of the
-    steps `start, start + 1, ...` (kept as a buffer: it moves with `.to(device)` and is saved in the state_dict)."""
+    """Values indexed by an integer step, used as `\\bar\\alpha_t` in a formula; `values` is a tensor `[steps, *event]`
+    of the steps `start, start + 1, ...` (kept as a buffer: it moves with `.to(device)` and is saved in the
+    state_dict; an `nn.Parameter` is learned, e.g. a mixture's means `\\mu_k` in `\\sum_k \\pi_k \\mathcal{N}(x \\mid
+    \\mu_k, \\sigma_k^2 I)`)."""
 
     kind = DeclKind.FUNCTION
 
@@ -65,16 +67,19 @@ class Schedule(Declaration):
         nn.Module.__init__(self)
         var = schedule_variable(name)
         values = values if torch.is_tensor(values) else torch.as_tensor(values, dtype=torch.get_default_dtype())
-        if values.dim() != 1 or values.numel() == 0:
-            raise FormulaCheckError(f"Schedule {name!r}: values must be a non-empty 1-D tensor (one per step), got "
-                                    f"shape {list(values.shape)}", name, (0, len(name)))
+        if values.dim() < 1 or values.shape[0] == 0:
+            raise FormulaCheckError(f"Schedule {name!r}: values must be a tensor [steps, *event] with at least one "
+                                    f"step, got shape {list(values.shape)}", name, (0, len(name)))
         self.variable = var
         self.parsed = N.Dist(var.name, (SCHEDULE_STEP,), mark=var.mark)  # the checker knows a schedule by its step
         self.signature_text = self.signature = var_text(N.Dist(var.name, (N.Var("t"),), mark=var.mark))
         self.name = var_text(var)
         self.var_names, self.given_names = ("t",), ()
         self.start = int(start)
-        self.register_buffer("values", values.detach().clone())
+        if isinstance(values, nn.Parameter):
+            self.values = values  # learned: a parameter of the objective
+        else:
+            self.register_buffer("values", values.detach().clone())
 
     @property
     def capabilities(self) -> Capabilities:
@@ -84,9 +89,9 @@ class Schedule(Declaration):
     def forward(self, t: Any) -> torch.Tensor:
         """The value at step t: an integer (or a float holding one), or a tensor of steps, one per example."""
         if not torch.is_tensor(t):  # a sum index or a number: one value for every example
-            if float(t) != int(t) or not 0 <= int(t) - self.start < self.values.numel():
+            if float(t) != int(t) or not 0 <= int(t) - self.start < len(self.values):
                 raise self._input_error(f"{self.name}_t at t = {t}: steps are the integers {self.start}.."
-                                        f"{self.start + self.values.numel() - 1}")
+                                        f"{self.start + len(self.values) - 1}")
             return self.values[int(t) - self.start]
         steps = t
         if steps.is_floating_point():
@@ -94,12 +99,12 @@ class Schedule(Declaration):
                 raise self._input_error(f"{self.name}_t needs an integer step t, got {steps.reshape(-1)[0].item()}")
             steps = steps.round()
         index = steps.long().to(self.values.device) - self.start
-        last = self.start + self.values.numel() - 1
+        last = self.start + len(self.values) - 1
         checkable = not index.is_meta and not torch.compiler.is_compiling()  # data-dependent: eager calls check
-        if checkable and index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.values.numel()):
-            bad = int(steps.reshape(-1)[(index.reshape(-1) < 0) | (index.reshape(-1) >= self.values.numel())][0])
+        if checkable and index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.values)):
+            bad = int(steps.reshape(-1)[(index.reshape(-1) < 0) | (index.reshape(-1) >= len(self.values))][0])
             raise FormulaInputError(f"Schedule {self.name}: step t = {bad} is outside its steps {self.start}..{last} "
-                                    f"(it has {self.values.numel()} values); check T against the schedule's length",
+                                    f"(it has {len(self.values)} values); check T against the schedule's length",
                                     self.signature_text, self._whole())
         return self.values[index]
 
@@ -108,4 +113,4 @@ class Schedule(Declaration):
                                 self.signature_text, self._whole())
 
     def extra_repr(self) -> str:
-        return f"{self.name}, {self.values.numel()} steps from t = {self.start}"
+        return f"{self.name}, {len(self.values)} steps from t = {self.start}"
