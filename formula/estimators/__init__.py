@@ -7,4 +7,4 @@ from .gradients import GradientEstimator, Reparameterised, ScoreFunction, choose
 __all__ = ["GradientEstimator", "Reparameterised", "ScoreFunction", "choose", "register_estimator",
            "score_surrogate", "sample_shape", "per_example"]
 
-from . import dreg, stl, straight_through  # noqa: E402,F401  (register gradient="dreg", "stl", "st")
+from . import dreg, stl, straight_through, vimco  # noqa: E402,F401  (gradient="dreg", "stl", "st", "vimco")
