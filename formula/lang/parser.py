@@ -116,7 +116,7 @@ class _Roles(PostLex):
     def _context_role(kind: str, tok: Token, stack: List[str], previous: str, gap: bool, where: bool) -> str:
         """The role of `~` and `\\quad` ("" drops the token as spacing)."""
         if kind == "TILDE":
-            if stack and stack[-1] == "esub":
+            if stack and stack[-1] in ("esub", "opsub"):
                 return "SIM"
             return "SIM" if not stack and previous in _TOP_SIM_AFTER and gap else ""
         return "WSEP" if where and not stack and previous in _OPERAND_ENDS else ""
@@ -432,6 +432,9 @@ def _script_text(items: Sequence[n.Node]) -> str:
     for item in items:
         if isinstance(item, n.Var) and not item.index:
             out.append(item.name)
+        elif isinstance(item, n.Var) and all(isinstance(i, n.Var) and not i.index for i in item.index):
+            out.append(f"{item.name}_{''.join(i.name for i in item.index)}" if len(item.index) == 1 and len(
+                item.index[0].name) == 1 else f"{item.name}_{item.index[0].name}")  # `p_{\\theta_x}`: theta_x
         elif isinstance(item, n.Num):
             v = item.value
             out.append(str(int(v)) if v == int(v) else str(v))
@@ -709,6 +712,9 @@ class _Builder(Transformer_NonRecursive):
                 fields["where"] = lower
         elif isinstance(lower, n.Var):
             index = lower
+        elif isinstance(lower, n.Draw):  # `\\sum_{(x, y) \\sim \\tilde p_l}`: a sum over a data set's draws
+            cls = n.Prod if "prod" in str(tok) else n.Sum
+            return cls(lower.vars[0], body, upper=upper, where=lower, span=_span(meta))
         else:
             raise _Fail("a sum's subscript must name its index: t=1, y, i \\neq j or x_i \\in X", lower.span)
         if not isinstance(index, n.Var):
@@ -717,13 +723,24 @@ class _Builder(Transformer_NonRecursive):
         node = cls(index, body, upper=upper, span=_span(meta), **fields)
         return self._mark(node, node)
 
+    def bigop_signed(self, meta, children):
+        """`\\sum_{d=1}^{D} -x_d \\log \\hat x_d - ...` (MADE): a sign right after the limits is the body's."""
+        sign = next(c for c in children if isinstance(c, Token) and c.type == "ADDOP")
+        rest = [c for c in children if c is not sign]
+        seq = rest[-1]
+        body = self.fold(seq)
+        if str(sign) == "-":
+            body = self._mark(n.Neg(body, span=_join(_tspan(sign), body.span)), self._open.get(id(body)))
+        rest[-1] = _Seq([(None, body)], seq.span)
+        return self.bigop(meta, rest)
+
     def grad(self, meta, children):
         tok, items, seq = children
         return n.Grad(tuple(items), self.fold(seq), span=_span(meta))
 
     def optimize(self, meta, children):
         tok, items, seq = children
-        sense = "min" if "min" in str(tok) else "max"
+        sense = "min" if ("min" in str(tok) or "inf" in str(tok)) else "max"  # \\inf and \\sup are min and max
         node = n.Optimize(sense, tuple(items), self.fold(seq), span=_span(meta))
         self._prefixes.add(id(node))
         self._keep.append(node)
@@ -752,6 +769,11 @@ class _Builder(Transformer_NonRecursive):
     def range(self, meta, children):
         return n.Range(children[0], children[1], span=_span(meta))
 
+    def index_rel(self, meta, children):
+        """`w \\in \\mathcal{W}` under `\\max`, `Q \\in \\mathcal{Q}` under `\\inf`: a relation as a script item."""
+        a, op, b = children
+        return n.Relation((a, b), (RELATIONS.canonical(str(op).strip()),), span=_span(meta))
+
     def before(self, meta, children):
         op = RELATIONS.canonical(str(children[0]).strip())
         if op not in ("<", "<="):
@@ -767,7 +789,8 @@ class _Builder(Transformer_NonRecursive):
     # -- atoms --
     def number(self, meta, children):
         tok = children[0]
-        value = float(tok)
+        text = str(tok)
+        value = float(re.search(r"\d+", text).group() if text.startswith("\\") else text)  # `\\mathbf{0}` is 0
         if not math.isfinite(value):
             raise _Fail(f"the number {tok} is too large (the largest is about 1.8e308)", _tspan(tok))
         return n.Num(value, span=_tspan(tok))
@@ -929,6 +952,8 @@ class _Builder(Transformer_NonRecursive):
             return n.Dist(base, args.vars, args.given, sub, args.params, mark, span=span)
         if isinstance(args, _DivArgs):
             kind = sub if (base == "D" and sub) else base
+            if "_" in kind:
+                raise _Fail("a divergence's kind is one name such as KL or JS", span)
             if not kind[:1].isupper() and not (base == "D" and sub):
                 raise _Fail(f"{base}(a || b) is not a divergence: a divergence has an upper-case name such as KL",
                             _tspan(tok))
@@ -949,7 +974,7 @@ class _Builder(Transformer_NonRecursive):
             return n.Family(family, (), args.vars, span=span)
         if base in ENTROPY_NAMES and not sub and len(args.vars) == 1 and not args.has_given and not args.params:
             return n.Entropy(_as_dist(args.vars[0]), span=span)
-        div_kind = sub.upper() if (base == "D" and sub) else base.upper() if base.isupper() else None
+        div_kind = sub.upper() if (base == "D" and sub and "_" not in sub) else base.upper() if base.isupper() else None
         div_kind = div_kind and DIVERGENCES.canonical(div_kind)
         if div_kind and len(args.vars) == 2 and not args.has_given and not args.params:
             return n.Divergence(div_kind, _as_dist(args.vars[0]), _as_dist(args.vars[1]),
@@ -1038,13 +1063,15 @@ def _no_draw(node) -> None:
         raise _Fail("a draw such as x \\sim p(x) is a statement of its own or an item of a where clause", node.span)
 
 
-_DECORATED = re.compile(r"\\([A-Za-z]+)\s*(?:\{\s*(\\?[A-Za-z][A-Za-z0-9]*)\s*\}|(\\?[A-Za-z][A-Za-z0-9]*))")
+_DECORATED = re.compile(r"\\([A-Za-z]+)\s*(?:\{\s*(\\?[A-Za-z][A-Za-z0-9]*(?:\s*\{\s*\\?[A-Za-z][A-Za-z0-9]*\s*\})?)\s*\}"
+                        r"|(\\?[A-Za-z][A-Za-z0-9]*))")
 
 
 def _decorated_name(tok: Token) -> Tuple[str, Token]:
     """`\\tilde{p}` -> ('tilde', the token `p`)."""
     m = _DECORATED.match(str(tok))
-    name = (m.group(2) or m.group(3)).lstrip("\\")
+    name = m.group(2) or m.group(3)
+    name = name if _WRAPPED.fullmatch(name) else name.lstrip("\\")
     return spellings.DECORATIONS.canonical(m.group(1)), Token.new_borrow_pos("CALL_NAME", name, tok)
 
 

@@ -33,7 +33,7 @@ __all__ = [
 GREEK_LETTERS = frozenset(
     "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi rho "
     "varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon "
-    "Phi Psi Omega".split())
+    "Phi Psi Omega ell".split())
 
 Builder = Callable[[n.Expr, Optional[n.Span]], n.Expr]
 
@@ -279,7 +279,7 @@ DIVERGENCES: Table[DivergenceName] = Table(DivergenceName, tuple(
 
 RELATIONS: Table[RelationName] = Table(RelationName, (
     RelationName("=", ("=", "\\equiv")),
-    RelationName(":=", (":=", "\\coloneqq", "\\triangleq"), unicode="≔"),
+    RelationName(":=", (":=", "\\coloneqq", "\\triangleq", "\\leftarrow"), unicode="≔"),
     RelationName("=:", ("=:", "\\eqqcolon"), unicode="≕"),
     RelationName(">=", (">=", "\\geq", "\\ge", "\u2265"), latex="\\geq", unicode="≥"),
     RelationName("<=", ("<=", "\\leq", "\\le", "\u2264"), latex="\\leq", unicode="≤"),

@@ -36,7 +36,7 @@ def functions_regex() -> str:
     if commands:
         parts.append(r"\\" + _alternation(commands) + r"(?![A-Za-z])")
     if call_commands:
-        parts.append(r"\\" + _alternation(call_commands) + r"(?=\s*(?:" + _SIZING + r")?\()")
+        parts.append(r"(?<![_^])\\" + _alternation(call_commands) + r"(?=\s*(?:" + _SIZING + r")?\()")
     if words:
         parts.append(_alternation(words) + r"(?![A-Za-z0-9])")
         parts.append(_WRAPPERS + _alternation(words) + r"\s*\}")
@@ -67,8 +67,9 @@ def greek_call_regex() -> str:
     itself a subscript (`q_\\phi(z)` is q's): except `sigma`, whose call is the logistic function."""
     names = sorted(spellings.GREEK_LETTERS - {"sigma", "varsigma"})
     words = [w for w in names if w.islower() and not w.startswith("var")]
-    return (r"(?<![_^\\A-Za-z])(?:\\" + _alternation(names) + "|" + _alternation(words) + r")(?![A-Za-z0-9])"
-            + _SUBSCRIPT_THEN_CALL)
+    bold = r"\\(?:mathbf|boldsymbol|bm|vec)\s*\{\s*\\" + _alternation(names) + r"\s*\}"
+    return (r"(?<![_^\\A-Za-z])(?:" + bold + r"|\\" + _alternation(names) + "|" + _alternation(words)
+            + r")(?![A-Za-z0-9])" + _SUBSCRIPT_THEN_CALL)
 
 
 _CALL_AFTER = (r"(?=(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?\s*(?:" + _SIZING + r")?\()")
@@ -78,7 +79,8 @@ def decorated_call_regex() -> str:
     """A decorated name right before `(` or `[` (after an optional subscript): `\\bar q(z)`, `\\tilde{p}_l(x, y)`,
     `\\hat{\\pi}(a|s)`; the decoration makes it a name of its own (`Dist.mark`)."""
     greek = r"\\" + _alternation(spellings.GREEK_LETTERS) + r"(?![A-Za-z])"
-    name = r"(?:[A-Za-z][A-Za-z0-9]*|" + greek + ")"
+    wrapped = r"\\(?:mathcal|mathbf|boldsymbol|bm|mathrm)\s*\{\s*(?:[A-Za-z][A-Za-z0-9]*|" + greek + r")\s*\}"
+    name = r"(?:[A-Za-z][A-Za-z0-9]*|" + greek + "|" + wrapped + ")"
     return decorations_regex() + r"(?:\s*\{\s*" + name + r"\s*\}|\s+[A-Za-z][A-Za-z0-9]*|\s*" + greek + ")" + _CALL_AFTER
 
 

@@ -299,9 +299,16 @@ class _Printer:
         if mark:
             text = f"{self.spelled(spellings.DECORATIONS, mark, mark)}{{{text}}}"
         if sub is not None:  # braced after an escaped name: `\\mathit{E}_k(` would read as E's sampler `{E}_k(`
-            sub_text = ",".join(self.name(part) for part in sub.split(","))
+            sub_text = ",".join(self.sub_part(part) for part in sub.split(","))
             text += f"_{{{sub_text}}}" if text.startswith("\\mathit") else self.subscript(sub_text)
         return text
+
+    def sub_part(self, part: str) -> str:
+        """One item of a name's subscript: `phi`, `data`, or a nested `theta_x` (`p_{\\theta_x}`)."""
+        if "_" not in part:
+            return self.name(part)
+        head, _, tail = part.partition("_")
+        return self.name(head) + "_" + (self.name(tail) if len(tail) == 1 else f"{{{self.name(tail)}}}")
 
     def signature(self, vars_, given, params) -> str:
         text = self.args(vars_)
