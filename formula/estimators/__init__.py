@@ -7,4 +7,4 @@ from .gradients import GradientEstimator, Reparameterised, ScoreFunction, choose
 __all__ = ["GradientEstimator", "Reparameterised", "ScoreFunction", "choose", "register_estimator",
            "score_surrogate", "sample_shape", "per_example"]
 
-from . import dreg, stl, straight_through, vimco  # noqa: E402,F401  (gradient="dreg", "stl", "st", "vimco")
+from . import dreg, nvil, stl, straight_through, vimco  # noqa: E402,F401  (register the built-in estimators)
