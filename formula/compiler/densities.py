@@ -26,7 +26,8 @@ def factor_log_prob(bound: R.Bound, b):
     cond = b.conditioned(bound)
     (value,) = [b.build(v) for v in bound.values]
     decl_index = bound.decl
-    if caps.can_sample and isinstance(bound.values[0], (R.DrawnRef, R.StepRef)) and b.gradient_estimator(decl_index).stops_own_score:
+    at_a_draw = caps.can_sample and isinstance(bound.values[0], (R.DrawnRef, R.StepRef))
+    if at_a_draw and b.gradient_estimator(decl_index).stops_own_score:  # STL, DReG: q's own draw
         return _own_log_prob(bound, value, cond, b)
 
     def log_prob(ctx):
