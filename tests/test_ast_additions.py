@@ -206,3 +206,12 @@ def test_unicode_spans_and_carets_point_into_the_pasted_text():
         parse("θ⋅𝔼_{q(z|x)}[f] + +")
     assert err.value.text == "θ⋅𝔼_{q(z|x)}[f] + +"
     assert err.value.text[err.value.span[0]] == "+" and err.value.span[0] == len("θ⋅𝔼_{q(z|x)}[f] + ")
+
+
+def test_a_signed_underbrace_after_a_term_is_a_new_term():
+    """DDPM eq. 5: `... \\underbrace{KL(..)}_{L_{t-1}} \\underbrace{- \\log p(x_0|x_1)}_{L_0}` is a sum of terms."""
+    tree = one(r"\sum_{t>1} \underbrace{a_t}_{L_{t-1}} \underbrace{- \log p(x_0|x_1)}_{L_0}")
+    assert isinstance(tree, n.Add) and isinstance(tree.terms[0], n.Sum)
+    assert tree.terms[1] == n.Labeled(n.Neg(n.LogDensity(n.Dist("p", (n.Var("x", (n.Num(0.0),)),),
+                                                                 (n.Var("x", (n.Num(1.0),)),)))), n.Var("L", (n.Num(0.0),)))
+    assert one(r"a \underbrace{b}_{L}") == n.Mul((n.Var("a"), n.Labeled(n.Var("b"), n.Var("L"))))  # unsigned: a factor

@@ -134,6 +134,31 @@ class _Roles(PostLex):
         return opener
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        return self._signed_labels(self._roles(stream))
+
+    @staticmethod
+    def _signed_labels(stream: Iterator[Token]) -> Iterator[Token]:
+        """`A \\underbrace{- \\log p(x_0|x_1)}_{L_0}` (DDPM eq. 5): a labelled term written with its sign inside the
+        brace, right after another term, is a new term (a `+` is put before it), not a factor of a product."""
+        previous, held = "", []
+        for tok in stream:
+            if held:
+                held.append(tok)
+                if len(held) == 2 and tok.type == "_LBRACE":
+                    continue
+                if len(held) == 3 and tok.type == "ADDOP":
+                    yield Token.new_borrow_pos("ADDOP", "+", held[0])
+                yield from held
+                previous, held = tok.type, []
+                continue
+            if tok.type == "UNDERBRACE" and previous in _OPERAND_ENDS:
+                held = [tok]
+                continue
+            previous = tok.type
+            yield tok
+        yield from held
+
+    def _roles(self, stream: Iterator[Token]) -> Iterator[Token]:
         stack: List[str] = []
         recent: List[str] = ["", ""]  # the last two token types
         call_at = -1  # stack depth at which the next ( or [ opens a call's arguments
