@@ -488,10 +488,10 @@ class _Checker(Resolver):
             return R.IndexRef(v, v.name)
         if v in scope.drawn:
             return R.DrawnRef(v, v)
-        self.refuse_unscheduled(v, scope)
-        defined = self.defined_ref(v, scope)  # a defined variable (\hat x = ...): formula.check.definitions
+        defined = self.defined_ref(v, scope)  # a defined variable (\hat x = ..., x_t = ...): formula.check.definitions
         if defined is not None:
             return defined
+        self.refuse_unscheduled(v, scope)
         if v.name in scope.sets and len(v.index) == 1 and isinstance(v.index[0], N.Var) and (
                 v.index[0].name in scope.vector):
             return R.DrawnRef(v, v)
@@ -525,7 +525,7 @@ class _Checker(Resolver):
         name = var_text(v.base)
         for d in self.decls:
             if d.kind is DeclKind.FUNCTION and d.name == name and len(d.vars) == 1 and d.vars[0] == SCHEDULE_STEP:
-                return R.Call(v, d.index, (self.ref(v.index[0], scope),))
+                return R.Call(v, d.index, (self.ref(v.index[0], scope, data=False),))  # a step, not data
         return None
 
     def refuse_unscheduled(self, v: N.Var, scope: Scope) -> None:

@@ -12,6 +12,8 @@ Sample-only distributions have no density: using one as a density is a check err
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -173,7 +175,21 @@ class Definitions:
         return None
 
     def of_variable(self, v: N.Var) -> Optional[Definition]:
-        return self.variables.get(v)
+        """The definition of `v`: its own, or one written at a step index and used at a numbered step (`x_t = ...`
+        used as `x_1`), with the step substituted in its value. Only a number: `x_{t-1}` from `x_t`'s definition would
+        share its noise, which is not the forward process's joint; and a value that uses `v` itself (`x_0` from
+        `x_t = \\sqrt{\\bar\\alpha_t} x_0 + ...`) does not define it."""
+        found = self.variables.get(v)
+        if found is not None or len(v.index) != 1 or not isinstance(v.index[0], N.Num):
+            return found
+        for d in self.variables.values():
+            w = d.var
+            if (w.name, w.mark, w.primes, w.label) == (v.name, v.mark, v.primes, v.label) and len(w.index) == 1 \
+                    and isinstance(w.index[0], N.Var) and not w.index[0].index:
+                value = substitute(d.value, w.index[0], v.index[0])
+                if not any(node == v for node in value.walk()):
+                    return Definition(v, value, d.stmt)
+        return None
 
     def name_samplers(self, program: N.Program) -> None:
         """`\\tilde x \\sim \\mathbb{P}_g` (an expectation's item or a draw statement) with `\\tilde x` defined:
@@ -289,6 +305,9 @@ def _declared_use(resolver, v: N.Var, e: N.Node) -> Optional[N.Dist]:
              and (d.vars[0].name, d.vars[0].mark, d.vars[0].primes) == (v.name, v.mark, v.primes)]
     if not found:
         return None
+    exact = [d for d in found if d.vars[0] == v]  # p_data(x_0) for x_0, before q(x_{t-1}|...) by its letter
+    if len(exact) == 1:
+        found = exact
     if len(found) > 1:
         raise resolver.error(f"{var_text(v)} could be drawn from {', '.join(str(d) for d in found)}: write its "
                              f"sampler in the expectation or as a draw statement", e)
@@ -361,3 +380,24 @@ def sample_only_error(resolver, d: object, use: N.Node):
 
 __all__ = ["Definition", "Aggregate", "Permuted", "SampleOnly", "Definitions", "DefinedRef", "Let", "PermuteDims",
            "Lets", "Permute", "sample_only_error", "DrawPlan", "plan_of", "sampling_joint", "hidden"]
+
+
+def substitute(node: N.Node, old: N.Var, new: N.Expr) -> N.Node:
+    """`node` with the plain variable `old` replaced by `new` everywhere, indices included (`\\bar\\alpha_t` at t = 1 is
+    `\\bar\\alpha_1`); a sum or product binding the same name keeps its own."""
+    if node == old:
+        return new
+    if isinstance(node, (N.Sum, N.Prod)) and node.index == old:
+        return node
+    if not dataclasses.is_dataclass(node):
+        return node
+    changes = {}
+    for f in dataclasses.fields(node):
+        if f.name == "span":
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, N.Node):
+            changes[f.name] = substitute(value, old, new)
+        elif isinstance(value, tuple) and any(isinstance(x, N.Node) for x in value):
+            changes[f.name] = tuple(substitute(x, old, new) if isinstance(x, N.Node) else x for x in value)
+    return dataclasses.replace(node, **changes) if changes else node

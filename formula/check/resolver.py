@@ -53,6 +53,14 @@ def _sig_text(d: N.Dist) -> str:
     return var_text(d)
 
 
+def _given_bases_match(declared: Sequence[N.Var], used: Sequence[N.Expr]) -> bool:
+    """Rule 4 for conditions; a number fills a declared step condition (`p_\\theta(x_0|x_1, 1)` of a declared
+    `p_\\theta(x_{t-1}|x_t, t)`: the net gets the step as a number)."""
+    return len(declared) == len(used) and all(
+        (isinstance(u, N.Num) and isinstance(d, N.Var) and not d.index) or _bases((d,)) == _bases((u,))
+        for d, u in zip(declared, used))
+
+
 def _bases(vs: Iterable[N.Expr]) -> Tuple[object, ...]:
     """Base names by position (rule 4: without index, prime or decoration)."""
     return tuple(v.name if isinstance(v, N.Var) else v for v in vs)
@@ -108,7 +116,7 @@ class Resolver:
                 continue
             if d.vars == dist.vars and d.given == dist.given:
                 exact.append(d)
-            elif _bases(d.vars) == _bases(dist.vars) and _bases(d.given) == _bases(dist.given):
+            elif _bases(d.vars) == _bases(dist.vars) and _given_bases_match(d.given, dist.given):
                 by_base.append(d)
         if len(exact) == 1:
             return Factor(exact[0].index, dist.vars, dist.given)
@@ -126,7 +134,7 @@ class Resolver:
         if dist in self.densities:
             return self.densities[dist]
         for arg in dist.vars + dist.given:
-            if not isinstance(arg, N.Var):
+            if not isinstance(arg, N.Var) and not (isinstance(arg, N.Num) and arg in dist.given):
                 raise self.error(f"the arguments of {_sig_text(dist)} must be variables{_greek_hint(dist)}", arg)
         if not dist.vars:
             raise self.error(f"{_sig_text(dist)} needs its variables here (write e.g. q(z|x))", dist)

@@ -51,6 +51,13 @@ def keyer(ref, b):
     return None
 
 
+def _fixed_key(ref) -> tuple:
+    """What tells two fixed arguments apart at compile time: the input's name, or the number."""
+    if isinstance(ref, N.Num):
+        return ("number", ref.value)
+    return (type(ref).__name__, ref.name)
+
+
 def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Optional[Fn] = None) -> Fn:
     """A closure computing `make(ctx, values of args)` once per call and per distinct key of the arguments (and of
     `extra(ctx)`, a further key such as the level of an indexed use)."""
@@ -59,6 +66,8 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Opt
     if any(k is None for k in keyers):
         return lambda ctx: make(ctx, [g(ctx) for g in lookups])
     varying = [k for k in keyers if k is not FIXED] + ([extra] if extra is not None else [])
+    # which inputs and numbers the arguments are: D(x) and D(y), alpha_T and alpha_1 are different values
+    tag = (tag,) + tuple(_fixed_key(a) for a, k in zip(args, keyers) if k is FIXED)
     if not varying:
         def memo_fixed(ctx):
             key = (tag, ctx.outer)  # inside an enumerated sum the inputs are expanded: another value

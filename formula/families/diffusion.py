@@ -74,6 +74,8 @@ class _Diffusion(Declaration):
 
     def at(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """The schedule `name` at steps t (integers 1..T, `[n]` or `[n, 1]`), shaped to broadcast over `like`."""
+        if not torch.is_tensor(t):  # a sum index (\sum_{t=2}^{T}): one step for every example
+            t = torch.full((1,), int(t), device=like.device)
         t = t.reshape(-1)
         if t.is_floating_point():
             t = t.round()
