@@ -28,6 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import digits  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from vae import Decoder, Encoder, grid, save_picture  # noqa: E402
 
 import formula as fm  # noqa: E402
@@ -156,6 +157,9 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     print(f"trained both models ({args.epochs} epochs of model updates each) in {seconds:.1f} s; wrote "
           f"reconstructions.png to {args.out}")
     a, v = results["AVB"], results["VAE"]
+    write_results(args.out, model="AVB", paper="Mescheder, Nowozin & Geiger 2017", formula=MODEL,
+                  metric="held-out E_q[log p(x|z)] (nats/image)", value=a["reconstruction"],
+                  vae_reconstruction=v["reconstruction"], kl_by_t=a["KL"], vae_kl=v["KL"])
     print(f"held-out per image: E_q[log p(x|z)] AVB {a['reconstruction']:.2f} vs VAE {v['reconstruction']:.2f}; "
           f"KL term (AVB: E_q[T]) AVB {a['KL']:.2f} vs VAE {v['KL']:.2f}")
     return results

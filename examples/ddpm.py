@@ -30,6 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mixture2d  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from common.spellings import check_spellings  # noqa: E402
 from common.start import start  # noqa: E402
 
@@ -111,6 +112,8 @@ def main(argv=None) -> Dict[str, float]:
     mixture2d.save_figure(args.out / "ddpm.png", held_out, {"DDPM": samples}, {"DDPM": score, **base})
     print(f"trained {args.epochs * STEPS_PER_EPOCH} steps in {seconds:.1f} s (last epoch's loss {last:.4f}); "
           f"sampled {EVAL_SAMPLES} by {args.steps} reverse steps; wrote ddpm.png to {args.out}")
+    write_results(args.out, model="DDPM", paper="Ho, Jain & Abbeel 2020", formula=SIMPLE,
+                  metric="MMD^2 of samples to held-out data", value=score["mmd2"], nll=score["nll"])
     print(mixture2d.metric_line("DDPM", score, base))
     return score
 

@@ -33,6 +33,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mixture2d  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from common.spellings import check_spellings  # noqa: E402
 from common.start import start  # noqa: E402
 
@@ -121,6 +122,9 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     print(mixture2d.metric_line(name, scores[name], base))
     print(f"trained {args.epochs * STEPS_PER_EPOCH} steps ({args.langevin_steps} Langevin steps each) in "
           f"{seconds:.1f} s; wrote ebm.png to {args.out}")
+    buffered = scores["EBM (replay buffer)"]
+    write_results(args.out, model="EBM (replay buffer)", paper="Du & Mordatch 2019", formula=REGULARISED,
+                  metric="MMD^2 of samples to held-out data", value=buffered["mmd2"], nll=buffered["nll"])
     print(mixture2d.metric_line("EBM (replay buffer)", scores["EBM (replay buffer)"], base))
     return scores
 

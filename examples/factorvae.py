@@ -27,6 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import figures, shapes  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 
 import formula as fm  # noqa: E402
 
@@ -167,6 +168,9 @@ def main(argv=None) -> Dict[str, float]:
     save_traversals(decoders, encoders, data, args.out)
     print(f"trained both models ({args.epochs} epochs of VAE updates each) in {seconds:.1f} s; wrote "
           f"traversals_*.png to {args.out}")
+    write_results(args.out, model="FactorVAE", paper="Kim & Mnih 2018", formula=FACTOR_VAE,
+                  metric="disentanglement metric (0.25 is chance)", value=scores["FactorVAE"],
+                  vae=scores["VAE"])
     print("FactorVAE disentanglement metric (0.25 is chance): "
           + ", ".join(f"{m} {s:.3f}" for m, s in scores.items()))
     return scores

@@ -29,6 +29,7 @@ import zuko
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import figures  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 
 import formula as fm  # noqa: E402
 
@@ -147,6 +148,9 @@ def main(argv=None) -> Dict[str, float]:
     save_figure(nsf, test, args.out / "flow.png", args.seed)
     steps = args.epochs * (TRAIN // args.batch_size)
     print(f"trained {steps} steps in {seconds:.1f} s; wrote flow.png to {args.out}")
+    write_results(args.out, model="Neural spline flow", paper="Durkan et al. 2019", formula=LIKELIHOOD,
+                  metric="held-out log-likelihood (nats/point)", value=results["NSF flow"],
+                  baselines={k: v for k, v in results.items() if k != "NSF flow"})
     print("held-out log-likelihood (nats per point): " + ", ".join(f"{k} {v:.3f}" for k, v in results.items()))
     return results
 

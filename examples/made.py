@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import digits  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from common.spellings import check_spellings  # noqa: E402
 from common.start import start  # noqa: E402
 from vae import grid, save_picture  # noqa: E402
@@ -82,6 +83,8 @@ def main(argv=None) -> Dict[str, float]:
         samples = model.sample((100,))["x"].cpu()
     save_picture(grid(samples, 10, 10), args.out / "samples.png", "MADE samples, 64 passes each")
     print(f"wrote samples.png to {args.out}")
+    write_results(args.out, model="MADE", paper="Germain et al. 2015", formula=LIKELIHOOD,
+                  metric="held-out NLL (nats/image)", value=made_nll, factorised_nll=base_nll)
     print(f"held-out NLL (nats per image): MADE {made_nll:.2f}, factorised Bernoulli {base_nll:.2f}")
     return {"made": made_nll, "factorised": base_nll}
 

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import digits  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from common.spellings import check_spellings  # noqa: E402
 from common.start import start  # noqa: E402
 from vae import grid, save_picture  # noqa: E402
@@ -158,6 +159,9 @@ def main(argv=None) -> Dict[str, float]:
     save_picture(grid(images, CLASSES, 10), args.out / "from_label.png",
                  "mean of p(x|z), z ~ q(z|y): one row per label 0-9")
     print(f"wrote from_label.png to {args.out}")
+    write_results(args.out, model="MVAE", paper="Wu & Goodman 2018", formula=SUBSAMPLED,
+                  metric="label accuracy from the image alone", value=from_image, from_label=from_label,
+                  objective=final["objective"])
     print(f"label accuracy from the image alone: {from_image:.3f}; images from the label alone judged right: "
           f"{from_label:.3f}")
     return {"objective": final["objective"], "from_image": from_image, "from_label": from_label}

@@ -35,6 +35,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import figures  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 
 import formula as fm  # noqa: E402
 
@@ -192,6 +193,10 @@ def main(argv=None) -> Dict[str, Dict[str, float]]:
     seconds = time.perf_counter() - start
     save_figure(pictures, args.out / "planar_vi.png")
     print(f"trained {len(args.targets)} x {len(LAYERS)} runs of {args.epochs} steps in {seconds:.1f} s; wrote planar_vi.png to {args.out}")
+    first = args.targets[0]
+    write_results(args.out, model=f"planar flow, K = {LAYERS[-1]}", paper="Rezende & Mohamed 2015",
+                  formula=FREE_ENERGY, metric=f"bound -F on log Z of {first} (nats)",
+                  value=metrics[first][f"K={LAYERS[-1]}"], log_z=metrics[first]["log Z"])
     print("bound -F on log Z (nats), K = " + "/".join(map(str, LAYERS)) + ": " + ", ".join(
         f"{name} " + "/".join(f"{m[f'K={k}']:.3f}" for k in LAYERS) + f" (log Z {m['log Z']:.3f})"
         for name, m in metrics.items()))

@@ -30,6 +30,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import mixture2d  # noqa: E402
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from common.spellings import check_spellings  # noqa: E402
 from common.start import start  # noqa: E402
 
@@ -119,6 +120,9 @@ def main(argv=None) -> Dict[str, float]:
     print(f"trained {args.epochs * STEPS_PER_EPOCH} steps over {args.levels} noise levels in {seconds:.1f} s (last "
           f"epoch's loss {last:.4f}); sampled {EVAL_SAMPLES} by annealed Langevin; wrote score_matching.png to "
           f"{args.out}")
+    write_results(args.out, model="NCSN", paper="Song & Ermon 2019", formula=NCSN,
+                  metric="MMD^2 of samples to held-out data", value=quality["mmd2"],
+                  nll=quality["nll"])
     print(mixture2d.metric_line("NCSN", quality, base))
     return quality
 

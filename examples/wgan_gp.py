@@ -27,6 +27,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common.cli import parse_common  # noqa: E402
+from common.results import write_results  # noqa: E402
 from gan import EVAL_SAMPLES, MODES, STEPS_PER_EPOCH, Generator, coverage, ring, save_scatter  # noqa: E402
 
 import formula as fm  # noqa: E402
@@ -133,6 +134,9 @@ def main(argv=None) -> Tuple[int, float]:
     print("last epoch's losses: " + ", ".join(f"{k} {v:.3f}" for k, v in losses.items()))
     print(f"trained {args.epochs * STEPS_PER_EPOCH} steps ({args.critic_steps} critic steps per generator step) in "
           f"{seconds:.1f} s; wrote wgan_gp.png to {args.out}")
+    write_results(args.out, model="WGAN-GP", paper="Gulrajani et al. 2017",
+                  formula=paper_spelling(CRITIC_LOSS), metric=f"modes covered of {MODES}", value=covered,
+                  share_within_3_sigma=share)
     print(f"modes covered of {MODES} (share within 3σ): WGAN-GP {covered}/{MODES} ({share:.1%})")
     return covered, share
 
