@@ -88,6 +88,51 @@ def _ddpm_kl_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
     return (0.5 * torch.log(b / var_q) + (var_q + (mu_q - mu_p) ** 2) / (2 * b) - 0.5).sum(-1)
 
 
+# --- DDPM's whole bound: L_T + sum_{t=2}^T L_{t-1} + L_0 ------------------------------------------------------
+
+DDPM_BOUND = (r"x_t = \sqrt{\bar\alpha_t} x_0 + \sqrt{1 - \bar\alpha_t} \epsilon" "\n"
+              r"\mathbb{E}_{x_0}\left[D_{KL}(\mathcal{N}(\sqrt{\bar\alpha_T} x_0, (1 - \bar\alpha_T) I) \| \mathcal{N}(0, I))"
+              r" + \sum_{t=2}^{T} \mathbb{E}_{\epsilon}\left[" + DDPM_KL + r"\right]"
+              r" - \mathbb{E}_{\epsilon}[\log p_\theta(x_0 | x_1, 1)]\right]")
+
+
+class _EpsNetAnyStep(_EpsNet):
+    def forward(self, x_t, t):  # t: [batch] when drawn, a number at a sum index or written as 1
+        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
+        return super().forward(x_t, t)
+
+
+def _ddpm_bound() -> Declarations:
+    torch.manual_seed(0)
+    betas = linear_betas(STEPS, 0.05, 0.5)
+    eps = fm.Function(r"\epsilon_\theta(x_t, t)", net=_EpsNetAnyStep())
+    q = DiffusionPosterior("q(x_{t-1}|x_t, x_0, t)", betas)
+    return (q, DiffusionReverse(r"p_\theta(x_{t-1}|x_t, t)", eps, betas), eps,
+            Schedule("alpha_bar", q.alpha_bar), fm.Data("p_data(x_0)"),  # on the declarations' device and dtype
+            fm.Normal(r"p(\epsilon)", loc=0.0, scale=1.0, shape=(D,)))
+
+
+def _ddpm_bound_inputs() -> Inputs:
+    return {"x_0": torch.randn(B, D, generator=torch.Generator().manual_seed(1)), "T": STEPS}
+
+
+def _ddpm_bound_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
+    """L_T in closed form, then the KL at t = 2..T and L_0 at t = 1, each with its own noise, in that order."""
+    q, p, eps = decls[:3]
+    x_0 = inputs["x_0"]
+    bar = torch.cumprod(1 - q.betas.to(x_0.dtype), 0)
+    total = torch.distributions.kl_divergence(torch.distributions.Normal(bar[-1].sqrt() * x_0, (1 - bar[-1]).sqrt()),
+                                              torch.distributions.Normal(torch.zeros_like(x_0), 1.0)).sum(-1)
+    for t in range(2, STEPS + 1):
+        x_t = bar[t - 1].sqrt() * x_0 + (1 - bar[t - 1]).sqrt() * torch.randn_like(x_0)
+        steps = torch.full((x_0.shape[0],), t, device=x_0.device)
+        total = total + _ddpm_kl_ref((q, p, eps), {"x_t": x_t, "x_0": x_0, "t": steps})
+    x_1 = bar[0].sqrt() * x_0 + (1 - bar[0]).sqrt() * torch.randn_like(x_0)
+    betas = q.betas.to(x_0.dtype)
+    mean = (x_1 - betas[0] / (1 - bar[0]).sqrt() * eps.net(x_1, 1)) / (1 - betas[0]).sqrt()
+    return total - torch.distributions.Normal(mean, betas[0].sqrt()).log_prob(x_0).sum(-1)
+
+
 # --- NCSN ------------------------------------------------------------------------------------------------------
 
 class _Score(nn.Module):
@@ -122,4 +167,5 @@ def _ncsn_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
 case("ebm-contrastive", EBM, inputs=lambda: {"x": binary(B)}, draws=["x'"], reference=_ebm_ref,
      skip={"compiled": NO_COMPILE, "fullgraph": NO_COMPILE})(_ebm)
 case("ddpm-bound-kl", DDPM_KL, inputs=_ddpm_kl_inputs, draws=[], reference=_ddpm_kl_ref)(_ddpm_kl)
+case("ddpm-bound", DDPM_BOUND, inputs=_ddpm_bound_inputs, draws=["epsilon"], reference=_ddpm_bound_ref)(_ddpm_bound)
 case("ncsn-sum-over-sigmas", NCSN, inputs=_ncsn_inputs, draws=[r"\tilde{x}"], reference=_ncsn_ref)(_ncsn)
