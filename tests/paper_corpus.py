@@ -201,7 +201,6 @@ CORPUS = [
 NOT_SUPPORTED = {
     ("Kingma & Welling 2014", "eq. 6"): "a superscript label on a called name before its arguments (L^A(...))",
     ("Kingma & Welling 2014", "eq. 7"): "a superscript label on a called name before its arguments (L^B(...))",
-    ("Kingma & Welling 2014", "sec. 2.4 (reparameterisation)"): "two displays joined by \\quad \\text{and} \\quad",
     ("Suzuki et al. 2017, JMVAE-kl", "eq. 6"): "a call inside a name's subscript (L_{JMkl(alpha)})",
     ("Krishnan et al. 2017, Deep Markov model", "eq. 6 (~)"): "a tuple (theta, phi) as one parameter",
     ("Gulrajani et al. 2017, WGAN-GP", "eq. 3"): "\\underbrace labels that are sentences (\\text{Original critic loss})",
@@ -214,7 +213,6 @@ NOT_SUPPORTED = {
     ("Tolstikhin et al. 2018, WAE", "Algorithm 2 (MMD penalty)"): "a sum over two indices, \\sum_{\\ell, j}",
     ("Makhzani et al. 2016, Adversarial autoencoders", "eq. 1 (~)"): "integrals \\int_x ... dx",
     ("Jang et al. 2017, Gumbel-Softmax", "eq. 1"): "\\text{one\\_hot} (an escaped underscore) and \\arg\\max",
-    ("Maddison et al. 2017, Concrete", "sec. 2 (Gumbel noise)"): "two displays joined by ', \\quad'",
     ("Blei et al. 2017", "eq. 17 (CAVI)"): "a starred name q_j^* called as a function",
     ("Alemi et al. 2018", "rate (~)"): "integrals and p^*(x)",
 }

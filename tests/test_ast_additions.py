@@ -215,3 +215,17 @@ def test_a_signed_underbrace_after_a_term_is_a_new_term():
     assert tree.terms[1] == n.Labeled(n.Neg(n.LogDensity(n.Dist("p", (n.Var("x", (n.Num(0.0),)),),
                                                                  (n.Var("x", (n.Num(1.0),)),)))), n.Var("L", (n.Num(0.0),)))
     assert one(r"a \underbrace{b}_{L}") == n.Mul((n.Var("a"), n.Labeled(n.Var("b"), n.Var("L"))))  # unsigned: a factor
+
+
+@pytest.mark.parametrize("text, count", [
+    (r"G = -\log(-\log U), \quad U \sim \mathrm{Uniform}(0, 1)", 2),
+    (r"z = \mu + \sigma \odot \epsilon \quad \text{and} \quad \epsilon \sim \mathcal{N}(0, I)", 2),
+    (r"a \qquad b = c", 2),
+    (r"L \quad \text{where} \quad a = b, \quad c \sim p", 1),
+    (r"L, \quad \text{where} \quad a = b", 1),
+    (r"(a \quad b)", 1),
+])
+def test_displays_joined_by_spacing_are_statements(text, count):
+    program = parse(text)
+    assert len(program.statements) == count
+    assert parse(to_ascii(program)) == program and parse(to_latex(program)) == program

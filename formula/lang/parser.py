@@ -97,6 +97,7 @@ _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRAC
 _PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT"}  # operators whose sub/superscripts are not operands
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
+_OPERAND_ENDS = tuple(sorted(_OPERAND_ENDS))
 _TOP_SIM_AFTER = _OPERAND_ENDS  # `x ~ p` as a statement or a where item: `~` after an operand, spaced
 _RENAMED = {"MID": "GIVEN", "GREEK_CALL": "CALL_NAME", "LABS": "ABS_OPEN", "RABS": "ABS_CLOSE", "LNORM": "NORM_OPEN",
             "RNORM": "NORM_CLOSE"}  # tokens whose role does not depend on what came before
@@ -119,7 +120,11 @@ class _Roles(PostLex):
             if stack and stack[-1] in ("esub", "opsub"):
                 return "SIM"
             return "SIM" if not stack and previous in _TOP_SIM_AFTER and gap else ""
-        return "WSEP" if where and not stack and previous in _OPERAND_ENDS else ""
+        if kind == "WSEP":  # `\\text{and}`: a where clause's separator, or prose between two displays
+            return "WSEP"
+        if where:
+            return "WSEP" if not stack and previous in _OPERAND_ENDS else ""
+        return "DISPLAY" if not stack and previous in _OPERAND_ENDS + ("_COMMA",) else ""  # `a, \\quad b`
 
     @staticmethod
     def _bar_role(kind: str, previous: str, top: str) -> str:
@@ -134,7 +139,32 @@ class _Roles(PostLex):
         return opener
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        return self._signed_labels(self._roles(stream))
+        return self._displays(self._signed_labels(self._roles(stream)))
+
+    @staticmethod
+    def _displays(stream: Iterator[Token]) -> Iterator[Token]:
+        """`a = b, \\quad c \\sim p` and `a \\quad \\text{and} \\quad b`: displays joined by spacing are statements
+        (a `;`), unless a `\\text{where}` follows (then the spacing was only spacing)."""
+        held: List[Token] = []  # a comma and displays, until the next token says what they were
+        for tok in stream:
+            if tok.type == "DISPLAY" or (tok.type == "_COMMA" and not held):
+                held.append(tok)
+                continue
+            displays = [h for h in held if h.type == "DISPLAY"]
+            commas = [h for h in held if h.type == "_COMMA"]
+            # `, \\quad` and `\\qquad` join displays; a lone `\\quad` only before `\\text{and}`, else it is spacing
+            strong = displays and (commas or any("qquad" in str(d) for d in displays))
+            if displays and tok.type == "WHERE":
+                held = commas
+            elif strong or (displays and tok.type == "WSEP"):
+                held = [Token.new_borrow_pos("_SEMI", ";", displays[-1])]
+            else:
+                held = commas
+            yield from held
+            held = []
+            if not (displays and tok.type == "WSEP"):
+                yield tok
+        yield from (h for h in held if h.type == "_COMMA")
 
     @staticmethod
     def _signed_labels(stream: Iterator[Token]) -> Iterator[Token]:
@@ -190,7 +220,7 @@ class _Roles(PostLex):
                 kind = self._bar_role(kind, recent[-1], stack[-1] if stack else "")
             elif kind in _RENAMED:
                 kind = _RENAMED[kind]
-            elif kind in ("TILDE", "QUAD"):
+            elif kind in ("TILDE", "QUAD", "WSEP"):
                 kind = self._context_role(kind, tok, stack, recent[-1], gap, where)
                 if not kind:
                     continue
