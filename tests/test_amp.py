@@ -87,7 +87,34 @@ def test_amp_options():
     cpu = torch.device("cpu")
     assert amp_dtype(False, cpu) is None and amp_dtype(True, cpu) == torch.bfloat16
     assert amp_dtype("bf16", cpu) == torch.bfloat16
-    with pytest.raises(FormulaInputError, match="GradScaler"):
-        amp_dtype("float16", cpu)
+    assert amp_dtype("float16", cpu) == amp_dtype("fp16", cpu) == torch.float16
     with pytest.raises(FormulaInputError, match="amp="):
         amp_dtype("int8", cpu)
+
+
+def test_float16_trains_with_a_loss_scaler_that_resumes_exactly(tmp_path):
+    """amp="float16": networks in float16, the loss scaled by a GradScaler (its state in the checkpoint)."""
+    torch.manual_seed(0)
+    train, _ = digits.load(seed=0)
+    elbo = _vae()
+    trainer = fm.Trainer(elbo, lr=3e-3, batch_size=64, amp="float16", device="cpu", progress=False)
+    first = trainer.fit({"x": train[:512]}, epochs=1)["objective"][-1]
+    last = trainer.fit({"x": train[:512]}, epochs=3)["objective"][-1]
+    assert last > first  # the ELBO rises
+    assert trainer._scaler is not None and trainer._scaler.get_scale() > 0
+    trainer._scaler.update(1234.0)
+    trainer.save(tmp_path / "run.ckpt")
+    again = fm.Trainer.load(tmp_path / "run.ckpt", _vae(), amp="float16", device="cpu", progress=False)
+    assert again._scaler.get_scale() == 1234.0
+
+
+def test_a_float16_step_whose_gradients_overflow_is_skipped_not_diverged():
+    torch.manual_seed(0)
+    elbo = _vae()
+    trainer = fm.Trainer(elbo, batch_size=16, amp="float16", device="cpu", progress=False)
+    trainer._scaler.load_state_dict({**trainer._scaler.state_dict(), "scale": 1e38})  # scaled gradients overflow
+    before = [p.detach().clone() for p in elbo.parameters()]
+    stats = trainer.train_step({"x": torch.rand(16, 64).round()})
+    assert stats["skipped"] == 1.0
+    assert all(torch.equal(a, b) for a, b in zip(before, elbo.parameters()))  # no update
+    assert trainer._scaler.get_scale() < 1e38  # backed off

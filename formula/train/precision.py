@@ -4,7 +4,9 @@
 loss scaling is needed); `amp="bfloat16"` says the same. Each declared network's outputs (the parameters of a
 distribution, a function's value) are cast back to float32 while autocast is on, so log-densities, KLs and their
 sums over pixels and time are computed in float32; only the networks' matrix products run in low precision.
-float16 needs a gradient scaler inside the update step, which the update rules do not take yet.
+`amp="float16"` runs the networks in float16 with a `torch.amp.GradScaler` (`grad_scaler`): the loss is scaled
+before backward, the gradients unscaled before the finite check, the clipping and the optimizer step, and a step
+whose gradients overflow is skipped with a smaller scale (history key `skipped`), never reported as a divergence.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import nn
 from ..errors import FormulaInputError
 from ..families.protocol import Declaration
 
-__all__ = ["amp_dtype", "autocast", "float32_outputs", "with_autocast"]
+__all__ = ["amp_dtype", "autocast", "float32_outputs", "with_autocast", "grad_scaler"]
 
 _NAMES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
@@ -30,12 +32,14 @@ def amp_dtype(amp: Any, device: torch.device) -> Optional[torch.dtype]:
     dtype = torch.bfloat16 if amp is True else _NAMES.get(amp, amp) if isinstance(amp, str) else amp
     if dtype not in (torch.bfloat16, torch.float16):
         raise FormulaInputError(f"Trainer(amp=...) takes True, False, 'bfloat16' or 'float16', got {amp!r}")
-    if dtype == torch.float16:
-        raise FormulaInputError("Trainer(amp='float16') needs loss scaling (a GradScaler) inside the update step, "
-                                "which the update rules do not do yet; use amp=True (bfloat16, which needs none)")
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise FormulaInputError(f"{device} does not support bfloat16; train without amp= on it")
     return dtype
+
+
+def grad_scaler(device: torch.device, dtype: Optional[torch.dtype]) -> Optional[Any]:
+    """The loss scaler float16 needs (None for bfloat16 and full precision, whose exponent range needs none)."""
+    return torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> ContextManager[Any]:

@@ -24,7 +24,7 @@ from . import distributed as ddp
 from .batches import TensorBatches, as_tensor_data, from_numpy, is_array, resumed_iterable
 from .checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .interrupt import InterruptGuard
-from .precision import amp_dtype, autocast, float32_outputs, with_autocast
+from .precision import amp_dtype, autocast, float32_outputs, grad_scaler, with_autocast
 from .progress import BAR_FORMAT, legend, postfix, short_names
 from .tensorboard_log import TensorBoardLog, tensorboard_dir
 from .state import check_fields, check_identity, declarations, one_line, restore_rng, rng_state
@@ -139,6 +139,7 @@ class Trainer:
         ddp.init_from_env(self.device, self.timeout)
         self.amp = amp_dtype(amp, self.device)
         self._amp_hooks = float32_outputs(objective) if self.amp is not None else []
+        self._scaler = grad_scaler(self.device, self.amp)  # float16 only
         objective.to(self.device)
         self.update = update if update is not None else SingleObjective(optimizer, lr, clip_grad_norm, scheduler)
         self.update.setup(objective)
@@ -307,7 +308,7 @@ class Trainer:
         self.objective.train()
         ctx = StepContext(inputs=inputs, step=self.step, maximize=self.maximize,
                           evaluate=with_autocast(self._model, self.device, self.amp),
-                          diverged=lambda stats: self._diverged(stats, inputs))
+                          diverged=lambda stats: self._diverged(stats, inputs), scaler=self._scaler)
         with ddp.collective(f"step {self.step}", self.timeout):
             stats = self.update.step(ctx)
         self.step += 1
@@ -472,6 +473,7 @@ class Trainer:
             "epoch_sums": dict(self._epoch_sums),
             "epoch_counts": dict(self._epoch_counts),
             "history": {k: list(v) for k, v in self.history.items()},
+            "scaler": self._scaler.state_dict() if self._scaler is not None else None,
             "rng": {**rng_state(), "epoch": self._epoch_rng if self.position else None},
             "inputs": {name: _input_record(value) for name, value in self.inputs.items()},
             "config": {
@@ -556,6 +558,8 @@ class Trainer:
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self._epoch_sums, self._epoch_counts = dict(state["epoch_sums"]), dict(state["epoch_counts"])
         self.history = {k: list(v) for k, v in state["history"].items()}
+        if self._scaler is not None and isinstance(state.get("scaler"), dict):
+            self._scaler.load_state_dict(state["scaler"])  # float16's loss scale and its growth count
         restore_rng(state["rng"])
         self._epoch_rng = state["rng"].get("epoch")
         ranks = state["rng"].get("ranks")

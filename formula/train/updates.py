@@ -49,6 +49,7 @@ OPTIMIZERS: Dict[str, type] = {
 # (`input/beta`) and each optimizer's learning rate (`lr/main`) at the step.
 LOSS, OBJECTIVE, TERM, EVAL, INPUT, LR = "loss", "objective", "term/", "eval/", "input/", "lr/"
 GRADIENT = "the gradient norm"  # what a divergence names when only the gradients are non-finite
+SKIPPED = "skipped"  # a float16 step whose gradients overflowed: no update, a smaller loss scale
 
 
 @dataclass
@@ -65,6 +66,7 @@ class StepContext:
     maximize: bool
     evaluate: Callable[..., Tuple[torch.Tensor, Dict[str, torch.Tensor]]]
     diverged: Callable[[Mapping[str, float]], Exception]
+    scaler: Optional[Any] = None  # a torch.amp.GradScaler under Trainer(amp="float16"); guarded_step uses it
 
 
 class UpdateRule:
@@ -198,8 +200,11 @@ def guarded_step(ctx: StepContext, optimizer: torch.optim.Optimizer, values: tor
     """
     maximize = ctx.maximize if maximize is None else maximize
     loss, names, row = step_statistics(values, terms, maximize)
+    scaler = ctx.scaler
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # the norm, the check and the clipping see the true gradients
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     grads = [p.grad for p in params]
     norm = torch.nn.utils.get_total_norm(grads) if grads else row.new_zeros(())
@@ -207,11 +212,25 @@ def guarded_step(ctx: StepContext, optimizer: torch.optim.Optimizer, values: tor
     host_values = (ddp.all_reduce_sum(row) / ddp.world_size()).tolist()
     host = dict(zip(names, host_values[:-1]))
     if not all(v == v and abs(v) != float("inf") for v in host_values):
+        if scaler is not None and all(v == v and abs(v) != float("inf") for v in host_values[:-1]):
+            return _skip_overflow(scaler, optimizer, host)
         raise ctx.diverged({**host, GRADIENT: host_values[-1]})
     if clip_grad_norm is not None and grads:
         torch.nn.utils.clip_grads_with_norm_(params, clip_grad_norm, norm)
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
     return host
+
+
+def _skip_overflow(scaler, optimizer: torch.optim.Optimizer, host: Dict[str, float]) -> Dict[str, float]:
+    """float16 gradients overflowed at this loss scale (the values are finite): no update, the scale backs off on
+    every rank alike (the overflow was seen in the all-reduced norm), as GradScaler does on one."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
+    return {**host, SKIPPED: 1.0}
 
 
 def build_optimizer(spec: Any, parameters: Any, lr: float) -> torch.optim.Optimizer:
