@@ -33,7 +33,7 @@ _LAZY = {
     "Autoregressive": "families.autoregressive", "MADE": "families.made",
     "EnergyBased": "families.energy", "Langevin": "samplers", "AnnealedLangevin": "samplers", "Ancestral": "samplers",
     "DiffusionPosterior": "families.diffusion", "DiffusionReverse": "families.diffusion",
-    "Schedule": "families.schedule", "PerIndex": "families.per_index",
+    "Schedule": "families.schedule", "PerIndex": "families.per_index", "Baseline": "estimators.nvil",
     "compile": "compiler.objective", "Objective": "compiler.objective",
     "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
     "Alternating": "train.games", "Game": "train.games", "Sources": "train.sources", "cycle_longest": "train.sources",

@@ -90,8 +90,9 @@ def kl(node: R.Divergence, b):
     def kl_mc(ctx):
         p = left(ctx)
         z = estimator.draw(p, sample_shape(p, ctx.n))
-        log_p = p.log_prob(z)
-        return estimator.surrogate(log_p - right(ctx, p, z).log_prob(z), log_p)
+        log_p = p.log_prob(z)  # the score for a score-function surrogate; the value's own term may stop it (STL)
+        own = estimator.own_log_prob(p, z) if estimator.stops_own_score else log_p
+        return estimator.surrogate(own - right(ctx, p, z).log_prob(z), log_p)
 
     return kl_mc
 
@@ -119,7 +120,8 @@ def build_entropy(node: R.Entropy, b):
         d = cond(ctx)
         z = estimator.draw(d, sample_shape(d, ctx.n))
         log_q = d.log_prob(z)
-        return estimator.surrogate(-log_q, log_q)
+        own = estimator.own_log_prob(d, z) if estimator.stops_own_score else log_q
+        return estimator.surrogate(-own, log_q)
 
     return entropy_mc
 
