@@ -229,3 +229,8 @@ def test_displays_joined_by_spacing_are_statements(text, count):
     program = parse(text)
     assert len(program.statements) == count
     assert parse(to_ascii(program)) == program and parse(to_latex(program)) == program
+
+
+def test_a_unicode_command_before_a_unicode_letter_keeps_a_space():
+    assert parse("‖ℍ[q]‖") == parse(r"\|H[q]\|")
+    assert parse("μₜ(x)") == parse(r"\mu_t(x)")

@@ -183,9 +183,10 @@ def translate(text: str) -> Optional[Translation]:
             out.add(closers.pop() if closers else c, i, i + 1)
         elif c in symbols:
             word = symbols[c]
-            if word.startswith("\\") and word[-1].isalpha() and text[i + 1:i + 2].isascii() \
-                    and text[i + 1:i + 2].isalnum():
-                word += " "  # `\theta x`, not `\thetax`
+            after = text[i + 1:i + 2]
+            if word.startswith("\\") and word[-1].isalpha() and after.isalnum() and after not in _FROM_SUB \
+                    and after not in _FROM_SUPER:
+                word += " "  # `\theta x`, `\Vert H`, not `\thetax`
             out.add(word, i, i + 1)
         else:
             out.add(c, i, i + 1)
