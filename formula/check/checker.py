@@ -18,6 +18,7 @@ from ..lang import nodes as N
 from ..lang.suggest import did_you_mean, vocabulary
 from ..text.printing import to_ascii as var_text  # the ASCII spelling names inputs, terms and declarations
 from . import divergences as dv
+from . import named
 from . import resolved as R
 from . import sequences
 from .explicit_families import family_spec, has_references, known_families, shape_partner, unknown_shape_message
@@ -154,6 +155,9 @@ class _Checker(Resolver):
         return R.Call(d, fn.index, tuple(self.ref(a, scope) for a in d.vars))
 
     def visit_Dist(self, d: N.Dist, scope):
+        sub = named.expand(self, d, scope)  # \mathcal{L}(x, y) of a sub-objective line
+        if sub is not None:
+            return sub
         return self.function_call(d, scope) or self.density(d, scope, integrated=False)
 
     def density(self, d: N.Dist, scope: Scope, integrated: bool) -> R.Density:

@@ -15,6 +15,7 @@ from ..lang.spellings import GREEK_LETTERS
 from ..text.printing import to_ascii as var_text
 from . import sequences
 from . import definitions as defs
+from . import named
 from .kinds import DeclKind
 from .resolved import Factor, Joint
 
@@ -78,6 +79,8 @@ class Resolver:
         self.factorisations: List[Tuple[N.Dist, Tuple[N.Dist, ...], N.Node]] = []
         self.defs = defs.Definitions(self)  # definitions: `\\hat x = ...`, `q(z) = E_{p_data(x)}[q(z|x)]`, ...
         self.bare: Dict[N.Var, object] = {}  # what draws a bare variable: an N.Draw statement or a Definition
+        self.named: Dict[tuple, object] = {}  # (name, arity) -> a sub-objective (formula.check.named)
+        self.expanding: List[str] = []  # sub-objectives being expanded, innermost last
         self._defining: List[N.Var] = []  # definitions being checked (a circular pair is an error)
 
     # -- names --
@@ -241,6 +244,8 @@ class Resolver:
         stmts = self.program.statements
         last = self._hoist_where(stmts[-1])
         for stmt in stmts[:-1] + self._where_items:
+            if named.read(self, stmt):  # \mathcal{L}(x, y) = ...: a sub-objective, used by name in the objective
+                continue
             if sequences.read_product(self, stmt) or self.defs.read(stmt):  # read_product: z_{\le T} = \prod_t z_t
                 continue
             if _DRAW is not None and isinstance(stmt, _DRAW):
