@@ -12,6 +12,7 @@ from torch import nn
 
 import formula as fm
 from contract.cases import B, Declarations, Inputs, case
+from contract.cases_explicit import _EpsNet  # the same noise predictor (STEPS, D as there)
 from formula.families.diffusion import DiffusionPosterior, DiffusionReverse, linear_betas
 from formula.families.energy import EnergyBased
 from formula.families.schedule import Schedule
@@ -49,15 +50,6 @@ def _ebm_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
 
 
 # --- DDPM's bound: one KL term ---------------------------------------------------------------------------------
-
-class _EpsNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Sequential(nn.Linear(D + 1, 16), nn.Tanh(), nn.Linear(16, D))
-
-    def forward(self, x_t, t):
-        return self.lin(torch.cat([x_t, (t.to(x_t.dtype) / STEPS)[:, None]], -1))
-
 
 def _ddpm_kl() -> Declarations:
     torch.manual_seed(0)
