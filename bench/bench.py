@@ -14,6 +14,8 @@ median seconds per step and the median over repetitions of the per-repetition ra
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import gc
 import itertools
 import json
@@ -37,8 +39,9 @@ import torch  # noqa: E402
 import contestants as C  # noqa: E402
 import nets as N  # noqa: E402
 
-TASKS = ("vae", "iwae", "dmm")
+TASKS = ("vae", "iwae-k5", "iwae-k50", "dmm", "gan", "flow")
 ROWS = TASKS + ("compile",)
+ALIASES = {"iwae": ("iwae-k5", "iwae-k50")}  # --rows iwae means both K
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Result:
     target: str = ""
     met: Optional[bool] = None
     note: str = ""
+    peak_bytes: Optional[int] = None  # memory one step adds at its peak (see `peak_step_memory`)
 
 
 # --- training rows ------------------------------------------------------------------------------------------
@@ -96,24 +100,79 @@ def _make_step(contestant: C.Contestant, data: Sequence[torch.Tensor]) -> Callab
         x = next(batches).clone()  # a new tensor every step, as from a DataLoader (Pixyz caches on identity)
         optimizer.zero_grad(set_to_none=True)
         contestant.loss(x).backward()
+        for p in contestant.ascend:  # the maximising player climbs the same value
+            if p.grad is not None:
+                p.grad.neg_()
         optimizer.step()
 
     return step
 
 
-def _row_inputs(task: str, size: N.Size):
+def _row_inputs(task: str, size: N.Size, device: torch.device):
+    """The row's reference networks and data batches, on `device`."""
     if task == "dmm":
-        return N.dmm_nets(size), N.binary_batches(size, steps=C.DMM_T)
-    return N.vae_nets(size), N.binary_batches(size)
+        nets, data = N.dmm_nets(size), N.binary_batches(size, steps=C.DMM_T)
+    elif task == "gan":
+        nets, data = N.gan_nets(size), N.binary_batches(size)
+    elif task == "flow":
+        nets, data = N.flow_nets(size), N.continuous_batches(size)
+    else:
+        nets, data = N.vae_nets(size), N.binary_batches(size)
+    for module in vars(nets).values():
+        module.to(device)
+    return nets, tuple(x.to(device) for x in data)
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def peak_step_memory(step: Callable[[], None], device: torch.device, steps: int = 2) -> Optional[int]:
+    """Bytes a few steps add at their peak: torch.cuda.max_memory_allocated above the allocated baseline on a GPU;
+    on the CPU the process's peak RSS (VmHWM, reset through /proc/self/clear_refs) above its RSS before."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    try:
+        _LIBC.malloc_trim(0)  # hand freed heap back, so the step's own pages count
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # Linux: reset the peak RSS to the current RSS
+        base = _rss_kib("VmRSS")
+        for _ in range(steps):
+            step()
+        return max(0, _rss_kib("VmHWM") - base) * 1024
+    except (OSError, StopIteration, ValueError, AttributeError):  # not Linux/glibc: no column
+        return None
 
 
 CLOCKS: Dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def time_row(task: str, size: N.Size, names: Sequence[str], settings: Settings,
-             clock: Callable[[], float] = time.perf_counter) -> List[Result]:
+             clock: Callable[[], float] = time.perf_counter,
+             device: torch.device = torch.device("cpu")) -> List[Result]:
     """Time every named contestant of `task` at `size`, interleaved; the reference is always included."""
-    reference_nets, data = _row_inputs(task, size)
+    try:
+        reference_nets, data = _row_inputs(task, size, device)
+    except Exception as exc:  # zuko missing: the flow row says so
+        return [Result(task, size.label, C.REFERENCE, note=_reason(exc))]
     steps: Dict[str, Callable[[], None]] = {}
     notes: Dict[str, str] = {}
     failed: Dict[str, str] = {}
@@ -154,9 +213,16 @@ def time_row(task: str, size: N.Size, names: Sequence[str], settings: Settings,
             except Exception as exc:
                 failed[name] = _reason(exc)
 
+    return _row_results(task, size, steps, times, failed, notes, per_rep, device)
+
+
+def _row_results(task: str, size: N.Size, steps: Dict[str, Callable[[], None]], times: Dict[str, List[float]],
+                 failed: Dict[str, str], notes: Dict[str, str], per_rep: int, device: torch.device) -> List[Result]:
+    """The row's lines: per-repetition ratios to the reference, peak memory, and the issue's targets."""
     if C.REFERENCE in failed:  # no ratios without the reference's times for every repetition
         return [Result(task, size.label, name, note=failed.get(name, f"{C.REFERENCE} failed: no ratios"))
                 for name in C.CONTESTANTS[task] if name in steps or name in failed]
+    peaks = {name: peak_step_memory(step, device) for name, step in steps.items() if name not in failed}
     results = []
     ref = times[C.REFERENCE]
     for name in C.CONTESTANTS[task]:
@@ -166,7 +232,8 @@ def time_row(task: str, size: N.Size, names: Sequence[str], settings: Settings,
             ratios = sorted(t / r for t, r in zip(times[name], ref))
             results.append(Result(task, size.label, name, seconds=statistics.median(times[name]),
                                   ratio=statistics.median(ratios), ratio_iqr=_iqr(ratios),
-                                  reps=len(times[name]), steps=per_rep, note=notes.get(name, "")))
+                                  reps=len(times[name]), steps=per_rep, note=notes.get(name, ""),
+                                  peak_bytes=peaks.get(name)))
     return _judge(results, size)
 
 
@@ -301,6 +368,10 @@ def _fmt_seconds(s: Optional[float]) -> str:
     return f"{s:.3g} s"
 
 
+def _fmt_bytes(n: Optional[int]) -> str:
+    return "-" if n is None else f"{n / 2 ** 20:.1f} MiB"
+
+
 def _fmt_ratio(r: Result) -> str:
     if r.ratio is None:
         return "-"
@@ -316,12 +387,13 @@ def _fmt_met(r: Result) -> str:
     return "yes" if r.met else "NO"
 
 
-HEADER = ("row", "size", "contestant", "median/step", "ratio to torch [IQR]", "reps x steps", "target", "met",
-          "note")
+HEADER = ("row", "size", "contestant", "median/step", "ratio to torch [IQR]", "peak memory", "reps x steps",
+          "target", "met", "note")
 
 
 def table_rows(results: Sequence[Result]) -> List[Tuple[str, ...]]:
     return [(r.row, r.size, r.contestant, _fmt_seconds(r.seconds), _fmt_ratio(r),
+             _fmt_bytes(r.peak_bytes) if r.row != "compile" else "",
              f"{r.reps} x {r.steps}" if r.reps else "", r.target, _fmt_met(r), r.note) for r in results]
 
 
@@ -379,13 +451,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--clock", choices=("auto", *CLOCKS), default="auto",
                         help="what a step's seconds are: wall time, or this process's CPU time, which a busy shared "
                         "machine disturbs less (auto: cpu with one thread, wall with more)")
+    parser.add_argument("--device", default="cpu", help="torch device of the training rows, e.g. cuda (wall clock, "
+                        "synchronised; peak memory from torch.cuda.max_memory_allocated)")
     parser.add_argument("--markdown", action="store_true", help="print a README-ready Markdown table")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    args.rows = ",".join(r for part in args.rows.split(",") for r in ALIASES.get(part, (part,)))
     unknown = set(args.rows.split(",")) - set(ROWS)
     if unknown:
         parser.error(f"unknown rows {sorted(unknown)}; choose from {list(ROWS)}")
     return args
+
+
+def _synchronised(clock: Callable[[], float], device: torch.device) -> Callable[[], float]:
+    """`clock`, read after the device's queued kernels finish (GPU steps are asynchronous)."""
+
+    def read() -> float:
+        torch.cuda.synchronize(device)
+        return clock()
+
+    return read
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -403,16 +488,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         names = args.contestants.split(",")
     else:
         names = [n for task in TASKS for n in C.names(task) if preset == "full" or n != "formula+compile"]
-    clock = args.clock if args.clock != "auto" else ("cpu" if args.threads == 1 else "wall")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"bench: --device {args.device}, but this machine has no CUDA device", file=sys.stderr)
+        return 2
+    clock = args.clock if args.clock != "auto" else ("cpu" if args.threads == 1 and device.type == "cpu" else "wall")
+    timer = CLOCKS[clock] if device.type == "cpu" else _synchronised(CLOCKS[clock], device)
     rows = args.rows.split(",")
     sizes = _sizes(args.sizes, args.smoke)
 
     info = machine()
     print(f"# formula speed benchmark ({preset}: {settings.reps} reps, {settings.warmup} warm-up steps)")
     print("# " + "; ".join(f"{k}: {v}" for k, v in info.items()))
-    print(f"# clock: {clock} ({'process CPU time' if clock == 'cpu' else 'wall time'})")
-    print("# per step: zero_grad, forward, backward, Adam(lr=1e-3); IWAE K=%d, DMM T=%d; data 784-d binary"
-          % (C.IWAE_K, C.DMM_T))
+    print(f"# device: {device}; clock: {clock} ({'process CPU time' if clock == 'cpu' else 'wall time'}); peak "
+          f"memory: {'max_memory_allocated' if device.type == 'cuda' else 'peak RSS'} above the step's baseline")
+    print("# per step: zero_grad, forward, backward, Adam(lr=1e-3); IWAE K=5 and K=50, DMM T=%d, GAN one "
+          "simultaneous step (D ascends); data 784-d binary, the flow's %d-d Gaussian" % (C.DMM_T, N.FLOW_DIM))
     sys.stdout.flush()
     results: List[Result] = []
     for task in TASKS:
@@ -420,7 +511,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             continue
         for size in sizes:
             start = time.perf_counter()
-            results += time_row(task, size, names, settings, CLOCKS[clock])
+            results += time_row(task, size, names, settings, timer, device)
             print(f"# timed {task} {size.label} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if "compile" in rows:
         results += time_compile(settings)

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 
 import handwritten
-from nets import DMMNets, Size, VAENets
+from nets import DMMNets, FlowNets, GANNets, Size, VAENets
 
 VAE_TEXT = "E_q(z|x)[log p(x|z)] - KL(q(z|x)||p(z))"
 IWAE_TEXT = (r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[\log \frac{1}{K}\sum_{k=1}^{K} "
@@ -22,7 +22,9 @@ IWAE_TEXT = (r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[\log \frac{1}{K}\sum
 # [z_{t-1}, x_t], and a net handed all of x could not tell which step it is at.
 DMM_TEXT = (r"\sum_{t=1}^{T} \mathbb{E}_{q(z_t|z_{t-1},x_t)}[\log p(x_t|z_t)] "
             r"- D_{KL}(q(z_t|z_{t-1},x_t) \| p(z_t|z_{t-1}))")
-IWAE_K = 50
+GAN_TEXT = r"\min_G \max_D E_{x \sim p_data(x)}[\log D(x)] + E_{z \sim p(z)}[\log(1 - D(G(z)))]"
+FLOW_TEXT = "E_{p_data(x)}[log p(x)]"
+IWAE_K = 50  # the `iwae-k50` row; `iwae-k5` uses 5
 DMM_T = 50
 
 
@@ -33,6 +35,7 @@ class Contestant:
     loss: Callable[[torch.Tensor], torch.Tensor]
     parameters: Tuple[torch.nn.Parameter, ...]
     note: str = ""  # shown in the table: how this contestant departs from the plan, if it does
+    ascend: Tuple[torch.nn.Parameter, ...] = ()  # a maximising player's parameters (the GAN's D): gradients negated
 
 
 def _params(nets) -> Tuple[torch.nn.Parameter, ...]:
@@ -72,11 +75,11 @@ def formula_vae(nets: VAENets, size: Size, compiled: bool = False, validate: boo
     return Contestant(lambda x: -elbo(x=x).mean(), _params(nets))
 
 
-def formula_iwae(nets: VAENets, size: Size) -> Contestant:
+def formula_iwae(nets: VAENets, size: Size, k: int = IWAE_K) -> Contestant:
     """The IWAE bound compiled from the paper's LaTeX, K given at call time."""
     fm = _fm()
     bound = fm.compile(IWAE_TEXT, _vae_dists(fm, nets, size))
-    return Contestant(lambda x: -bound(x=x, K=IWAE_K).mean(), _params(nets))
+    return Contestant(lambda x: -bound(x=x, K=k).mean(), _params(nets))
 
 
 def formula_dmm(nets: DMMNets, size: Size) -> Contestant:
@@ -93,6 +96,22 @@ def formula_dmm(nets: DMMNets, size: Size) -> Contestant:
     return Contestant(loss, _params(nets))
 
 
+def formula_gan(nets: GANNets, size: Size) -> Contestant:
+    """One simultaneous GAN step from the minimax formula: D ascends the value, G descends it (one forward)."""
+    fm = _fm()
+    dists = [fm.Function("D(x)", net=nets.discriminator), fm.Function("G(z)", net=nets.generator),
+             fm.Data("p_data(x)"), fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(size.z,))]
+    value = fm.compile(GAN_TEXT, dists)
+    return Contestant(lambda x: value(x=x).mean(), _params(nets), ascend=tuple(nets.discriminator.parameters()))
+
+
+def formula_flow(nets: FlowNets, size: Size) -> Contestant:
+    """Maximum likelihood of a zuko flow declared with `fm.Flow`."""
+    fm = _fm()
+    objective = fm.compile(FLOW_TEXT, [fm.Flow("p(x)", nets.flow), fm.Data("p_data(x)")])
+    return Contestant(lambda x: -objective(x=x).mean(), _params(nets))
+
+
 # --- hand-written PyTorch ------------------------------------------------------------------------------
 
 def torch_vae(nets: VAENets, size: Size) -> Contestant:
@@ -100,9 +119,20 @@ def torch_vae(nets: VAENets, size: Size) -> Contestant:
     return Contestant(lambda x: handwritten.vae_loss(nets, x), _params(nets))
 
 
-def torch_iwae(nets: VAENets, size: Size) -> Contestant:
+def torch_iwae(nets: VAENets, size: Size, k: int = IWAE_K) -> Contestant:
     """The hand-written IWAE step."""
-    return Contestant(lambda x: handwritten.iwae_loss(nets, x, IWAE_K), _params(nets))
+    return Contestant(lambda x: handwritten.iwae_loss(nets, x, k), _params(nets))
+
+
+def torch_gan(nets: GANNets, size: Size) -> Contestant:
+    """The hand-written simultaneous GAN step (D's gradients negated, as for formula's)."""
+    return Contestant(lambda x: handwritten.gan_value(nets, x, size.z), _params(nets),
+                      ascend=tuple(nets.discriminator.parameters()))
+
+
+def torch_flow(nets: FlowNets, size: Size) -> Contestant:
+    """The zuko flow's negative log-likelihood, written directly."""
+    return Contestant(lambda x: handwritten.flow_loss(nets, x), _params(nets))
 
 
 def torch_dmm(nets: DMMNets, size: Size) -> Contestant:
@@ -188,8 +218,12 @@ CONTESTANTS: Dict[str, Dict[str, Builder]] = {
         "pixyz": pixyz_vae,
         "pyro": pyro_vae,
     },
-    "iwae": {"torch": torch_iwae, "formula": formula_iwae},
+    "iwae-k5": {"torch": lambda nets, size: torch_iwae(nets, size, 5),
+                "formula": lambda nets, size: formula_iwae(nets, size, 5)},
+    "iwae-k50": {"torch": torch_iwae, "formula": formula_iwae},
     "dmm": {"torch": torch_dmm, "formula": formula_dmm},
+    "gan": {"torch": torch_gan, "formula": formula_gan},
+    "flow": {"torch": torch_flow, "formula": formula_flow},
 }
 REFERENCE = "torch"
 
@@ -200,5 +234,7 @@ def names(task: str) -> List[str]:
 
 
 __all__ = ["Contestant", "CONTESTANTS", "REFERENCE", "VAE_TEXT", "IWAE_TEXT", "DMM_TEXT", "IWAE_K", "DMM_T",
-           "names", "formula_vae", "formula_iwae", "formula_dmm", "torch_vae", "torch_iwae", "torch_dmm",
+           "GAN_TEXT", "FLOW_TEXT",
+           "names", "formula_vae", "formula_iwae", "formula_dmm", "formula_gan", "formula_flow", "torch_vae",
+           "torch_iwae", "torch_dmm", "torch_gan", "torch_flow",
            "pixyz_vae", "pyro_vae"]

@@ -1,4 +1,5 @@
-"""The hand-written PyTorch baselines: VAE, IWAE and deep Markov model losses as a careful person writes them.
+"""The hand-written PyTorch baselines: VAE, IWAE, deep Markov model, GAN and flow losses as a careful person
+writes them.
 
 Reparameterised Normal encoder, Bernoulli decoder through `binary_cross_entropy_with_logits`, closed-form
 Gaussian KL; IWAE by log-sum-exp over K draws; the DMM by a Python loop over time. Each function returns the
@@ -12,7 +13,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from nets import DMMNets, VAENets
+from nets import DMMNets, FlowNets, GANNets, VAENets
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -74,4 +75,16 @@ def dmm_loss(nets: DMMNets, x: torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
     return -total.mean()
 
 
-__all__ = ["vae_loss", "iwae_loss", "dmm_loss"]
+def gan_value(nets: GANNets, x: torch.Tensor, z_dim: int) -> torch.Tensor:
+    """The GAN value E[log D(x)] + E[log(1 - D(G(z)))], z ~ N(0, I): D ascends it, G descends it."""
+    d, g = nets.discriminator, nets.generator
+    z = torch.randn(x.shape[0], z_dim, dtype=x.dtype, device=x.device)
+    return (torch.log(d(x)).squeeze(-1) + torch.log(1 - d(g(z))).squeeze(-1)).mean()
+
+
+def flow_loss(nets: FlowNets, x: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of the data under the zuko flow, zuko's own log-density."""
+    return -nets.flow().log_prob(x).mean()
+
+
+__all__ = ["vae_loss", "iwae_loss", "dmm_loss", "gan_value", "flow_loss"]

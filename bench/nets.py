@@ -104,6 +104,25 @@ class DMMNets:
     emitter: Decoder
 
 
+@dataclass(frozen=True)
+class GANNets:
+    """Discriminator D(x) (a probability) and generator G(z) (pixel probabilities) of the GAN step."""
+
+    discriminator: nn.Module
+    generator: nn.Module
+
+
+@dataclass(frozen=True)
+class FlowNets:
+    """One zuko masked autoregressive flow p(x) over FLOW_DIM continuous features, fitted by maximum likelihood."""
+
+    flow: nn.Module
+
+
+FLOW_DIM = 8  # features of the flow row's continuous data
+FLOW_TRANSFORMS = 3
+
+
 def vae_nets(size: Size, seed: int = 0) -> VAENets:
     """The row's reference networks; contestants take `fresh_copy` of them, never these."""
     torch.manual_seed(seed)
@@ -114,6 +133,29 @@ def dmm_nets(size: Size, seed: int = 0) -> DMMNets:
     """The deep Markov model's reference networks for one size."""
     torch.manual_seed(seed)
     return DMMNets(Combiner(size.x, size.h, size.z), Transition(size.z, size.h), Decoder(size.z, size.h, size.x))
+
+
+def gan_nets(size: Size, seed: int = 0) -> GANNets:
+    """The GAN row's networks: one hidden ReLU layer each, sigmoid outputs."""
+    torch.manual_seed(seed)
+    d = nn.Sequential(nn.Linear(size.x, size.h), nn.ReLU(), nn.Linear(size.h, 1), nn.Sigmoid())
+    g = nn.Sequential(nn.Linear(size.z, size.h), nn.ReLU(), nn.Linear(size.h, size.x), nn.Sigmoid())
+    return GANNets(d, g)
+
+
+def flow_nets(size: Size, seed: int = 0) -> FlowNets:
+    """The flow row's zuko MAF, its MADE hidden layers of width h (zuko is imported only for this row)."""
+    import zuko
+
+    torch.manual_seed(seed)
+    return FlowNets(zuko.flows.MAF(FLOW_DIM, transforms=FLOW_TRANSFORMS, hidden_features=(size.h, size.h)))
+
+
+def continuous_batches(size: Size, n: int = 4, seed: int = 1) -> Tuple[torch.Tensor, ...]:
+    """`n` batches `[B, FLOW_DIM]` of correlated Gaussian data (a fixed random linear map of white noise)."""
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.randn(FLOW_DIM, FLOW_DIM, generator=g) / FLOW_DIM ** 0.5
+    return tuple(torch.randn(size.batch, FLOW_DIM, generator=g) @ mix for _ in range(n))
 
 
 def fresh_copy(nets):
@@ -130,4 +172,5 @@ def binary_batches(size: Size, n: int = 4, steps: int = 0, seed: int = 1) -> Tup
 
 
 __all__ = ["Size", "SIZES", "X_DIM", "Encoder", "Decoder", "Transition", "Combiner", "VAENets", "DMMNets",
-           "vae_nets", "dmm_nets", "fresh_copy", "binary_batches"]
+           "GANNets", "FlowNets", "FLOW_DIM", "vae_nets", "dmm_nets", "gan_nets", "flow_nets", "continuous_batches",
+           "fresh_copy", "binary_batches"]

@@ -3,6 +3,7 @@ asserted: only that every row ran and produced a finite time, or, for optional f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench.py"
+TRAINING_ROWS = ("vae", "iwae-k5", "iwae-k50", "dmm", "gan", "flow")
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +37,36 @@ def _assert_timed(row):
 def test_reference_and_formula_rows_run(smoke):
     _, report, rows = smoke
     assert report["machine"]["torch threads"] == "1"
-    for task in ("vae", "iwae", "dmm"):
+    for task in TRAINING_ROWS:
+        if task == "flow" and importlib.util.find_spec("zuko") is None:
+            continue
         _assert_timed(rows[(task, "torch")])
         assert rows[(task, "torch")]["ratio"] == 1.0
         _assert_timed(rows[(task, "formula")])
+
+
+def test_training_rows_report_peak_memory(smoke):
+    """Every timed training row has a peak-memory figure (peak RSS above the step's baseline on Linux)."""
+    _, report, _ = smoke
+    timed = [r for r in report["results"] if r["row"] != "compile" and r["seconds"] is not None]
+    assert timed
+    for r in timed:
+        assert r["peak_bytes"] is not None and r["peak_bytes"] >= 0, r
+
+
+def test_device_cuda_without_a_gpu_says_so():
+    """`--device cuda` on a machine without CUDA exits 2 with a message, never a traceback."""
+    if torch_cuda_available():
+        pytest.skip("this machine has a GPU: `bench.py --device cuda` is the real run")
+    done = subprocess.run([sys.executable, str(BENCH), "--smoke", "--device", "cuda", "--rows", "gan"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr, done.stderr[-2000:]
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def test_compile_rows_run(smoke):
@@ -68,7 +96,8 @@ def test_pyro_row_runs(smoke):
 
 
 @pytest.mark.parametrize("task,name", [("vae", "formula"), ("vae", "pixyz"), ("vae", "pyro"),
-                                       ("iwae", "formula"), ("dmm", "formula")])
+                                       ("iwae-k5", "formula"), ("iwae-k50", "formula"), ("dmm", "formula"),
+                                       ("gan", "formula"), ("flow", "formula")])
 def test_contestants_compute_the_same_loss(task, name, monkeypatch):
     """Identical networks, data and noise give a contestant the hand-written loss and gradients: the rows
     time the same computation."""
@@ -80,8 +109,14 @@ def test_contestants_compute_the_same_loss(task, name, monkeypatch):
     import torch
 
     size = nets.SIZES[0]
+    if task == "flow":
+        pytest.importorskip("zuko")
     if task == "dmm":
         reference, x = nets.dmm_nets(size), nets.binary_batches(size, steps=5)[0]
+    elif task == "gan":
+        reference, x = nets.gan_nets(size), nets.binary_batches(size)[0]
+    elif task == "flow":
+        reference, x = nets.flow_nets(size), nets.continuous_batches(size)[0]
     else:
         reference, x = nets.vae_nets(size), nets.binary_batches(size)[0]
     losses, grads = {}, {}
