@@ -14,6 +14,8 @@ from torch.distributions import kl as torch_kl
 
 from contract.cases import CASES
 from formula.compiler.objective import VALIDATE_FIRST
+from formula.compiler.planning import make_plan
+from formula.estimators import closed_form
 
 MODELS = ("vae", "iwae", "dmm", "gan")
 
@@ -52,15 +54,13 @@ def test_compiled_objective_is_one_graph(name):
     assert (breaks, graphs) == (0, 1), dict(counters["graph_break"])
 
 
-COLD_KL_BREAK = pytest.mark.xfail(strict=True, reason=(
-    "a cold torch.distributions.kl_divergence dispatch (builtin min over a generator in _dispatch_kl) breaks the "
-    "graph: vae 3 breaks / 4 graphs, dmm 2 breaks / 14 graphs (formula/estimators/closed_form.kl)"))
-
-
-@pytest.mark.parametrize("name", ("iwae", "gan", pytest.param("vae", marks=COLD_KL_BREAK),
-                                  pytest.param("dmm", marks=COLD_KL_BREAK)))
+@pytest.mark.parametrize("name", MODELS)
 def test_cold_compiled_call_is_one_graph(name):
-    """With validate=False the very first call is compiled, before torch's KL dispatch cache is warm."""
+    """With validate=False the very first call is compiled: as in a fresh process (no plan built, torch's KL
+    dispatch cache empty), the plan's build looks the KL functions up (a cold `kl_divergence` dispatch, a `min`
+    over a generator, would break the graph)."""
     torch_kl._KL_MEMOIZE.clear()  # a cache only (torch's register_kl clears it too)
+    closed_form._DISPATCH.clear()
+    make_plan.cache_clear()
     breaks, graphs = _breaks_and_graphs(name, validate=False)
     assert (breaks, graphs) == (0, 1), dict(counters["graph_break"])

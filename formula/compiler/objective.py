@@ -76,7 +76,7 @@ def compile(text: str, distributions: Iterable[Any] = (), *, samples: int = 1, a
     plan = make_plan(text, signatures, capabilities, Options(samples, bool(analytic_kl), gradient))
     objective = Objective(plan, decls, samples, bool(validate))
     if compile:
-        options = dict(compile) if isinstance(compile, dict) else {}
+        options = dict(compile) if isinstance(compile, dict) else {"mode": compile} if isinstance(compile, str) else {}
         objective.__dict__["_compiled"] = torch.compile(objective._run, **options)
     return objective
 
