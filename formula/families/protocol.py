@@ -45,7 +45,7 @@ class Capabilities:
     label: str  # a short name for plans and messages, e.g. "Normal"
 
 
-_NET_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)  # what a network given wrong inputs raises
+_NET_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, AttributeError)  # a net given wrong inputs (a number: .to)
 
 
 def _unwrap(dist: Union[D.Distribution, type]) -> Union[D.Distribution, type]:
