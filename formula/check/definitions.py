@@ -12,12 +12,11 @@ Sample-only distributions have no density: using one as a density is a check err
 
 from __future__ import annotations
 
-import dataclasses
-
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..lang import nodes as N
+from ..lang.nodes import substitute
 from ..text.printing import to_ascii as var_text
 from . import resolved as R
 from .kinds import DeclKind
@@ -380,24 +379,3 @@ def sample_only_error(resolver, d: object, use: N.Node):
 
 __all__ = ["Definition", "Aggregate", "Permuted", "SampleOnly", "Definitions", "DefinedRef", "Let", "PermuteDims",
            "Lets", "Permute", "sample_only_error", "DrawPlan", "plan_of", "sampling_joint", "hidden"]
-
-
-def substitute(node: N.Node, old: N.Var, new: N.Expr) -> N.Node:
-    """`node` with the plain variable `old` replaced by `new` everywhere, indices included (`\\bar\\alpha_t` at t = 1 is
-    `\\bar\\alpha_1`); a sum or product binding the same name keeps its own."""
-    if node == old:
-        return new
-    if isinstance(node, (N.Sum, N.Prod)) and node.index == old:
-        return node
-    if not dataclasses.is_dataclass(node):
-        return node
-    changes = {}
-    for f in dataclasses.fields(node):
-        if f.name == "span":
-            continue
-        value = getattr(node, f.name)
-        if isinstance(value, N.Node):
-            changes[f.name] = substitute(value, old, new)
-        elif isinstance(value, tuple) and any(isinstance(x, N.Node) for x in value):
-            changes[f.name] = tuple(substitute(x, old, new) if isinstance(x, N.Node) else x for x in value)
-    return dataclasses.replace(node, **changes) if changes else node

@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 
 from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
-from .definitions import substitute
+from ..lang.nodes import substitute
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ Conventions the parser, printers and checker share:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Iterator, Optional, Tuple, Union
 
 
@@ -134,6 +134,25 @@ def superscript_is_label(base: "Expr", exp: "Expr") -> bool:
     return (isinstance(base, Var) and base.label is None and base.name not in _GREEK and base.name != "e"
             and isinstance(exp, Var) and not exp.index and exp.mark is None and not exp.primes
             and exp.label is None and exp.name not in _GREEK and exp.name != "T" and exp.name.isalpha())
+
+
+def substitute(node: "Node", old: "Var", new: "Expr") -> "Node":
+    """`node` with the variable `old` replaced by `new` everywhere, indices included (`\\bar\\alpha_t` at t = 1 is
+    `\\bar\\alpha_1`); a sum or product binding a variable of the same name keeps its own in its body."""
+    if node == old:
+        return new
+    if isinstance(node, (Sum, Prod)) and node.index.name == old.name and not old.index:
+        return node
+    changes = {}
+    for f in fields(node):
+        if f.name == "span":
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = substitute(value, old, new)
+        elif isinstance(value, tuple) and any(isinstance(x, Node) for x in value):
+            changes[f.name] = tuple(substitute(x, old, new) if isinstance(x, Node) else x for x in value)
+    return replace(node, **changes) if changes else node
 
 
 @dataclass(frozen=True)
@@ -407,7 +426,7 @@ class Program(Node):
 
 
 __all__ = [
-    "MAX_TREE_DEPTH", "superscript_is_label", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
+    "MAX_TREE_DEPTH", "superscript_is_label", "substitute", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
     "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Relation", "Draw", "Where", "Optimize", "Program",
 ]

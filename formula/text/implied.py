@@ -16,6 +16,7 @@ from dataclasses import fields, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..lang import nodes as n
+from ..lang.nodes import substitute
 from ..lang.parser import parse_signature
 from .printing import GREEK
 
@@ -117,11 +118,6 @@ def _map(node, fn):
             changes[f.name] = new
     node = replace(node, **changes) if changes else node
     return fn(node)
-
-
-def substitute(node: n.Node, old: n.Var, new: n.Expr) -> n.Node:
-    """`node` with every occurrence of the variable `old` replaced by `new` (inside indices too)."""
-    return _map(node, lambda x: new if isinstance(x, n.Var) and x == old else x)
 
 
 # --- the rewrites --------------------------------------------------------------------------------------------
