@@ -27,14 +27,19 @@ def _vector_sum(node: R.VectorSum, b, log_space: bool):
         return _weighted_log_sum(node, body, b)
 
     def vector_sum(ctx):
-        ctx.lead += 1
-        try:
-            value = ctx.bind(name, VECTOR, body)
-        finally:
-            ctx.lead -= 1
+        value = _along_set(ctx, name, body)
         return torch.logsumexp(value, 0) if log_space else value.sum(0)
 
     return vector_sum
+
+
+def _along_set(ctx, name: str, body):
+    """The body's values for every draw of a sampling set at once, the draws along a new leading dimension."""
+    ctx.lead += 1
+    try:
+        return ctx.bind(name, VECTOR, body)
+    finally:
+        ctx.lead -= 1
 
 
 def _weighted_log_sum(node: R.VectorSum, body, b):
@@ -51,11 +56,7 @@ def _weighted_log_sum(node: R.VectorSum, body, b):
         return FormulaInputError(msg, text, span)
 
     def log_sum(ctx):
-        ctx.lead += 1
-        try:
-            log_w = ctx.bind(name, VECTOR, body)
-        finally:
-            ctx.lead -= 1
+        log_w = _along_set(ctx, name, body)
         lse = torch.logsumexp(log_w, 0)
         estimator = estimator_of(ctx, key)
         if estimator is None:
@@ -109,17 +110,11 @@ for _type, _build in ((R.VectorSum, _vector_sum), (R.SupportSum, _support_sum)):
 
 @builds(R.LoopSum)
 def build_loop_sum(node: R.LoopSum, b):
-    lower, upper = index_fn(node.lower, b), upper_bound(node, b)
+    count = _range_of(node, b)
     record = P.LoopStep if node.uses_index else P.RepeatStep
     with b.step(record(node.index, var_text(node.lower), var_text(node.upper))):
         body = b.build(node.body)
-    name, text, src = node.index, b.text, node.src
-
-    def count(ctx):
-        lo, hi = lower(ctx), upper(ctx)
-        if hi < lo:
-            raise FormulaInputError(f"this sum runs over {name} = {lo}..{hi}: an empty range", text, span_of(src))
-        return lo, hi
+    name = node.index
 
     if not node.uses_index:
         def repeated(ctx):
@@ -144,15 +139,13 @@ def build_log_loop_sum(node: R.LoopSum, b):
     mixture written in the formula stays finite where every component's density underflows."""
     from .densities import log_of
 
-    lower, upper = index_fn(node.lower, b), upper_bound(node, b)
+    count = _range_of(node, b)
     with b.step(P.LoopLogSumExpStep(node.index, var_text(node.lower), var_text(node.upper))):
         body = log_of(node.body, b)
-    name, text, src = node.index, b.text, node.src
+    name = node.index
 
     def log_loop_sum(ctx):
-        lo, hi = lower(ctx), upper(ctx)
-        if hi < lo:
-            raise FormulaInputError(f"this sum runs over {name} = {lo}..{hi}: an empty range", text, span_of(src))
+        lo, hi = count(ctx)
         if not node.uses_index:
             return body(ctx) + math.log(hi - lo + 1)
         steps = [ctx.bind(name, t, body) for t in range(lo, hi + 1)]
@@ -164,6 +157,20 @@ def build_log_loop_sum(node: R.LoopSum, b):
         return torch.logsumexp(torch.stack(torch.broadcast_tensors(*steps)), 0)
 
     return log_loop_sum
+
+
+def _range_of(node: R.LoopSum, b):
+    """`ctx -> (lo, hi)`: a step-by-step sum's bounds at run time; an empty range is an input error at the sum."""
+    lower, upper = index_fn(node.lower, b), upper_bound(node, b)
+    name, text, src = node.index, b.text, node.src
+
+    def count(ctx):
+        lo, hi = lower(ctx), upper(ctx)
+        if hi < lo:
+            raise FormulaInputError(f"this sum runs over {name} = {lo}..{hi}: an empty range", text, span_of(src))
+        return lo, hi
+
+    return count
 
 
 def upper_bound(node: R.LoopSum, b):
