@@ -15,7 +15,6 @@ from torch.distributions import kl as torch_kl
 from contract.cases import CASES
 from formula.compiler.objective import VALIDATE_FIRST
 from formula.compiler.planning import make_plan
-from formula.estimators import closed_form
 
 MODELS = ("vae", "iwae", "dmm", "gan")
 
@@ -60,7 +59,6 @@ def test_cold_compiled_call_is_one_graph(name):
     dispatch cache empty), the plan's build looks the KL functions up (a cold `kl_divergence` dispatch, a `min`
     over a generator, would break the graph)."""
     torch_kl._KL_MEMOIZE.clear()  # a cache only (torch's register_kl clears it too)
-    closed_form._DISPATCH.clear()
     make_plan.cache_clear()
     breaks, graphs = _breaks_and_graphs(name, validate=False)
     assert (breaks, graphs) == (0, 1), dict(counters["graph_break"])
