@@ -8,26 +8,10 @@ from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
 import formula as fm
+from bernoulli_toy import D, X1, W, Mean, Table
 from formula.estimators.nvil import Baseline
 
-D = 2
 ELBO_TERM = "E_{q(z)}[log p(x|z)]"
-W = torch.tensor([[1.5, -0.5], [0.3, 1.2]])
-X1 = torch.tensor([[0.8, -0.6]])
-
-
-class Table(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.logits = nn.Parameter(torch.tensor([0.4, -0.7]))
-
-    def forward(self):
-        return {"logits": self.logits}
-
-
-class Mean(nn.Module):
-    def forward(self, z):
-        return {"loc": z @ W, "scale": torch.ones_like(z)}
 
 
 def model(bias=0.0):

@@ -4,29 +4,13 @@ enumerating every (z_1, ..., z_K); lower variance than the default leave-one-out
 import itertools
 
 import torch
-from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
 import formula as fm
+from bernoulli_toy import D, X1, W, Mean, Table
 
-D, K = 2, 3
+K = 3
 IWAE = r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z)}\left[\log \frac{1}{K}\sum_{k=1}^{K} \frac{p(x,z_k)}{q(z_k)}\right]"
-X1 = torch.tensor([[0.8, -0.6]])
-W = torch.tensor([[1.5, -0.5], [0.3, 1.2]])
-
-
-class Table(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.logits = nn.Parameter(torch.tensor([0.4, -0.7]))
-
-    def forward(self):
-        return {"logits": self.logits}
-
-
-class Mean(nn.Module):
-    def forward(self, z):
-        return {"loc": z @ W, "scale": torch.ones_like(z)}
 
 
 def model():
