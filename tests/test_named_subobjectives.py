@@ -43,6 +43,8 @@ def test_arguments_are_substituted_simultaneously():
 def test_circular_and_repeated_sub_objectives_are_check_errors():
     with pytest.raises(fm.FormulaCheckError, match="circular"):
         fm.compile("A(x) = B(x) + 1\nB(x) = A(x)\nA(x)", [])
+    with pytest.raises(fm.FormulaCheckError, match=r"does not match the sub-objective A\(x\): give it 1 argument"):
+        fm.compile("A(x) = x\nA(x, y)", [])
     with pytest.raises(fm.FormulaCheckError, match="defined twice"):
         fm.compile("A(x) = x\nA(x) = 2 * x\nA(x)", [])
 

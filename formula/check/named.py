@@ -56,6 +56,11 @@ def expand(checker, use: N.Dist, scope) -> Optional[object]:
     when `use` is not a sub-objective."""
     named = checker.named.get((use.full_name, len(use.vars))) if not use.given else None
     if named is None:
+        others = [n for (name, _), n in checker.named.items() if name == use.full_name]
+        if others and not _declared(checker, use):
+            written = ", ".join(var_text(n.stmt.members[0]) for n in others)
+            raise checker.error(f"{var_text(use)} does not match the sub-objective {written}: give it "
+                                f"{' or '.join(str(len(n.params)) for n in others)} argument(s), as defined", use)
         return None
     if named.name in checker.expanding:
         chain = " -> ".join(checker.expanding + [named.name])
