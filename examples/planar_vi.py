@@ -133,16 +133,14 @@ def build(energy: Callable, layers: int) -> Tuple[fm.Objective, List[nn.Module]]
 
 
 def fit(args: argparse.Namespace, energy: Callable, layers: int) -> Tuple[fm.Objective, List[nn.Module]]:
-    """Minimise F with Adam on fresh draws each step (no data: the trainer's batches would be empty)."""
+    """Minimise F with Adam and a cosine schedule; the formula has no data, so each step draws `--draws` z_0."""
     torch.manual_seed(args.seed)
     free_energy, decls = build(energy, layers)
-    optimizer = torch.optim.Adam(free_energy.parameters(), lr=args.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(args.epochs, 1))
-    for _ in range(args.epochs):
-        optimizer.zero_grad(set_to_none=True)
-        free_energy(batch_size=args.draws).mean().backward()
-        optimizer.step()
-        schedule.step()
+    cosine = lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, max(args.epochs, 1))  # noqa: E731
+    trainer = fm.Trainer(free_energy, maximize=False, lr=args.lr, batch_size=args.draws, scheduler=cosine,
+                         device=args.device, seed=args.seed, progress=False)
+    trainer.fit(None, epochs=1, steps_per_epoch=max(args.epochs, 1))
+    free_energy.cpu()  # evaluated and drawn on the CPU
     return free_energy, decls
 
 

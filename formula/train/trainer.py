@@ -31,8 +31,9 @@ from .state import check_fields, check_identity, declarations, one_line, restore
 from .runlog import RunLog
 from .settings import (check_fit_options, check_names, check_objective, check_rule, checked_inputs, load_options,
                        positive, refuse_rule_options)
-from .updates import (EVAL, GRADIENT, INPUT, LOSS, LR, OBJECTIVE, OPTIMIZERS, TERM, SingleObjective, StepContext,
+from .updates import (EVAL, GRADIENT, INPUT, LOSS, LR, OPTIMIZERS, TERM, SingleObjective, StepContext,
                       UpdateRule, step_statistics)
+from .without_data import DrawBatch, Draws, draws_for
 from ..errors import FormulaError, FormulaInputError
 
 __all__ = ["Trainer", "TrainingDivergedError", "OPTIMIZERS", "TensorBatches", "UpdateRule", "SingleObjective"]
@@ -214,6 +215,8 @@ class Trainer:
 
     def _as_inputs(self, batch: Any) -> Dict[str, torch.Tensor]:
         """A batch from the data, as the objective's named data inputs."""
+        if isinstance(batch, DrawBatch):
+            return batch.inputs()
         if isinstance(batch, torch.Tensor) or is_array(batch):
             batch = (batch,)
         if isinstance(batch, (tuple, list)):
@@ -255,9 +258,12 @@ class Trainer:
                 rates[LR + name + (f"/{i}" if len(groups) > 1 else "")] = float(group["lr"])
         return rates
 
-    def _prepare(self, data: Any, shuffle: bool = False) -> Any:
+    def _prepare(self, data: Any, shuffle: bool = False, steps_per_epoch: Any = None, call: str = "fit()") -> Any:
         """`fit`'s or `evaluate`'s data with numpy arrays converted and names checked, once, before any step; a
-        map-style `Dataset` (of dicts, tensors or 1-tuples) is batched by a DataLoader of `batch_size`."""
+        map-style `Dataset` (of dicts, tensors or 1-tuples) is batched by a DataLoader of `batch_size`; None (an
+        objective without data) is `steps_per_epoch` calls of `batch_size` draws."""
+        if data is None:
+            return draws_for(self.data_inputs, self.batch_size, steps_per_epoch, call)
         if isinstance(data, Dataset) and not isinstance(data, IterableDataset) and hasattr(data, "__len__"):
             data = DataLoader(data, batch_size=self.batch_size, shuffle=shuffle)
         data = as_tensor_data(data, self.data_inputs, self._float_dtype())
@@ -273,6 +279,8 @@ class Trainer:
         """This rank's remaining batches of the current epoch (from `position` on) and the epoch's batch count."""
         if self.position == 0:
             self._epoch_rng = torch.get_rng_state()
+        if isinstance(data, Draws):
+            return data.epoch(start=self.position), data.steps
         rank, world = ddp.rank(), ddp.world_size()
         if isinstance(data, Mapping):
             batches = TensorBatches(data, self.batch_size, shuffle=True, seed=self.seed)
@@ -290,6 +298,8 @@ class Trainer:
 
     def _eval_batches(self, data: Any) -> Tuple[Iterable[Any], bool]:
         """The batches this process evaluates, and whether they are this rank's share only (sums gathered)."""
+        if isinstance(data, Draws):
+            return data.epoch(), False
         if not isinstance(data, Mapping):
             return data, False  # a DataLoader is evaluated whole on every process
         batches = TensorBatches(data, self.batch_size, shuffle=False)
@@ -315,20 +325,25 @@ class Trainer:
         return {**stats, **{INPUT + k: v for k, v in scalars.items()}, **rates}
 
     def fit(self, data: Any, epochs: int = 1, *, eval_data: Any = None, checkpoint: Any = None,
-            checkpoint_every: Optional[int] = None, checkpoint_on_interrupt: Any = None) -> Dict[str, List[float]]:
+            checkpoint_every: Optional[int] = None, checkpoint_on_interrupt: Any = None,
+            steps_per_epoch: Optional[int] = None) -> Dict[str, List[float]]:
         """Train for `epochs` more epochs over `data` (an epoch left unfinished by a resumed checkpoint counts as
         one); return the history of per-epoch means.
 
         `data` is a dict of equal-length tensors or numpy arrays (batched by `batch_size`, reshuffled each epoch),
         a tensor (for a formula with one data input), a map-style `torch.utils.data.Dataset` of dicts (batched by
         `batch_size`, shuffled from torch's RNG), or any DataLoader / iterable yielding dicts, tensors or
-        1-tuples. Under torchrun each process takes its own share. With `eval_data`, the held-out means are logged
+        1-tuples; or None for a formula without data inputs, each epoch then `steps_per_epoch` calls of
+        `batch_size` draws (formula.train.without_data). Under torchrun each process takes its own share. With `eval_data`, the held-out means are logged
         under `eval/<key>`. `checkpoint=path` is written after every epoch and every `checkpoint_every` steps;
         with `checkpoint_on_interrupt=path`, SIGINT/SIGTERM stops the fit after the current step, writes that
         checkpoint and returns (`trainer.interrupted` names the signal).
         """
         check_fit_options(epochs, checkpoint, checkpoint_every)
-        data = self._prepare(data, shuffle=True)
+        if data is not None and steps_per_epoch is not None:
+            raise FormulaInputError("fit(steps_per_epoch=...) is for a formula without data (data=None); with data "
+                                    "an epoch is one pass over it")
+        data = self._prepare(data, shuffle=True, steps_per_epoch=steps_per_epoch)
         eval_data = None if eval_data is None else self._prepare(eval_data)
         show = self.progress and ddp.is_main_process()
         self.interrupted = None
@@ -403,13 +418,14 @@ class Trainer:
                       "continues from here", file=sys.stderr)
 
     @torch.no_grad()
-    def evaluate(self, data: Any) -> Dict[str, float]:
+    def evaluate(self, data: Any, *, steps: int = 1) -> Dict[str, float]:
         """Means of the loss, the objective and every term (`term/<name>`) over `data`, without training.
 
         Eval mode and no gradients; scalar inputs take their value at the current step. Under torchrun a dict of
         tensors is split across the processes and the means gathered; a DataLoader is evaluated whole by each.
+        For a formula without data inputs, `data=None` averages `steps` calls of `batch_size` draws.
         """
-        data = self._prepare(data)
+        data = self._prepare(data, steps_per_epoch=steps, call="evaluate()")
         was_training = self.objective.training
         self.objective.eval()
         try:
@@ -617,6 +633,8 @@ def _input_record(value: Scalar) -> Dict[str, Any]:
 
 def _batch_len(batch: Any) -> int:
     """Number of examples in a batch (the first dimension of its first tensor)."""
+    if isinstance(batch, DrawBatch):
+        return batch.size
     if isinstance(batch, torch.Tensor):
         return batch.shape[0]
     values = batch.values() if isinstance(batch, Mapping) else batch
