@@ -71,8 +71,18 @@ def test_ddpm_simple_loss_equals_the_hand_written_one(text):
 def test_ddpm_a_step_outside_the_schedule_is_an_input_error():
     _, _, decls = ddpm_parts()
     obj = fm.compile(DDPM, decls)
-    with pytest.raises(fm.FormulaInputError, match="outside its steps 1..10"):
+    with pytest.raises(fm.FormulaInputError, match="outside its steps 1..10") as raised:
         obj(x_0=torch.randn(B, D), T=STEPS + 50)
+    # the caret is under the schedule's use in the formula, where the step was written, not its signature
+    start, end = raised.value.span
+    assert raised.value.text == DDPM and DDPM[start:end].startswith("\\bar")
+
+
+def test_a_bounded_sum_past_a_schedule_points_at_the_use():
+    obj = fm.compile(r"\sum_{k=1}^{K} \pi_k", [fm.Schedule("pi", torch.tensor([0.5, 0.5]))])
+    with pytest.raises(fm.FormulaInputError, match="pi_t at t = 3: steps are the integers 1..2") as raised:
+        obj(K=3, batch_size=2)
+    assert raised.value.text[slice(*raised.value.span)] == "\\pi_k"
 
 
 def test_denoising_score_matching_equals_the_hand_written_loss():

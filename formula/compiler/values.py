@@ -7,6 +7,7 @@ import functools
 import torch
 
 from ..check import resolved as R
+from ..check.checker import SCHEDULE_STEP
 from ..errors import FormulaInputError
 from ..lang import nodes as N
 from ..lang import spellings
@@ -189,7 +190,22 @@ def build_call(node: R.Call, b):
             out = out.squeeze(-1)
         return out
 
+    if b.declaration(i).vars == (SCHEDULE_STEP,):
+        call = _at_use(call, b.text, node.span)
     return memoised(("call", i), list(node.args), b, call)
+
+
+def _at_use(call, text, span):
+    """A schedule's lookup whose input error (a step outside its table) points at its use in the formula, where
+    the step was written, rather than at the schedule's signature; the message still names the schedule."""
+
+    def looked_up(ctx, values):
+        try:
+            return call(ctx, values)
+        except FormulaInputError as e:
+            raise FormulaInputError(e.message, text, span) from None
+
+    return looked_up
 
 
 __all__ = ["summed", "paired", "align"]
