@@ -47,6 +47,7 @@ def _index_items():
         t.map(lambda v: n.Add((v, n.Neg(n.Num(1.0))))),
         st.builds(lambda v: n.Range(n.Num(1.0), v), st.sampled_from(("T", "K")).map(n.Var)),
         st.builds(n.Before, t),
+        st.builds(n.After, t, st.booleans()),
     )
 
 

@@ -113,3 +113,24 @@ def test_a_declaration_of_one_step_is_not_used_for_another():
     decls = [fm.Normal("q(z_1|x)", net=Gaussian(X)), fm.Normal("p(z_2)", loc=0.0, scale=1.0, shape=(Z,))]
     with pytest.raises(fm.FormulaCheckError, match="declared for z_1 only"):
         fm.compile("KL(q(z_2|x) || p(z_2))", decls)
+
+
+def test_a_sum_from_the_first_level_gives_level_one_an_empty_prefix():
+    """`\\sum_{l=1}^{L}` with no first-level declaration: the generic declarations (shape= given) draw z_1 too, their
+    level-1 networks getting z_{<1} as [batch, 0, Z]; the same as the hand-written hierarchy from an empty stack."""
+    torch.manual_seed(0)
+    ql = fm.Normal("q(z_l|x,z_{<l})", net=PerIndex([Flat(X + l * Z) for l in range(L)]), shape=(Z,))
+    pl = fm.Normal("p(z_l|z_{<l})", net=PerIndex([Flat(l * Z) for l in range(L)]), shape=(Z,))
+    obj = fm.compile(HIER.replace("l=2", "l=1"), [ql, pl])
+    x = torch.rand(B, X)
+    torch.manual_seed(3)
+    value = obj(x=x, L=L)
+    torch.manual_seed(3)
+    z, hand = [], 0.0
+    for l in range(1, L + 1):
+        prefix = torch.stack(z, 1) if z else torch.zeros(B, 0, Z)
+        q, p = normal(ql.net.nets[l - 1](x, prefix)), normal(pl.net.nets[l - 1](prefix))
+        hand = hand + kl_divergence(q, p)
+        if l < L:
+            z.append(q.rsample())
+    torch.testing.assert_close(value, hand)

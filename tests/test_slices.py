@@ -1,5 +1,6 @@
 """Prefix and range indices as slices of a sequence (issue 12, item 1): `x_{<t}`, `x_{\\le t}`, `x_{1:t}`,
-`x_{t:T}` reach a net as `[batch, length, ...]` (the length grows with t; `x_{<1}` is `[batch, 0, ...]`), and
+`x_{t:T}` reach a net as `[batch, length, ...]` (the length grows with t; `x_{<1}` is `[batch, 0, ...]`, and so is
+`z_{<1}` where its declaration gives shape=), and
 `q(z_{\\le T}|x_{\\le T}) = \\prod_t q(z_t | x_{\\le t}, z_{<t})` is a factorisation line: the expectation over
 it draws z_1, ..., z_T one step at a time, each step seeing the draws before it. Against hand-written loops."""
 
@@ -111,10 +112,36 @@ def test_a_length_shorter_than_the_data():
 
 
 def test_an_empty_prefix_of_draws_is_an_input_error_with_a_hint():
-    """z_{<1} has no draws and no known size: a clear error, never a silent value."""
+    """z_{<1} has no draws and no known size (no shape= on its declaration): a clear error, never a silent value."""
     _, step, emit = factorised()
     obj = fm.compile(FACTORISED, [step, emit])
     with pytest.raises(fm.FormulaInputError, match="empty"):
+        obj(x=sequence())
+
+
+def test_a_level_generic_declaration_with_a_shape_draws_the_first_level_from_an_empty_prefix():
+    """Without a first-level declaration, `q(z_t|x_{\\le t}, z_{<t})` draws z_1 too: its net gets z_{<1} as
+    `[batch, 0, *shape]` (the declaration's shape=), as a hand-written loop starting from an empty stack does."""
+    _, _, emit = factorised()
+    step = fm.Normal(r"q(z_t|x_{\le t},z_{<t})", net=Summary(X, Z), shape=(Z,))
+    obj = fm.compile(FACTORISED, [step, emit])
+    x = sequence()
+    torch.manual_seed(3)
+    value = obj(x=x)
+    assert step.net.seen == [((B, t, X), (B, t - 1, Z)) for t in range(1, T + 1)]
+    torch.manual_seed(3)
+    zs = []
+    for t in range(1, T + 1):
+        before = torch.stack(zs, 1) if zs else torch.zeros(B, 0, Z)
+        zs.append(normal(step.net(x[:, :t], before)).rsample())
+    hand = sum(bern(emit.net(zs[t])).log_prob(x[:, t]) for t in range(T))
+    torch.testing.assert_close(value, hand)
+
+
+def test_an_empty_prefix_without_a_shape_says_to_pass_one():
+    _, step, emit = factorised()
+    obj = fm.compile(FACTORISED, [step, emit])
+    with pytest.raises(fm.FormulaInputError, match=r"pass shape=\(\.\.\.\) to the declaration over z"):
         obj(x=sequence())
 
 

@@ -295,7 +295,7 @@ class _Checker(Resolver):
         (fam,) = over.dists
         drawn = over.draws or fam.vars
         if len(drawn) != 1 or not isinstance(drawn[0], N.Var) or any(
-                isinstance(i, (N.Range, N.Before)) for i in drawn[0].index):
+                isinstance(i, N.SLICES) for i in drawn[0].index):
             raise self.error(f"say which one variable is drawn from {var_text(fam)}: "
                              f"E_{{\\epsilon \\sim {var_text(fam)}}}[...]", fam)
         return drawn[0], fam
@@ -513,7 +513,7 @@ class _Checker(Resolver):
             return self.step_ref(v, loop, data)
         if _latent_key(v) in self.latent_bases:
             raise self.error(f"{var_text(v)} is a sampled variable, but no enclosing expectation draws it here", v)
-        if any(isinstance(i, (N.Range, N.Before)) for i in v.index):
+        if any(isinstance(i, N.SLICES) for i in v.index):
             self.add_input(var_text(v.base), v, data=True)
             return R.SliceRef(v, var_text(v.base))
         self.add_input(var_text(v), v, data=data)
@@ -524,7 +524,7 @@ class _Checker(Resolver):
     def schedule_ref(self, v: N.Var, scope: Scope) -> Optional[R.Call]:
         """`\\bar\\alpha_t`: the value of the declared schedule `\\bar\\alpha` at step t (a draw, a sum index, a number),
         as a call of it (a schedule's signature is over SCHEDULE_STEP, which no parsed signature has)."""
-        if len(v.index) != 1 or isinstance(v.index[0], (N.Range, N.Before)) or v in scope.drawn:
+        if len(v.index) != 1 or isinstance(v.index[0], N.SLICES) or v in scope.drawn:
             return None
         name = var_text(v.base)
         for d in self.decls:
@@ -534,7 +534,7 @@ class _Checker(Resolver):
 
     def refuse_unscheduled(self, v: N.Var, scope: Scope) -> None:
         """A variable indexed by a drawn step with no schedule declared is an error, not an input of its own."""
-        if len(v.index) != 1 or isinstance(v.index[0], (N.Range, N.Before)):
+        if len(v.index) != 1 or isinstance(v.index[0], N.SLICES):
             return
         drawn = [w for w in v.index[0].walk() if isinstance(w, N.Var) and w in scope.drawn]
         if drawn and _latent_key(v) not in self.latent_bases and scope.loop_of(v) is None:

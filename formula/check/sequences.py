@@ -59,15 +59,22 @@ class PrefixExpectation(R.Checked_):
 
 
 def is_slice(v: N.Expr) -> bool:
-    """`x_{<t}`, `x_{\\le t}`, `x_{1:t}`: a variable whose only index is a prefix or a range."""
-    return isinstance(v, N.Var) and len(v.index) == 1 and isinstance(v.index[0], (N.Before, N.Range))
+    """`x_{<t}`, `x_{\\le t}`, `x_{1:t}`, `x_{\\geq t}`: a variable whose only index is a prefix, a suffix or a
+    range."""
+    return isinstance(v, N.Var) and len(v.index) == 1 and isinstance(v.index[0], N.SLICES)
 
 
 def bounds_of(v: N.Var) -> Tuple[N.Expr, N.Expr]:
-    """The first and last element of a slice (1-based, inclusive): `<t` is 1..t-1, `\\le t` is 1..t."""
+    """The first and last element of a slice (1-based, inclusive): `<t` is 1..t-1, `\\le t` is 1..t; a suffix
+    runs to the sequence's last step, the bare `T` of `x_{t:T}`: `\\geq t` is t..T, `>t` is t+1..T."""
     item = v.index[0]
     if isinstance(item, N.Range):
         return item.lo, item.hi
+    if isinstance(item, N.After):
+        last = N.Var("T", span=item.span)
+        if item.inclusive:
+            return item.bound, last
+        return N.Add((item.bound, N.Num(1.0)), span=item.span), last
     if item.inclusive:
         return N.Num(1.0), item.bound
     return N.Num(1.0), N.Add((item.bound, N.Neg(N.Num(1.0))), span=item.span)
@@ -115,7 +122,7 @@ class StepOfCall(R.Checked_):
 
 def _sequence_function(checker, v: N.Var):
     """The declared function whose letter `v` indexes (`h_t` with `h(x)` declared), else None."""
-    if len(v.index) != 1 or v.mark or v.primes or isinstance(v.index[0], (N.Before, N.Range)):
+    if len(v.index) != 1 or v.mark or v.primes or isinstance(v.index[0], N.SLICES):
         return None
     found = [d for d in checker.decls if d.kind is DeclKind.FUNCTION and d.name == v.name and d.vars]
     return found[0] if len(found) == 1 else None

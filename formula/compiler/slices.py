@@ -8,6 +8,7 @@ import torch
 from ..check.sequences import LevelDraw, PrefixExpectation, PrefixRef, StepOfCall
 from ..errors import FormulaInputError
 from ..estimators.draws import sample_shape
+from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
 from . import plan as P
 from .context import VECTOR
@@ -19,6 +20,8 @@ def _range_fn(lo_node, hi_node, b, node, source):
     """(lo, hi) of a slice at this point; a bare `T` nobody supplies is the sequence's length."""
     lo = index_fn(lo_node, b)
     hi = _upper_fn(hi_node, b, source)
+    if source is None and isinstance(node.index[0], N.After):
+        hi = _suffix_end(node, hi_node, hi, b)
     text = b.text
 
     def bounds(ctx):
@@ -35,11 +38,55 @@ def _range_fn(lo_node, hi_node, b, node, source):
 def _upper_fn(hi_node, b, source):
     """The last element: a bare letter no sum binds (`T`) is an input if given, else the length of the sequence
     sliced (or, for draws, of a sequence input of the formula)."""
-    from ..lang import nodes as N
-
     if not (isinstance(hi_node, N.Var) and not hi_node.index):
         return index_fn(hi_node, b)
     return length_of(hi_node, (source,) if source is not None else tuple(sorted(b.checked.sequences)), b)
+
+
+def _suffix_end(v, hi_node, upper, b):
+    """The last element of a suffix of draws (`z_{\\geq t}`, `z_{>t}`): `T` where it is given (a bound index, an
+    input, a sequence's length), else the last level drawn so far in this call."""
+    name, iname, seqs = hi_node.name, var_text(hi_node), tuple(sorted(b.checked.sequences))
+
+    def end(ctx):
+        if name in ctx.env or iname in ctx.inputs or any(torch.is_tensor(ctx.inputs.get(s)) for s in seqs):
+            return upper(ctx)
+        k = 0
+        while (v.name, (k + 1,), v.mark, v.primes) in ctx.trace:
+            k += 1
+        return k
+
+    return end
+
+
+def _empty_draws(v, b):
+    """An empty slice of draws (`z_{<1}` at the first level, `z_{>T}` at the last): `[batch, 0, *event]`, the
+    event shape that of a draw of the letter already made in this call, else the `shape=` of a declaration over
+    the letter; without either, an input error that says to pass one."""
+    letters = [i for i, d in enumerate(b.checked.decls)
+               if any(isinstance(w, N.Var) and (w.name, w.mark, w.primes) == (v.name, v.mark, v.primes)
+                      for w in getattr(d, "vars", ()))]
+    text = b.text
+
+    def like(ctx):
+        for (name, index, mark, primes), value in ctx.trace.items():
+            if (name, mark, primes) == (v.name, v.mark, v.primes) and len(index) == 1 and torch.is_tensor(value):
+                return value.shape[ctx.lead:], value
+        event = next((ctx.decls[i].shape for i in letters if getattr(ctx.decls[i], "shape", None) is not None), None)
+        ref = next((t for t in ctx.inputs.values() if torch.is_tensor(t) and t.is_floating_point()), None)
+        if event is None or ref is None:
+            return None, None
+        return event, ref
+
+    def empty(ctx, lo, hi):
+        event, ref = like(ctx)
+        if event is None or ctx.lead != 1 or ctx.outer:
+            raise FormulaInputError(f"{var_text(v)} is empty here ({lo}..{hi}) and nothing gives the size of one "
+                                    f"level: pass shape=(...) to the declaration over {v.name} (an empty prefix is "
+                                    "[batch, 0, *shape]), or declare the first level on its own", text, span_of(v))
+        return torch.zeros((ctx.n, 0, *event), device=ref.device, dtype=ref.dtype)
+
+    return empty
 
 
 @builds(PrefixRef)
@@ -59,11 +106,12 @@ def build_prefix(ref: PrefixRef, b):
                                     text, span_of(v))
         return seq[:, lo - 1:hi]
 
+    empty = _empty_draws(v, b)
+
     def drawn(ctx):
         lo, hi = bounds(ctx)
         if hi < lo:
-            raise FormulaInputError(f"{var_text(v)} is empty here ({lo}..{hi}): declare the first level on its own "
-                                    "or start the sum one level later", text, span_of(v))
+            return empty(ctx, lo, hi)
         parts = []
         for k in range(lo, hi + 1):
             t = ctx.trace.get((v.name, (k,), v.mark, v.primes))

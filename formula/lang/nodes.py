@@ -96,7 +96,16 @@ class Before(Node):
     inclusive: bool = False
 
 
-Index = Union["Expr", Range, Before]
+@dataclass(frozen=True)
+class After(Node):
+    """A suffix index: `>t` (strict: t+1..T) or `\\geq t` (inclusive: t..T), T the sequence's last step."""
+
+    bound: "Expr"
+    inclusive: bool = False
+
+
+Index = Union["Expr", Range, Before, After]
+SLICES = (Range, Before, After)  # the index items that make a slice of a sequence
 
 
 @dataclass(frozen=True)
@@ -426,7 +435,7 @@ class Program(Node):
 
 
 __all__ = [
-    "MAX_TREE_DEPTH", "superscript_is_label", "substitute", "Span", "Node", "Expr", "Range", "Before", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
+    "MAX_TREE_DEPTH", "superscript_is_label", "substitute", "Span", "Node", "Expr", "Range", "Before", "After", "SLICES", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
     "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Relation", "Draw", "Where", "Optimize", "Program",
 ]

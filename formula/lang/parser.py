@@ -831,13 +831,15 @@ class _Builder(Transformer_NonRecursive):
 
     def before(self, meta, children):
         op = RELATIONS.canonical(str(children[0]).strip())
+        if op in (">", ">="):  # a suffix `x_{\\geq t}`, `x_{>t}`
+            return n.After(children[1], inclusive=op == ">=", span=_span(meta))
         if op not in ("<", "<="):
-            raise _Fail("an index prefix is written <t or \\le t", _tspan(children[0]))
+            raise _Fail("an index slice is written <t, \\le t, \\geq t or >t", _tspan(children[0]))
         return n.Before(children[1], inclusive=op == "<=", span=_span(meta))
 
     @staticmethod
     def _single(items, what: str) -> n.Expr:
-        if len(items) != 1 or isinstance(items[0], (n.Range, n.Before)):
+        if len(items) != 1 or isinstance(items[0], n.SLICES):
             raise _Fail(f"{what} must be a single value", _cover(items))
         return items[0]
 

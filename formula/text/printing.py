@@ -267,9 +267,11 @@ class _Printer:
             return f"{self.at(item.lo, ADD)}:{self.at(item.hi, ADD)}"
         if isinstance(item, n.Before):
             return f"{self.le if item.inclusive else '<'}{self.at(item.bound, ADD)}"
+        if isinstance(item, n.After):
+            return f"{self.ge if item.inclusive else '>'}{self.at(item.bound, ADD)}"
         return self.at(item, ADD)
 
-    le = "<="
+    le, ge = "<=", ">="
 
     def subscript(self, text: str) -> str:
         return f"_{text}" if len(text) == 1 and text.isalnum() else f"_{{{text}}}"
@@ -512,7 +514,7 @@ class LatexPrinter(_Printer):
     expect = "\\mathbb{E}"
     sample_sep = " \\sim "
     entropy = "\\mathcal{H}"
-    le = "\\le "
+    le, ge = "\\le ", "\\geq "
     spelling = "latex"
     div_is_binary = False
     where_word = " \\quad \\text{where} \\quad "

@@ -34,7 +34,7 @@ from . import implied
 
 __all__ = [
     "to_sympy", "canonical", "equivalent", "pretty", "latex", "ascii_str",
-    "Variable", "IndexRange", "IndexBefore", "Distribution", "FamilyDist", "LogDensity", "Expectation",
+    "Variable", "IndexRange", "IndexBefore", "IndexAfter", "Distribution", "FamilyDist", "LogDensity", "Expectation",
     "DivergenceOf", "Entropy", "IndexedSum", "IndexedProduct", "Fraction", "Power", "Call", "NormOf",
     "StopGradient", "GradientOf", "PartialDerivative", "LabeledTerm", "RelationChain", "Optimization", "Statements",
     "DrawOf", "WhereClause",
@@ -158,6 +158,19 @@ class IndexBefore(_Node):
 
     def _pretty(self, p):
         return _cat(self._op("<", "≤"), p._print(self.args[0]))
+
+
+class IndexAfter(IndexBefore):
+    """`>t`, `\\geq t` (args: bound, inclusive flag as 0/1)."""
+
+    def _sympystr(self, p):
+        return self._op(">", ">=") + p._print(self.args[0])
+
+    def _latex(self, p):
+        return self._op(">", "\\geq ") + p._print(self.args[0])
+
+    def _pretty(self, p):
+        return _cat(self._op(">", "≥"), p._print(self.args[0]))
 
 
 class Variable(_Node):
@@ -791,6 +804,8 @@ class _Converter:
             return IndexRange(self(item.lo), self(item.hi))
         if isinstance(item, n.Before):
             return IndexBefore(self(item.bound), sympy.Integer(int(item.inclusive)))
+        if isinstance(item, n.After):
+            return IndexAfter(self(item.bound), sympy.Integer(int(item.inclusive)))
         return self(item)
 
     def _Var(self, node: n.Var):

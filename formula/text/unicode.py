@@ -27,7 +27,7 @@ class UnicodePrinter(AsciiPrinter):
     parallel = " ‖ "
     expect = "𝔼"
     entropy = "ℍ"
-    le = "≤"
+    le, ge = "≤", "≥"
     spelling = "unicode"
     where_word = " where "
 
