@@ -50,6 +50,29 @@ def test_m2_j_with_two_sources_is_the_sum_of_each_terms_mean_over_its_own_batch(
     torch.testing.assert_close(value[0], hand)
 
 
+@pytest.mark.parametrize("how", ["option", "compiled"])
+def test_samples_average_each_terms_draws_as_a_plain_call_does(how):
+    """samples=S (given to Sources, or the objective compiled with it): each term is the mean over its batch of the
+    mean over S draws per example, the hand-written sum of means over the batches repeated S times."""
+    ds, s = decls(), 3
+    multi = Sources(fm.compile(J, ds), samples=s) if how == "option" else Sources(fm.compile(J, ds, samples=s))
+    assert multi.samples == s
+    xl, yl, xu = batches()
+    torch.manual_seed(5)
+    value, _ = multi.evaluate(**{"p_l.x": xl, "p_l.y": yl, "p_u.x": xu, "alpha": ALPHA})
+    torch.manual_seed(5)
+    hand = by_hand(*ds[:4], xl.repeat(s, 1), yl.repeat(s), xu.repeat(s, 1))
+    torch.testing.assert_close(value[0], hand)
+    torch.manual_seed(5)
+    one = Sources(fm.compile(J, ds)).evaluate(**{"p_l.x": xl, "p_l.y": yl, "p_u.x": xu, "alpha": ALPHA})[0]
+    assert not torch.allclose(one, value)  # the S draws are not one draw repeated
+
+
+def test_samples_must_be_a_positive_integer():
+    with pytest.raises(fm.FormulaInputError, match="positive integer"):
+        Sources(fm.compile(J, decls()), samples=0)
+
+
 def test_the_trainer_takes_one_loader_per_source_cycled_to_the_longest():
     ds = decls()
     multi = Sources(fm.compile(J, ds))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any, Dict, Iterable, Iterator, Mapping, Tuple
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from torch import nn
 from ..check import resolved as R
 from ..check.kinds import DeclKind
 from ..compiler.context import Ctx
+from ..compiler.objective import _per_example, _replicate
 from ..errors import FormulaInputError
 
 SEPARATOR = "."  # a source's input is named `<source>.<variable>`: `p_l.x`, `p_u.x`
@@ -42,14 +43,19 @@ def _data_decls(node, found: set) -> None:
 
 
 class Sources(nn.Module):
-    """`objective`, each term evaluated on the batch of the data set it reads and averaged over that batch."""
+    """`objective`, each term evaluated on the batch of the data set it reads and averaged over that batch.
 
-    def __init__(self, objective: nn.Module):
+    `samples=S` (default: the `samples=` the objective was compiled with) draws S independent traces per example,
+    as a plain call does: a term's value is its mean over the S draws of each of its batch's examples."""
+
+    def __init__(self, objective: nn.Module, samples: Optional[int] = None):
         super().__init__()
         self.objective = objective
         plan, decls = objective._plan, objective._decls
-        if getattr(objective, "_samples", 1) != 1:
-            raise FormulaInputError("Sources evaluates one draw per example: compile without samples=")
+        samples = getattr(objective, "_samples", 1) if samples is None else samples
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise FormulaInputError(f"samples must be a positive integer, got {samples!r}")
+        self.samples = samples
         names = {i: source_name(d) for i, d in enumerate(decls) if d.kind is DeclKind.DATA}
         self.term_source: Dict[str, str] = {}
         for term, _ in plan.terms:
@@ -86,10 +92,13 @@ class Sources(nn.Module):
         batches, obj = self.split(inputs), self.objective
         means: Dict[str, torch.Tensor] = {}
         total = None
+        s = self.samples
         for term, fn in obj._plan.terms:
             batch = batches[self.term_source[term.name]]
             n = _batch_size(batch, term.name)
-            value = fn(Ctx(obj._decls, batch, n))
+            if s > 1:  # S copies of each example, sample-major as a plain call lays them out
+                batch = {k: _replicate(v, s, n) if _per_example(v, n) else v for k, v in batch.items()}
+            value = fn(Ctx(obj._decls, batch, n * s))
             mean = (value if torch.is_tensor(value) else torch.as_tensor(float(value))).mean()
             means[term.name] = mean
             signed = mean if term.sign > 0 else -mean
