@@ -31,6 +31,7 @@ _LAZY = {
     "Flow": "families.flow", "Transform": "families.transform", "PlanarFlow": "families.planar",
     "ProductOfExperts": "families.experts", "Mixture": "families.mixture",
     "Autoregressive": "families.autoregressive", "MADE": "families.made",
+    "SequenceDecoder": "families.sequence_decoder",
     "EnergyBased": "families.energy", "Langevin": "samplers", "AnnealedLangevin": "samplers", "Ancestral": "samplers",
     "DiffusionPosterior": "families.diffusion", "DiffusionReverse": "families.diffusion",
     "Schedule": "families.schedule", "PerIndex": "families.per_index", "Baseline": "estimators.nvil",

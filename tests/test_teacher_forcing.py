@@ -1,0 +1,249 @@
+"""Autoregressive sequence decoders with teacher forcing (issue 12, item 5): `\\sum_{t=1}^{T} \\log p(x_t|z, x_{<t})`
+of a `fm.SequenceDecoder` is ONE call of its net on x shifted right behind the start token, equal to the same net
+run on every prefix by hand; lengths (`T=` a `[batch]` tensor) and padding mask the steps past the end; generation
+runs token by token like a hand-written loop at the same seed; misuses are errors with a caret."""
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Categorical, Independent, Normal, kl_divergence
+
+import formula as fm
+
+B, T, V, D, START, PAD = 4, 6, 7, 3, 0, 6
+SUM = r"\sum_{t=1}^{T} \log p(x_t|z, x_{<t})"
+VAE = r"E_{q(z|x)}[\sum_{t=1}^{T} \log p(x_t|z, x_{<t})] - KL(q(z|x) \| p(z))"
+
+
+class Decoder(nn.Module):
+    """A GRU over the shifted tokens with z at every step (causal); counts its calls and records the shapes."""
+
+    def __init__(self, vocab=V, latent=D, hidden=8):
+        super().__init__()
+        self.emb, self.gru = nn.Embedding(vocab, 5), nn.GRU(5 + latent, hidden, batch_first=True)
+        self.out, self.calls, self.seen = nn.Linear(hidden, vocab), 0, []
+
+    def forward(self, z, x_in):
+        self.calls += 1
+        self.seen.append((tuple(z.shape), tuple(x_in.shape)))
+        e = torch.cat([self.emb(x_in), z[:, None].expand(-1, x_in.shape[1], -1)], -1)
+        return self.out(self.gru(e)[0])
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.gru, self.lin = nn.Embedding(V, 5), nn.GRU(5, 8, batch_first=True), nn.Linear(8, 2 * D)
+
+    def forward(self, x):
+        h = self.lin(self.gru(self.emb(x))[1][-1])
+        return {"loc": h[:, :D], "scale": nn.functional.softplus(h[:, D:]) + 1e-3}
+
+
+def decoder(**options):
+    torch.manual_seed(0)
+    return fm.SequenceDecoder("p(x_t|z, x_{<t})", net=Decoder(), start=START, **options)
+
+
+def tokens(seed=1):
+    return torch.randint(1, V - 1, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+def latent(seed=2):
+    return torch.randn(B, D, generator=torch.Generator().manual_seed(seed))
+
+
+def step_by_step(net, z, x, upto=None):
+    """`log p(x_t | z, x_{<t})` for t = 1..T by hand: the net run on [start, x_1..x_{t-1}] for every t, its last
+    row: [batch, T]."""
+    out = []
+    for t in range(1, x.shape[1] + 1):
+        prefix = torch.cat([torch.full((x.shape[0], 1), START, dtype=torch.long), x[:, :t - 1]], 1)
+        out.append(Categorical(logits=net(z, prefix)[:, -1]).log_prob(x[:, t - 1]))
+    return torch.stack(out, 1)
+
+
+def test_the_teacher_forced_sum_equals_the_net_run_on_every_prefix_by_hand():
+    p = decoder()
+    obj = fm.compile(SUM, [p])
+    x, z = tokens(), latent()
+    value = obj(x=x, z=z)
+    assert p.net.seen == [((B, D), (B, T))]  # one call, on the whole shifted sequence
+    torch.testing.assert_close(value, step_by_step(p.net, z, x).sum(1))
+
+
+def test_it_equals_the_per_step_declaration_over_prefix_slices_with_its_gradients():
+    """The same net declared per step (fm.Categorical on x_{<t}, T calls) gives the same value and gradients."""
+    p = decoder()
+    per_step = fm.Categorical("p(x_t|z, x_{<t})", net=lambda z, prefix: {"logits": p.net(
+        z, torch.cat([torch.full((prefix.shape[0], 1), START, dtype=torch.long), prefix.long()], 1))[:, -1]})
+    x, z = tokens(), latent()
+    grads = []
+    for decl in (p, per_step):
+        p.net.zero_grad()
+        fm.compile(SUM, [decl])(x=x, z=z).sum().backward()
+        grads.append([w.grad.clone() for w in p.net.parameters()])
+    p.net.calls = 0
+    a, b = fm.compile(SUM, [p])(x=x, z=z), fm.compile(SUM, [per_step])(x=x, z=z)
+    torch.testing.assert_close(a, b)
+    assert p.net.calls == 1 + T
+    for g, h in zip(*grads):
+        torch.testing.assert_close(g, h)
+
+
+def test_the_net_is_called_once_per_objective_call_validated_or_not():
+    p = decoder()
+    obj = fm.compile(VAE, [fm.Normal("q(z|x)", net=Encoder()), p, fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))])
+    x = tokens()
+    for k in range(1, 6):  # the first calls validate, later ones do not
+        obj(x=x)
+        assert p.net.calls == k
+
+
+def test_lengths_mask_the_steps_past_each_sequence_end():
+    p = decoder()
+    obj = fm.compile(SUM, [p])
+    x, z = tokens(), latent()
+    lengths = torch.tensor([6, 3, 0, 1])
+    value = obj(x=x, z=z, T=lengths)
+    steps = step_by_step(p.net, z, x)
+    hand = torch.stack([steps[b, :int(n)].sum() for b, n in enumerate(lengths)])
+    torch.testing.assert_close(value, hand)
+    assert value[2] == 0
+    torch.testing.assert_close(obj(x=x, z=z, T=torch.full((B,), T)), steps.sum(1))
+
+
+def test_a_padding_token_masks_its_steps():
+    p = decoder(pad=PAD)
+    x, z = tokens(), latent()
+    x[1, 4:] = PAD
+    x[3, 2:] = PAD
+    value = fm.compile(SUM, [p])(x=x, z=z)
+    hand = (step_by_step(p.net, z, x) * (x != PAD)).sum(1)
+    torch.testing.assert_close(value, hand)
+
+
+def test_a_fixed_upper_bound_and_a_later_start_score_those_steps_only():
+    p = decoder()
+    x, z = tokens(), latent()
+    steps = step_by_step(p.net, z, x)
+    torch.testing.assert_close(fm.compile(SUM, [p])(x=x, z=z, T=4), steps[:, :4].sum(1))
+    later = fm.compile(r"\sum_{t=2}^{T} \log p(x_t|z, x_{<t})", [p])
+    torch.testing.assert_close(later(x=x, z=z), steps[:, 1:].sum(1))
+
+
+def test_the_sentence_vae_bound_equals_a_hand_written_one_at_the_same_draws():
+    p, q = decoder(), fm.Normal("q(z|x)", net=Encoder())
+    prior = fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))
+    obj = fm.compile(VAE, [q, p, prior])
+    x = tokens()
+    torch.manual_seed(3)
+    value = obj(x=x)
+    torch.manual_seed(3)
+    post = Independent(Normal(**q.net(x)), 1)
+    z = post.rsample()
+    std = Independent(Normal(torch.zeros(D), torch.ones(D)), 1)
+    torch.testing.assert_close(value, step_by_step(p.net, z, x).sum(1) - kl_divergence(post, std))
+
+
+def test_several_samples_per_example():
+    p, q = decoder(), fm.Normal("q(z|x)", net=Encoder())
+    obj = fm.compile(VAE, [q, p, fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))], samples=3)
+    x = tokens()
+    value = obj(x=x, T=torch.tensor([6, 2, 3, 4]))
+    assert value.shape == (B,) and torch.isfinite(value).all()
+    assert p.net.seen == [((3 * B, D), (3 * B, T))]
+
+
+def test_one_step_of_the_declaration_is_the_net_on_its_prefix():
+    p = decoder()
+    x, z = tokens(), latent()
+    step = p.condition(z, x[:, :3])
+    prefix = torch.cat([torch.full((B, 1), START, dtype=torch.long), x[:, :3]], 1)
+    torch.testing.assert_close(step.logits, Categorical(logits=p.net(z, prefix)[:, -1]).logits)
+
+
+def hand_generate(net, z, steps, greedy):
+    x = torch.full((z.shape[0], 1), START, dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = net(z, x)[:, -1]
+            token = logits.argmax(-1) if greedy else Categorical(logits=logits).sample()
+            x = torch.cat([x, token[:, None]], 1)
+    return x[:, 1:]
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_generation_matches_a_hand_written_loop_at_the_same_seed(greedy):
+    p, z = decoder(), latent()
+    torch.manual_seed(5)
+    out = p.generate(z=z, steps=8, greedy=greedy)
+    torch.manual_seed(5)
+    assert torch.equal(out, hand_generate(p.net, z, 8, greedy))
+    assert out.shape == (B, 8) and out.dtype == torch.long
+
+
+def test_generation_with_a_stop_token_holds_it_after_the_first_stop():
+    p, z = decoder(), latent()
+    torch.manual_seed(6)
+    free = p.generate(z=z, steps=12)
+    stop = int(free[0, 2])
+    torch.manual_seed(6)
+    out = p.generate(z=z, steps=12, stop=stop)
+    for row, ref in zip(out, free):
+        hits = (ref == stop).nonzero()
+        end = int(hits[0]) if len(hits) else 12
+        assert torch.equal(row[:end + 1], ref[:end + 1])
+        assert (row[end:] == stop).all()
+
+
+def test_a_teacher_forced_declaration_outside_a_sum_over_its_step_is_a_check_error():
+    p = decoder()
+    with pytest.raises(fm.FormulaCheckError, match="teacher-forced") as e:
+        fm.compile(r"\log p(x_3|z, x_{<3})", [p])
+    assert e.value.span == (0, len(r"\log p(x_3|z, x_{<3})"))
+    text = r"\sum_{t=1}^{T} (\log p(x_t|z, x_{<t}) + z)"
+    with pytest.raises(fm.FormulaCheckError, match="in a sum of their own") as e:
+        fm.compile(text, [p])
+    assert text[slice(*e.value.span)] == r"\log p(x_t|z, x_{<t})"
+
+
+def test_a_condition_that_changes_with_the_step_is_a_check_error():
+    p = fm.SequenceDecoder("p(x_t|y_t, x_{<t})", net=Decoder())
+    text = r"\sum_{t=1}^{T} \log p(x_t|y_t, x_{<t})"
+    with pytest.raises(fm.FormulaCheckError, match="depends on the step t") as e:
+        fm.compile(text, [p])
+    assert text[slice(*e.value.span)] == "y_t"
+
+
+def test_lengths_of_the_wrong_shape_or_range_are_input_errors_at_the_bound():
+    obj = fm.compile(SUM, [decoder()])
+    x, z = tokens(), latent()
+    for lengths, message in ((torch.tensor([6, 3, 0]), "one per example"), (torch.tensor([7, 1, 1, 1]), r"0\.\.6"),
+                             (torch.ones(B), "integers")):
+        with pytest.raises(fm.FormulaInputError, match=message) as e:
+            obj(x=x, z=z, T=lengths)
+        assert SUM[slice(*e.value.span)] == "T"
+
+
+def test_tokens_outside_the_vocabulary_and_a_net_of_the_wrong_shape_are_input_errors():
+    obj = fm.compile(SUM, [decoder()])
+    x, z = tokens(), latent()
+    with pytest.raises(fm.FormulaInputError, match="x"):
+        obj(x=torch.full((B, T), V), z=z)
+    flat = fm.SequenceDecoder("p(x_t|z, x_{<t})", net=lambda z, x_in: torch.zeros(x_in.shape[0], V))
+    with pytest.raises(fm.FormulaInputError, match=r"one row per step"):
+        fm.compile(SUM, [flat])(x=x, z=z)
+
+
+def test_a_declaration_without_the_prefix_condition_is_refused():
+    with pytest.raises(fm.FormulaCheckError, match=r"x_\{<t\}"):
+        fm.SequenceDecoder("p(x_t|z)", net=Decoder())
+    with pytest.raises(fm.FormulaCheckError, match="one step of a sequence"):
+        fm.SequenceDecoder("p(x|z)", net=Decoder())
+    with pytest.raises(fm.FormulaCheckError, match="start="):
+        fm.SequenceDecoder("p(x_t|z, x_{<t})", net=Decoder(), start=-1)
+
+
+def test_the_plan_says_it_is_one_call():
+    assert "teacher-forced: one call" in fm.compile(SUM, [decoder()]).explain()
