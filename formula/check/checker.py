@@ -709,4 +709,4 @@ def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
 __all__ = ["Decl", "Checked", "check", "check_text", "register_check", "objective_of", "split_terms", "var_text", "FormulaCheckError",
            "IDENTITY"]
 
-from . import jacobian, nabla, sample_divergences  # noqa: E402,F401  (built-in registrations: log-det, \nabla, MMD)
+from . import jacobian, nabla, sample_divergences, set_sums  # noqa: E402,F401  (built-in registrations: log-det, \nabla, MMD, sums over sets)

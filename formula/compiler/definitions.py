@@ -9,6 +9,7 @@ import torch
 
 from ..check import definitions as defs
 from ..check import resolved as R
+from ..lang import nodes as N
 from ..errors import FormulaInputError
 from ..text.printing import to_ascii as var_text
 from . import plan as P
@@ -39,10 +40,10 @@ def build_defined(node: defs.DefinedRef, b):
     if any(k is None for k in keyers):
         return value
     varying = [k for k in keyers if k is not FIXED]
-    tag = ("defined", var_text(node.var), id(node))
+    tag = ("defined", var_text(node.var))  # one value per definition, whichever use asks first (r in q and p)
 
     def defined(ctx):
-        key = tag + tuple(k(ctx) for k in varying)
+        key = tag + (ctx.outer,) + tuple(k(ctx) for k in varying)
         out = ctx.memo.get(key)
         if out is None:
             out = ctx.memo[key] = value(ctx)
@@ -52,17 +53,33 @@ def build_defined(node: defs.DefinedRef, b):
 
 
 def _references(node) -> list:
-    """The references (draws, inputs, indices, steps) a checked expression reads."""
-    found, stack = [], [node]
+    """The references (draws, inputs, indices, steps) a checked expression reads from outside it: a reference that
+    uses the index of a sum inside the expression (`x_i` in `\\sum_{i=1}^{N} f(x_i, v_i)`) is bound by that sum,
+    not by the call, and does not key the memo."""
+    found, stack = [], [(node, frozenset())]
     while stack:
-        n = stack.pop()
+        n, bound = stack.pop()
         if isinstance(n, (R.DrawnRef, R.InputRef, R.IndexRef, R.StepRef, R.SliceRef)):
-            found.append(n)
-        elif isinstance(n, tuple):
-            stack.extend(n)
+            if not (bound and _uses_any(n, bound)):
+                found.append(n)
+            continue
+        index = getattr(n, "index", None)
+        if isinstance(index, str) and not isinstance(n, N.Node):  # a checked sum binds its index in its body
+            bound = bound | {index}
+        if isinstance(n, tuple):
+            stack.extend((c, bound) for c in n)
         elif dataclasses.is_dataclass(n) and not isinstance(n, type):
-            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.name not in ("src", "span"))
+            stack.extend((getattr(n, f.name), bound) for f in dataclasses.fields(n) if f.name not in ("src", "span"))
     return found
+
+
+def _uses_any(ref, names) -> bool:
+    """Whether a reference's variable (or an index name) mentions one of `names`."""
+    if isinstance(ref, R.IndexRef):
+        return ref.name in names
+    var = getattr(ref, "var", None) or ref.src
+    return any(isinstance(w, N.Var) and w.name in names for item in getattr(var, "index", ()) if isinstance(
+        item, N.Node) for w in item.walk())
 
 
 @builds(defs.PermuteDims)

@@ -1,0 +1,119 @@
+"""The builder of a sum over a set of inputs (formula.check.set_sums): every element in one vectorised pass.
+
+Each set input `[batch, N_max, ...]` is bound, for the body, as its elements along a new leading dimension
+(`[M, batch, ...]`, M the elements lo..hi), so a net in the body is called once on all elements, the way the draws
+of a sampling set reach it; other inputs reach a net expanded to `[M, batch, ...]`. The upper bound is a number,
+an input `N=` (an integer, or a `[batch]` tensor of counts: example b sums its elements lo..N[b], the padding
+after them is masked out with `torch.where`, so it adds nothing and gets no gradient), or the set's length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..check.set_sums import SetSum
+from ..errors import FormulaInputError
+from ..lang import nodes as N
+from ..text.printing import to_ascii as var_text
+from . import plan as P
+from .context import VECTOR
+from .refs import as_int, span_of
+from .registry import builds
+
+
+@dataclass
+class SetSumStep(P.Step):
+    index: str
+    lower: int
+    upper: str
+    sets: str
+
+    def line(self):
+        return (f"sum over {self.index} = {self.lower}..{self.upper}: over the elements of the set "
+                f"{self.sets} [batch, N_max, ...], in one vectorised pass (masked by {self.upper} when it is a "
+                "[batch] tensor of counts)")
+
+
+@builds(SetSum)
+def build_set_sum(node: SetSum, b):
+    with b.step(SetSumStep(node.index, node.lower, var_text(node.upper), ", ".join(node.sets))):
+        body = b.build(node.body)
+    keys = tuple((v.name, (VECTOR,), v.mark, v.primes) for v in node.items)
+    sets = tuple(var_text(v.base) for v in node.items)
+    name, lo, upper, text, span = node.index, node.lower, node.upper, b.text, span_of(node.src)
+
+    def error(msg):
+        return FormulaInputError(msg, text, span)
+
+    def count(ctx, length: int):
+        """The upper bound: an int, or a [batch] tensor of per-example counts."""
+        if isinstance(upper, N.Num):
+            return int(upper.value)
+        iname = var_text(upper)
+        value = ctx.inputs.get(iname)
+        if value is None:
+            return length
+        if torch.is_tensor(value) and value.dim() == 1:
+            return value
+        return as_int(ctx.inputs, iname, upper, text)
+
+    def set_sum(ctx):
+        seqs = [ctx.inputs.get(s) for s in sets]
+        for s, seq in zip(sets, seqs):
+            if not (torch.is_tensor(seq) and seq.dim() >= 2):
+                raise error(f"the set {s} must be a tensor [batch, N_max, ...]")
+        length, batch = seqs[0].shape[1], seqs[0].shape[0]
+        for s, seq in zip(sets, seqs):
+            if seq.shape[1] != length:
+                raise error(f"the sets {sets[0]} and {s} have {length} and {seq.shape[1]} elements: a sum over "
+                            f"{name} reads the same elements of each")
+        n = count(ctx, length)
+        mask = None
+        if torch.is_tensor(n):
+            if n.shape[0] != batch:
+                raise error(f"{var_text(upper)} has {n.shape[0]} counts for a batch of {batch}")
+            if not torch.compiler.is_compiling() and (n.is_floating_point() and bool((n != n.round()).any())):
+                raise error(f"{var_text(upper)} must hold whole numbers of elements")
+            if not torch.compiler.is_compiling() and bool(((n < lo - 1) | (n > length)).any()):
+                raise error(f"{var_text(upper)} must count {lo - 1}..{length} elements per example (the sets have "
+                            f"{length}); got {n.min().item()}..{n.max().item()}")
+            hi = length
+            at = torch.arange(lo, hi + 1, device=n.device)
+            mask = at[:, None] <= n[None, :]  # [M, batch]
+        else:
+            hi = n
+            if not lo - 1 <= hi <= length:
+                raise error(f"this sum runs over {name} = {lo}..{hi}, but the sets have {length} elements")
+        outer = ctx.outer
+        m = hi - lo + 1
+        saved = [ctx.trace.get(k) for k in keys]
+        ctx.lead += 1
+        ctx.outer = (m,) + outer
+        try:
+            for key, s in zip(keys, sets):
+                seq = ctx.inputs[s]
+                views = seq[:, lo - 1:hi].movedim(1, 0)  # [M, batch, ...]
+                if outer:  # inside an enumerated sum: the elements meet its values [M, C, batch, ...]
+                    views = views.reshape(m, *(1,) * len(outer), *views.shape[1:]).expand(
+                        m, *outer, *views.shape[1:])
+                ctx.put(key, views)
+            value = ctx.bind(name, VECTOR, body)
+        finally:
+            lead = ctx.lead = ctx.lead - 1
+            ctx.outer = outer
+            for key, old in zip(keys, saved):
+                ctx.drop(key, old)
+        if mask is not None:
+            if value.dim() < lead + 1:
+                raise error(f"the body of this sum has shape {list(value.shape)}: a value per element and example, "
+                            f"[{m}, ..., batch, ...], was expected")
+            shape = (m,) + (1,) * (lead - 1) + (batch,) + (1,) * (value.dim() - lead - 1)
+            value = torch.where(mask.reshape(shape), value, torch.zeros((), dtype=value.dtype, device=value.device))
+        return value.sum(0)
+
+    return set_sum
+
+
+__all__ = ["SetSumStep", "build_set_sum"]
