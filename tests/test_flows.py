@@ -186,3 +186,37 @@ def test_malformed_jacobians_are_check_errors_with_a_caret(text, match):
 def test_other_applications_are_checked_as_before():
     f = fm.Function("f(z)", net=lambda v: v.sum(-1).exp())
     torch.testing.assert_close(fm.compile("log f(z) + abs(-2)", [f])(z=torch.ones(2, Z)), torch.full((2,), 4.0))
+
+
+class _Counted(nn.Module):
+    """A planar flow that counts its passes (call_and_ladj or forward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.flow, self.passes = fm.PlanarFlow(Z, layers=3), 0
+
+    def forward(self, z):
+        self.passes += 1
+        return self.flow(z)
+
+    def call_and_ladj(self, z):
+        self.passes += 1
+        return self.flow.call_and_ladj(z)
+
+
+def test_a_transform_and_its_log_determinant_at_the_same_z_run_the_flow_once():
+    torch.manual_seed(0)
+    counted = _Counted()
+    free_energy = fm.compile(r"E_{q_0(z_0)}[\log q_0(z_0) + U(f(z_0)) - \log |\det \frac{\partial f(z_0)}{\partial z_0}|]",
+                             [fm.Normal("q_0(z_0)", loc=0.0, scale=1.0, shape=(Z,)),
+                              fm.Transform("f(z_0)", counted), fm.Function("U(z)", net=lambda v: (v ** 2).sum(-1))])
+    torch.manual_seed(1)
+    value = free_energy(batch_size=B)
+    assert counted.passes == 1  # f(z_0) and the log-determinant from one call_and_ladj
+    torch.manual_seed(1)
+    z0 = torch.randn(B, Z)
+    y, ladj = counted.flow.call_and_ladj(z0)
+    expected = D.Independent(D.Normal(torch.zeros(Z), torch.ones(Z)), 1).log_prob(z0) + (y ** 2).sum(-1) - ladj
+    torch.testing.assert_close(value, expected)
+    value.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in counted.flow.parameters())

@@ -11,6 +11,7 @@ from ..check.checker import SCHEDULE_STEP
 from ..errors import FormulaInputError
 from ..lang import nodes as N
 from ..lang import spellings
+from .jacobian import with_log_det
 from .memo import memoised
 from .refs import span_of
 from .registry import builds
@@ -185,14 +186,18 @@ def build_call(node: R.Call, b):
     i = node.decl
 
     def call(ctx, values):
-        out = ctx.decls[i](*values)
-        while torch.is_tensor(out) and out.dim() > ctx.lead and out.shape[-1] == 1:
-            out = out.squeeze(-1)
-        return out
+        return shaped(ctx, ctx.decls[i](*values))
 
     if b.declaration(i).vars == (SCHEDULE_STEP,):
         call = _at_use(call, b.text, node.span)
-    return memoised(("call", i), list(node.args), b, call)
+    return with_log_det(node, b, memoised(("call", i), list(node.args), b, call), shaped)
+
+
+def shaped(ctx, out):
+    """A function's output with trailing size-1 dimensions past the examples' dropped (a critic's [batch, 1])."""
+    while torch.is_tensor(out) and out.dim() > ctx.lead and out.shape[-1] == 1:
+        out = out.squeeze(-1)
+    return out
 
 
 def _at_use(call, text, span):
