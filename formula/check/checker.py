@@ -21,6 +21,7 @@ from . import divergences as dv
 from . import named
 from . import resolved as R
 from . import sequences
+from . import time_indices
 from .explicit_families import family_spec, has_references, known_families, shape_partner, unknown_shape_message
 from .kinds import DeclKind
 from .resolver import Decl, Draws, Resolver, _bases, free_vars
@@ -485,6 +486,9 @@ class _Checker(Resolver):
         scheduled = self.schedule_ref(v, scope)  # \bar\alpha_t of a declared fm.Schedule
         if scheduled is not None:
             return scheduled
+        timed = time_indices.reference(self, v, scope)  # x_{t_2}, b_{t_1} at a time index: check.time_indices
+        if timed is not None:
+            return timed
         hooked = sequences.reference(self, v, scope)  # x_{<t}, z_{<l}, z_t of a drawn z_{\le T}: check.sequences
         if hooked is not None:
             return hooked

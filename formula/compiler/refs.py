@@ -14,6 +14,7 @@ from ..text.printing import to_ascii as var_text
 from . import plan as P
 from .context import VECTOR, Ctx
 from .registry import builds
+from ..check.time_indices import is_time_index
 
 
 def span_of(node):
@@ -89,9 +90,14 @@ def key_fn(v: N.Var, b) -> Callable[[Ctx], tuple]:
     if not v.index:
         key = (v.name, (), v.mark, v.primes)
         return lambda ctx: key
-    idx = [index_fn(i, b) for i in v.index]
+    idx = [_symbolic(i) if is_time_index(i) else index_fn(i, b) for i in v.index]  # z_{t_1}: keyed as written
     name, mark, primes = v.name, v.mark, v.primes
     return lambda ctx: (name, tuple(f(ctx) for f in idx), mark, primes)
+
+
+def _symbolic(item):
+    text = var_text(item)
+    return lambda ctx: text
 
 
 @builds(R.InputRef)
@@ -184,3 +190,4 @@ def _sequence_step(ctx, base, ints, key, concrete, v, text):
 
 __all__ = ["index_fn", "key_fn", "as_int", "span_of", "length_of"]
 from . import slices  # noqa: E402,F401  (registers the builders of slices and prefix draws)
+from . import time_indices  # noqa: E402,F401  (registers the builder of steps at a time index: x_{t_2})
