@@ -134,3 +134,19 @@ def test_a_sum_from_the_first_level_gives_level_one_an_empty_prefix():
         if l < L:
             z.append(q.rsample())
     torch.testing.assert_close(value, hand)
+
+
+def test_one_level_given_as_an_input_runs_that_levels_networks():
+    """`E_{q(z_{<l}|x)}[KL(q(z_l|x, z_{<l}) || p(z_l|z_{<l}))]` with `l=3` passed: one group's KL, each PerIndex
+    at the level the input says (it used to find no level outside a sum), against the hand-written level 3."""
+    q1, ql, pl = hierarchy()
+    obj = fm.compile(r"E_{q(z_{<l}|x)}[KL(q(z_l | x, z_{<l}) \| p(z_l | z_{<l}))]", [q1, ql, pl])
+    x = torch.rand(B, X)
+    torch.manual_seed(3)
+    value = obj(x=x, l=3)
+    torch.manual_seed(3)
+    z = [normal(q1.net(x)).rsample()]
+    z.append(normal(ql.net.nets[0](x, torch.stack(z, 1))).rsample())
+    prefix = torch.stack(z, 1)
+    hand = kl_divergence(normal(ql.net.nets[1](x, prefix)), normal(pl.net.nets[1](prefix)))
+    torch.testing.assert_close(value, hand)

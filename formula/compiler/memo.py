@@ -144,7 +144,9 @@ def level_fn(var) -> Optional[Fn]:
     name, c = shift
 
     def level(ctx):
-        value = ctx.env.get(name)
+        value = ctx.env.get(name, ctx.inputs.get(name))  # a sum index, else an integer input (`l=3`)
+        if torch.is_tensor(value) and value.dim() == 0 and not value.is_floating_point():
+            value = int(value)
         return value - c if isinstance(value, int) and value != VECTOR else None
 
     return level
