@@ -340,3 +340,4 @@ from . import cases_explicit  # noqa: E402,F401  (explicit families, DDPM, denoi
 from . import cases_diffusion  # noqa: E402,F401  (an EBM, DDPM's bound's KL, NCSN over several sigmas)
 from . import cases_sequences  # noqa: E402,F401  (hierarchies per level, the DMM over an RNN, slices, exact sums)
 from . import cases_text  # noqa: E402,F401  (the sentence VAE: a teacher-forced decoder over tokens)
+from . import cases_tdvae  # noqa: E402,F401  (TD-VAE with two time indices drawn per example)
