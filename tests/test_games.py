@@ -325,3 +325,24 @@ def test_a_step_evaluates_only_the_terms_of_the_stepping_player():
     assert calls == {"D": 3, "G": 2}
     assert [k for k in stats if k.startswith("G/term/")] == ["G/term/E_{p(z)}[log(1 - D(G(z)))]"]
     assert len(objective.terms(x=x)) == 2  # the objective itself is whole again after the step
+
+
+def test_terms_using_and_only_terms_are_the_public_way_to_evaluate_a_subset():
+    objective, critic, generator = _minimax()
+    decls = list(objective.modules())
+    generator_decl = next(d for d in decls if isinstance(d, fm.Function) and d.net is generator)
+    critic_decl = next(d for d in decls if isinstance(d, fm.Function) and d.net is critic)
+    assert objective.terms_using([generator_decl]) == ("E_{p(z)}[log(1 - D(G(z)))]",)
+    assert objective.terms_using([critic_decl]) == objective.term_names
+    x = _data()[:BATCH]
+    torch.manual_seed(3)
+    whole = objective.terms(x=x)
+    with objective.only_terms(["E_{p(z)}[log(1 - D(G(z)))]"]):
+        torch.manual_seed(3)
+        total, terms = objective.evaluate(x=x)
+    assert list(terms) == ["E_{p(z)}[log(1 - D(G(z)))]"]
+    torch.testing.assert_close(total, whole["E_{p(z)}[log(1 - D(G(z)))]"])  # the same draws, the one term
+    assert len(objective.terms(x=x)) == 2
+    with pytest.raises(FormulaInputError, match="no term 'log D'; the terms are"):
+        with objective.only_terms(["log D"]):
+            pass

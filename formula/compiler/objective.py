@@ -6,12 +6,15 @@ options, so it is cached and shared; an `Objective` binds a plan to the user's n
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from ..check import resolved as R
 from ..check.kinds import DeclKind
+from ..check.uses import declarations_used
 from ..errors import FormulaError, FormulaInputError
 from ..estimators import gradients
 from ..families.protocol import dtype_hint
@@ -130,6 +133,32 @@ class Objective(torch.nn.Module):
     def players(self):
         """For `\\min_G \\max_D` objectives: ((sense, players), ...) from the prefix, outermost first."""
         return self._plan.checked.players
+
+    def terms_using(self, declarations: Iterable[Any]) -> Tuple[str, ...]:
+        """The terms (by printed name, in order) that read any of `declarations`: draw from, score or call one.
+        A two-player step evaluates only its player's terms (formula.train.games)."""
+        wanted = {id(d) for d in declarations}
+        decls = self._decls
+        return tuple(term.name for term, _ in self._plan.terms
+                     if any(i < len(decls) and id(decls[i]) in wanted for i in declarations_used(term.expr)))
+
+    @contextlib.contextmanager
+    def only_terms(self, names: Iterable[str]):
+        """Within the block, a call evaluates only the terms `names` (the total is their signed sum, from the same
+        draws); the plan is restored after it. It narrows this module in place, so that wrappers around it (DDP,
+        torch.compile, the trainer's) make the narrowed call."""
+        names = tuple(names)
+        unknown = [n for n in names if n not in self.term_names]
+        if unknown:
+            raise FormulaInputError(f"only_terms: no term {unknown[0]!r}; the terms are {', '.join(self.term_names)}",
+                                    self.text)
+        state = self.__dict__
+        plan = state["_plan"]
+        state["_plan"] = dataclasses.replace(plan, terms=tuple(t for t in plan.terms if t[0].name in names))
+        try:
+            yield self
+        finally:
+            state["_plan"] = plan
 
     def explain(self) -> str:
         """The plan: what is sampled in which order, which KL is closed-form, which gradients are scored."""

@@ -21,7 +21,6 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..check.uses import declarations_used
 from .trainer import TrainingDivergedError
 from .updates import StepContext, UpdateRule, build_optimizer, guarded_step
 from ..errors import FormulaInputError
@@ -329,30 +328,20 @@ def player_terms(objective: nn.Module, player: Player) -> Optional[Tuple[str, ..
     """The terms of one objective for both players that use `player`'s declarations (a draw, a density or a call
     of one): its step evaluates only those, the others' gradients with respect to its parameters being zero.
     None when that is every term (or the objective is not a compiled formula)."""
-    plan = getattr(objective, "_plan", None)
-    decls = getattr(objective, "_decls", ())
-    if plan is None:
+    if not hasattr(objective, "terms_using"):
         return None
-    owned = {id(d) for d in player.declarations}
-    mine = tuple(term.name for term, _ in plan.terms
-                 if any(id(decls[i]) in owned for i in declarations_used(term.expr) if i < len(decls)))
-    return None if not mine or len(mine) == len(plan.terms) else mine
+    mine = objective.terms_using(player.declarations)
+    return None if not mine or len(mine) == len(objective.term_names) else mine
 
 
 @contextlib.contextmanager
 def only_terms(objective: Optional[nn.Module], names: Optional[Tuple[str, ...]]) -> Iterator[None]:
-    """Evaluate only the terms `names` of a compiled objective within the block (its plan narrowed, then
-    restored): the trainer's wrappers (DDP, torch.compile) still make the call."""
+    """Evaluate only the terms `names` of a compiled objective within the block (`Objective.only_terms`)."""
     if objective is None or names is None:
         yield
         return
-    state = objective.__dict__
-    plan = state["_plan"]
-    state["_plan"] = dataclasses.replace(plan, terms=tuple(t for t in plan.terms if t[0].name in names))
-    try:
+    with objective.only_terms(names):
         yield
-    finally:
-        state["_plan"] = plan
 
 
 # ---------------------------------------------------------------------- helpers
