@@ -7,7 +7,7 @@ call). A condition that is a computed expression (`q(z | f(x))`) is not memoised
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -21,11 +21,27 @@ from .refs import index_fn, key_fn
 
 
 FIXED = "fixed for the call"  # the keyer of an input or a number: its value cannot change within a call
+KEYERS: Dict[type, Callable] = {}  # checked node type -> keyer(node, b), for references defined elsewhere
+
+
+def register_keyer(*types: type):
+    """Register `fn(node, b) -> closure` telling what identifies a checked reference's value in a call (a state
+    at a step: formula.compiler.recurrent), so that conditionals and definitions reading it are memoised."""
+
+    def deco(fn):
+        for t in types:
+            KEYERS[t] = fn
+        return fn
+
+    return deco
 
 
 def keyer(ref, b):
     """What identifies `ref`'s value in a call: a closure, FIXED for inputs and numbers, or None when it cannot be
     told cheaply (no memo then)."""
+    custom = KEYERS.get(type(ref))
+    if custom is not None:
+        return custom(ref, b)
     if isinstance(ref, (R.InputRef, R.SliceRef, N.Num)):
         return FIXED
     if isinstance(ref, R.IndexRef):
@@ -65,10 +81,10 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Opt
     keyers = [keyer(a, b) for a in args]
     if any(k is None for k in keyers):
         return lambda ctx: make(ctx, [g(ctx) for g in lookups])
-    varying = [k for k in keyers if k is not FIXED] + ([extra] if extra is not None else [])
+    varying = [k for k in keyers if k is not FIXED]
     # which inputs and numbers the arguments are: D(x) and D(y), alpha_T and alpha_1 are different values
     tag = (tag,) + tuple(_fixed_key(a) for a, k in zip(args, keyers) if k is FIXED)
-    if not varying:
+    if not varying and extra is None:
         def memo_fixed(ctx):
             key = (tag, ctx.outer)  # inside an enumerated sum the inputs are expanded: another value
             out = ctx.memo.get(key)
@@ -81,6 +97,12 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Opt
     def memo(ctx):
         values = [g(ctx) for g in lookups]  # first: a lookup may put a sequence step into the trace
         key = (tag, ctx.outer) + tuple([k(ctx) for k in varying])
+        if extra is not None:
+            # an extra key that is None (q(z_k|x) along a sampling set: no level) is the same use as none at
+            # all (q(z|x) of the draw): IWAE's encoder runs once for the draws and their log q
+            level = extra(ctx)
+            if level is not None:
+                key += (level,)
         out = ctx.memo.get(key)
         if out is None:
             out = ctx.memo[key] = make(ctx, values)
@@ -123,7 +145,10 @@ def conditioned(bound: R.Bound, b) -> Fn:
 
     def make(ctx, values):
         decl = ctx.decls[i]
-        with selecting(decl, level_of(ctx) if level_of is not None else None):
+        level = level_of(ctx) if level_of is not None else None
+        if level is None:  # no level to select: no context to enter
+            return decl.condition(*values, validate=True) if ctx.validate else decl.condition(*values)
+        with selecting(decl, level):
             return decl.condition(*values, validate=True) if ctx.validate else decl.condition(*values)
 
     return memoised(("dist", i), list(bound.given), b, make, extra=level_of)
@@ -152,4 +177,4 @@ def level_fn(var) -> Optional[Fn]:
     return level
 
 
-__all__ = ["conditioned", "memoised", "keyer", "level_fn"]
+__all__ = ["conditioned", "memoised", "keyer", "level_fn", "register_keyer", "KEYERS"]
