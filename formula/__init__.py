@@ -34,7 +34,7 @@ _LAZY = {
     "SequenceDecoder": "families.sequence_decoder",
     "EnergyBased": "families.energy", "Langevin": "samplers", "AnnealedLangevin": "samplers", "Ancestral": "samplers",
     "DiffusionPosterior": "families.diffusion", "DiffusionReverse": "families.diffusion",
-    "Schedule": "families.schedule", "PerIndex": "families.per_index", "Baseline": "estimators.nvil",
+    "Schedule": "families.schedule", "Initial": "families.initial", "PerIndex": "families.per_index", "Baseline": "estimators.nvil",
     "compile": "compiler.objective", "Objective": "compiler.objective",
     "Trainer": "train.trainer", "TrainingDivergedError": "train.trainer",
     "Alternating": "train.games", "Game": "train.games", "Sources": "train.sources", "cycle_longest": "train.sources",

@@ -146,9 +146,14 @@ def step_of_call(checker, v: N.Var, scope) -> Optional[StepOfCall]:
 def reference(checker, v: N.Var, scope):
     """The checker's hook for a variable reference: a slice (`x_{<t}`, `z_{<l}`), one element of a slice an
     enclosing expectation drew (`z_t` inside `E_{q(z_{\\le T}|x)}`, read from the draws), or a step `h_t` of a
-    declared function over sequences; None for anything else."""
+    declared function over sequences; None for anything else. A recurrent state (`h_{t-1}` of a definition line
+    `h_t = f(h_{t-1}, x_t, z_t)`) comes first: formula.check.recurrent."""
     from .checker import _latent_key
+    from .recurrent import reference as state_reference
 
+    state = state_reference(checker, v, scope)
+    if state is not None:
+        return state
     if is_slice(v):
         return slice_ref(checker, v, scope, latent=_latent_key(v) in checker.latent_bases)
     if v.index and v not in scope.drawn and covers(scope, v):

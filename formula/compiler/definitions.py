@@ -13,7 +13,7 @@ from ..lang import nodes as N
 from ..errors import FormulaInputError
 from ..text.printing import to_ascii as var_text
 from . import plan as P
-from .memo import FIXED, keyer
+from .memo import FIXED, KEYERS, keyer
 from .refs import key_fn, span_of
 from .registry import builds
 
@@ -59,8 +59,8 @@ def _references(node) -> list:
     found, stack = [], [(node, frozenset())]
     while stack:
         n, bound = stack.pop()
-        if isinstance(n, (R.DrawnRef, R.InputRef, R.IndexRef, R.StepRef, R.SliceRef)):
-            if not (bound and _uses_any(n, bound)):
+        if isinstance(n, (R.DrawnRef, R.InputRef, R.IndexRef, R.StepRef, R.SliceRef)) or type(n) in KEYERS:
+            if not (bound and _uses_any(n, bound)):  # KEYERS: references registered elsewhere (a state at a step)
                 found.append(n)
             continue
         index = getattr(n, "index", None)

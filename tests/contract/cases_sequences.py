@@ -67,3 +67,10 @@ def _labelled_ref(decls: Declarations, inputs: Inputs) -> torch.Tensor:
 
 case("m2-labelled-data-set", LABELLED, inputs=lambda: {"x": binary(B), "y": torch.arange(B) % C, "alpha": 0.3},
      draws=["z"], reference=_labelled_ref)(lambda: (*_m2_decls(False), fm.Data(r"\tilde p_l(x,y)")))
+
+
+# VRNN (Chung et al. 2015): the recurrent state h_t = f(h_{t-1}, x_t, z_t) as a definition line, computed step by step
+from test_recurrent_state import VRNN, vrnn, vrnn_by_hand, X as VRNN_X  # noqa: E402
+
+case("vrnn", VRNN, inputs=lambda: {"x": torch.randn(B, T, VRNN_X, generator=torch.Generator().manual_seed(8))},
+     draws=["z_t"], reference=lambda d, i: vrnn_by_hand(*d, i["x"]))(vrnn)
