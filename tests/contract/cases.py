@@ -341,3 +341,4 @@ from . import cases_diffusion  # noqa: E402,F401  (an EBM, DDPM's bound's KL, NC
 from . import cases_sequences  # noqa: E402,F401  (hierarchies per level, the DMM over an RNN, slices, exact sums)
 from . import cases_text  # noqa: E402,F401  (the sentence VAE: a teacher-forced decoder over tokens)
 from . import cases_tdvae  # noqa: E402,F401  (TD-VAE with two time indices drawn per example)
+from . import cases_scenes  # noqa: E402,F401  (GQN: a sum over a set of context views)
