@@ -342,3 +342,4 @@ from . import cases_sequences  # noqa: E402,F401  (hierarchies per level, the DM
 from . import cases_text  # noqa: E402,F401  (the sentence VAE: a teacher-forced decoder over tokens)
 from . import cases_tdvae  # noqa: E402,F401  (TD-VAE with two time indices drawn per example)
 from . import cases_scenes  # noqa: E402,F401  (GQN: a sum over a set of context views)
+from . import cases_slices  # noqa: E402,F401  (suffix slices x_{\geq t}, a hierarchy whose generic levels draw z_1)
