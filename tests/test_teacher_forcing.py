@@ -247,3 +247,16 @@ def test_a_declaration_without_the_prefix_condition_is_refused():
 
 def test_the_plan_says_it_is_one_call():
     assert "teacher-forced: one call" in fm.compile(SUM, [decoder()]).explain()
+
+
+def test_the_trainer_takes_the_lengths_in_the_data_beside_the_tokens():
+    """`T`, an optional input of the formula, may come in the data (one length per example, batched with x)."""
+    p = decoder()
+    trainer = fm.Trainer(fm.compile(SUM, [p]), maximize=True, batch_size=2, progress=False)
+    x, z, lengths = tokens(), latent(), torch.tensor([6, 3, 2, 1])
+    before = fm.compile(SUM, [p])(x=x, z=z, T=lengths).detach()
+    trainer.fit({"x": x, "z": z, "T": lengths}, epochs=3)
+    after = fm.compile(SUM, [p])(x=x, z=z, T=lengths).detach()
+    assert after.mean() > before.mean()
+    with pytest.raises(fm.FormulaInputError, match="'lengths' in the data is not an input"):
+        trainer.fit({"x": x, "z": z, "lengths": lengths})

@@ -84,9 +84,10 @@ def checked_inputs(inputs: Optional[Mapping[str, Any]], objective: nn.Module) ->
 
 
 def check_names(batch: Mapping[str, Any], data_inputs: Tuple[str, ...], scalars: Mapping[str, Any],
-                 inputs: Tuple[str, ...]) -> None:
-    """A batch names exactly the data inputs; the error says what is missing, extra or given twice."""
-    unknown = [k for k in batch if k not in data_inputs]
+                 inputs: Tuple[str, ...], optional: Tuple[str, ...] = ()) -> None:
+    """A batch names exactly the data inputs (and may name optional ones, such as per-example lengths `T`); the
+    error says what is missing, extra or given twice."""
+    unknown = [k for k in batch if k not in data_inputs and not (k in optional and k not in scalars)]
     missing = [k for k in data_inputs if k not in batch]
     if not unknown and not missing:
         return

@@ -228,7 +228,8 @@ class Trainer:
             batch = {self.data_inputs[0]: batch[0]}
         if not isinstance(batch, Mapping):
             raise FormulaInputError(f"a batch must be a dict of tensors or a tensor, got {type(batch).__name__}")
-        check_names(batch, self.data_inputs, self.inputs, self.objective.inputs)
+        check_names(batch, self.data_inputs, self.inputs, self.objective.inputs,
+                    getattr(self.objective, "optional_inputs", ()))
         float_dtype = self._float_dtype() if any(is_array(v) for v in batch.values()) else None
         return {k: _to_device(v, self.device, float_dtype) for k, v in batch.items()}
 
