@@ -60,7 +60,7 @@ def kl(node: R.Divergence, b):
     if isinstance(node.right, R.ExplicitFamily):
         right_family, label = torch.distributions.Normal, "Normal"
         make = family_maker(node.right, b)
-        right = lambda ctx, p, like: make(ctx, like, len(p.event_shape))  # noqa: E731
+        right = lambda ctx, p, like: make(ctx, p.mean if like is None else like, len(p.event_shape))  # noqa: E731
         right_text = var_text(node.right.src)
     else:
         rf = _only_factor(node.right, b, "KL")
@@ -77,7 +77,7 @@ def kl(node: R.Divergence, b):
 
         def kl_closed(ctx):
             p = left(ctx)
-            q = right(ctx, p, p.mean)
+            q = right(ctx, p, None)  # a declared right side ignores `like`; an explicit family's is p's shape
             if p.event_shape != q.event_shape:
                 raise _shapes_differ(what, p, q, text, src)
             return closed_form.kl(p, q)

@@ -19,6 +19,7 @@ from torch.distributions import constraints
 from ..check import resolved as R
 from ..check.explicit_families import FamilySpec, register_family_spec
 from ..errors import FormulaInputError
+from ..families.summed import summed
 from ..families.uniform_discrete import UniformDiscrete
 from ..text.printing import to_ascii as var_text
 from .refs import span_of
@@ -130,7 +131,7 @@ def family_dist(fam: R.ExplicitFamily, b):
             extra = max(0, len(dist.batch_shape) - ctx.lead)
         else:  # the value has `event_dims` event dimensions, some of them the family's own (Dirichlet's)
             extra = max(0, min(event_dims - len(dist.event_shape), len(dist.batch_shape)))
-        return D.Independent(dist, extra, validate_args=False) if extra else dist
+        return summed(dist, extra)
 
     return make
 

@@ -12,10 +12,13 @@ def kl_known(p_family: type, q_family: type) -> bool:
     hit (torch.compile breaks the graph on a cold lookup, a `min` over a generator)."""
     from ..families.kl_rules import closed_form_known
 
+    from ..families.summed import Summed
+
     known = closed_form_known(p_family, q_family)
     if known:
-        wrapped = torch.distributions.Independent
-        for pair in ((p_family, q_family), (wrapped, wrapped), (wrapped, q_family), (p_family, wrapped)):
+        wrappers = (torch.distributions.Independent, Summed)  # Summed: a declaration's event dims
+        lefts, rights = (p_family,) + wrappers, (q_family,) + wrappers
+        for pair in ((left, right) for left in lefts for right in rights):
             if pair not in _kl._KL_MEMOIZE:
                 _kl._KL_MEMOIZE[pair] = _kl._dispatch_kl(*pair)
     return known

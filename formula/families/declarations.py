@@ -36,6 +36,7 @@ from . import validation
 from .delta import Delta
 from .protocol import Capabilities, Declaration, capabilities_of
 from .signatures import keywords_for, spans
+from .summed import Summed
 
 __all__ = [
     "Distribution", "Normal", "Bernoulli", "Categorical", "OneHotCategorical", "Laplace", "Beta", "Gamma",
@@ -272,8 +273,11 @@ class Distribution(_Networked):
     def _build(self, given_values, validate: bool) -> D.Distribution:
         """The torch distribution from the fixed parameters and the net's output on `given_values`."""
         params = self._fixed_params() if self._fixed else {}
-        if self.net is not None:
-            out = self._net_params(self._call_net(given_values))
+        net = self.net
+        if net is not None:
+            out = self._call_module(net, self._net_keywords, self._net_arg_names(), given_values)
+            if type(out) is not dict or tuple(out) != self._checked_keys:  # the keys, fully when they change
+                out = self._net_params(out)
             params = {**params, **out} if params else out
         if validate:
             validation.check_parameters(self._where(), params, self._constraint_table)
@@ -282,14 +286,14 @@ class Distribution(_Networked):
         except (ValueError, RuntimeError) as error:  # some torch families validate inner ones regardless
             validation.check_parameters(self._where(), params, self._constraint_table)
             raise self._shape_error(params, error) from None
-        if self.shape is not None and self.net is not None:
+        if self.shape is not None and net is not None:
             n = len(self.shape)
             if n and tuple(dist.batch_shape[len(dist.batch_shape) - n:]) != tuple(self.shape):
                 raise self._shape_error(params, f"expected trailing shape {tuple(self.shape)}")
         if self.event_dims:
             if self.event_dims > len(dist.batch_shape):
                 raise self._shape_error(params, f"need at least {self.event_dims} dims to reinterpret as the event")
-            dist = D.Independent(dist, self.event_dims, validate_args=False)
+            dist = Summed(dist, self.event_dims, validate_args=False)
         return dist
 
     def _shape_error(self, params: Mapping[str, Any], why: Any) -> FormulaInputError:

@@ -59,7 +59,8 @@ def _kl_independent(p: Distribution, q: Distribution) -> torch.Tensor:
         return _kl_delta(p, q)
     q_base, q_dims = _unwrap(q)
     if p_dims == q_dims and p.event_shape == q.event_shape:  # torch's own case, without the shape checks
-        return _sum_rightmost(kl_divergence(p_base, q_base), p_dims)
+        kl = kl_divergence(p_base, q_base)
+        return kl.sum(-1) if p_dims == 1 else _sum_rightmost(kl, p_dims)  # one event dim: no reshape first
     if p_base.event_shape != q_base.event_shape:
         raise NotImplementedError
     try:
