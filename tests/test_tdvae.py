@@ -10,11 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.distributions import Categorical, Independent, Normal
+from torch.distributions import Categorical
 
 import formula as fm
+from models import X, Z
+from test_sequence_functions import Gauss, normal
 
-B, T, D, X, Z, H = 6, 7, 3, 3, 2, 5
+B, T, D, H = 6, 7, 3, 5
 
 BODY = (r"\log p(x_{t_2}|z_{t_2}) + \log p_B(z_{t_1}|b_{t_1}) + \log p(z_{t_2}|z_{t_1}, \delta) "
         r"- \log p_B(z_{t_2}|b_{t_2}) - \log q(z_{t_1}|z_{t_2}, b_{t_1}, b_{t_2})")
@@ -29,26 +31,16 @@ DRAWN_ASCII = ("t_1 ~ \\mathcal{U}\\{1, ..., T - D\\}; delta ~ \\mathcal{U}\\{1,
 GIVEN = r"\delta = t_2 - t_1" "\n" r"\mathbb{E}_{" + SAMPLERS + r"}\left[" + BODY + r"\right]"
 
 
-class Belief(nn.Module):
+class Belief(nn.LSTM):
     """b_t = LSTM(x_{\\le t}): [batch, T, H]; counts its calls."""
 
     def __init__(self):
-        super().__init__()
-        self.lstm, self.calls = nn.LSTM(X, H, batch_first=True), 0
+        super().__init__(X, H, batch_first=True)
+        self.calls = 0
 
     def forward(self, x):
         self.calls += 1
-        return self.lstm(x)[0]
-
-
-class Gauss(nn.Module):
-    def __init__(self, n_in, n_out=Z):
-        super().__init__()
-        self.lin = nn.Linear(n_in, 2 * n_out)
-
-    def forward(self, *args):
-        loc, scale = self.lin(torch.cat(args, -1)).chunk(2, -1)
-        return {"loc": loc, "scale": nn.functional.softplus(scale) + 1e-3}
+        return super().forward(x)[0]
 
 
 class Jump(nn.Module):
@@ -68,10 +60,6 @@ def declarations():
     return [fm.Function("b(x)", net=Belief()), fm.Normal("p_B(z|b)", net=Gauss(H)),
             fm.Normal("q(z_{t_1}|z_{t_2},b_{t_1},b_{t_2})", net=Gauss(Z + 2 * H)),
             fm.Normal(r"p(z_{t_2}|z_{t_1},\delta)", net=Jump()), fm.Normal("p(x|z)", net=Gauss(Z, X))]
-
-
-def normal(params):
-    return Independent(Normal(params["loc"], params["scale"]), 1)
 
 
 def by_hand(decls, x, t1, t2):
