@@ -24,12 +24,18 @@ def _over(e: R.Expectation) -> str:
     return "E_{" + " ".join(var_text(d) for d in over.dists) + "}[...]"
 
 
-@builds(R.Expectation)
-def build_expectation(e: R.Expectation, b):
-    with b.step(P.ExpectationStep(_over(e))):
+def expectation_parts(e: R.Expectation, b):
+    """The draw steps of an expectation, its body's closure and its plan step (the draws' steps its children)."""
+    with b.step(P.ExpectationStep(_over(e))) as record:
         steps = [family_draw_step(d, b) if isinstance(d, R.FamilyDraw) else data_step(d, b) if d.data else
                  draw_step(d, b) for d in e.draws]
         body = b.build(e.body)
+    return steps, body, record
+
+
+@builds(R.Expectation)
+def build_expectation(e: R.Expectation, b):
+    steps, body, _ = expectation_parts(e, b)
     scored = any(s.scored for s in steps)
     if not scored:
         if len(steps) == 1:
@@ -132,4 +138,4 @@ def _set_size(size, d: R.Draw, b):
     return count
 
 
-__all__ = ["build_expectation"]
+__all__ = ["build_expectation", "expectation_parts"]

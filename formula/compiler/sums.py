@@ -13,6 +13,7 @@ from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
 from . import plan as P
 from .context import VECTOR
+from .batched_steps import batched_loop
 from .refs import index_fn, length_of, span_of
 from .registry import builds
 from ..estimators import gradients
@@ -113,6 +114,9 @@ def build_loop_sum(node: R.LoopSum, b):
     count = _range_of(node, b)
     record = P.LoopStep if node.uses_index else P.RepeatStep
     with b.step(record(node.index, var_text(node.lower), var_text(node.upper))):
+        batched = batched_loop(node, count, b)  # expectations' bodies for every step at once, where they allow
+        if batched is not None:
+            return batched
         body = b.build(node.body)
     name = node.index
 
