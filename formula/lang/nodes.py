@@ -181,6 +181,10 @@ class Dist(Expr):
     `sub` is the subscript of the name as written (`phi` in `q_\\phi`, `B` in `p_B`, `data` in `p_{data}`);
     the checker decides whether it is a parameter subscript or part of the name. `vars` is empty for a bare
     reference (`\\mathbb{E}_q[f]`). Arguments are usually `Var`s but may be any expression (`D(G(z))`).
+    `script` keeps the subscript's items when they are more than names and numbers (`\\hat x` in
+    `\\mathbb{P}_{\\hat x}`, a call in `\\mathcal{L}_{JMkl(\\alpha)}`), so the printers write them back; `sub` is then
+    their ASCII key. `label` is a superscript that is part of the name: `*` in `f^*(t)` (a convex conjugate),
+    `q_j^*(z_j)`, `A` in `\\mathcal{L}^A(\\theta; x)`.
     `mark` is a decoration of the name (`bar` in `\\bar q(z)`, `tilde` in `\\tilde p_l(x, y)`): a decorated name
     is a name of its own, never the undecorated one.
     """
@@ -191,12 +195,15 @@ class Dist(Expr):
     sub: Optional[str] = None
     params: Tuple[Expr, ...] = ()
     mark: Optional[str] = None
+    label: Optional[str] = None
+    script: Tuple[Expr, ...] = ()
 
     @property
     def full_name(self) -> str:
-        """The name with its decoration and subscript, as a declaration is named: `q`, `p_B`, `p_prior`, `q_phi`,
-        `\\bar{q}`, `\\tilde{p}_l`."""
+        """The name with its decoration, label and subscript, as a declaration is named: `q`, `p_B`, `p_prior`,
+        `q_phi`, `\\bar{q}`, `\\tilde{p}_l`, `f^*`."""
         name = f"\\{self.mark}{{{self.name}}}" if self.mark else self.name
+        name = f"{name}^{self.label}" if self.label else name
         return f"{name}_{self.sub}" if self.sub else name
 
 
@@ -253,12 +260,14 @@ class Expect(Expr):
 class Divergence(Expr):
     """`KL(a || b)`, `D_{JS}[a \\| b]`, `\\text{MMD}(a, b)`: `kind` is the canonical upper-case name; `sub` the
     subscript written after it (`imq` in `\\mathrm{MMD}_{imq}(a || b)`, `1` in `W_1(p, q)`; in `D_{KL}` the
-    subscript is the kind and `sub` is None)."""
+    subscript is the kind and `sub` is None). `function_class` is the class a supremum runs over when written,
+    `\\mathcal{F}` in Gretton et al.'s `\\mathrm{MMD}[\\mathcal{F}, p, q]`."""
 
     kind: str
     left: Expr
     right: Expr
     sub: Optional[str] = None
+    function_class: Optional[Expr] = None
 
 
 @dataclass(frozen=True)
@@ -273,7 +282,8 @@ class Sum(Expr):
     """`\\sum_{t=1}^{T} body`, `\\sum_y body` (over a discrete support), `\\sum_{i \\neq j}`, `\\sum_{x_i \\in X}`.
 
     `lower`/`upper` are the bounds when written; `within` the set of `\\in X`; `where` a condition such as
-    `i \\neq j` (a `Relation`).
+    `i \\neq j` (a `Relation`). `\\sum_{\\ell, j}` and `\\sum_{i, j=1}^{n}` are nested sums sharing the bounds, the
+    inner ones `joined=True` (the printers write them back as one subscript).
     """
 
     index: Var
@@ -282,6 +292,7 @@ class Sum(Expr):
     upper: Optional[Expr] = None
     within: Optional[Expr] = None
     where: Optional[Expr] = None
+    joined: bool = False
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,7 @@ class Prod(Expr):
     upper: Optional[Expr] = None
     within: Optional[Expr] = None
     where: Optional[Expr] = None
+    joined: bool = False
 
 
 # --- arithmetic and elementwise math --------------------------------------------------------------------
@@ -373,11 +385,66 @@ class Partial(Expr):
 
 
 @dataclass(frozen=True)
+class Derivative(Expr):
+    """`\\partial_i \\psi_i(\\xi; \\theta)` (Hyvarinen 2005): the derivative of `arg` along coordinate `index` of its
+    variable. It parses and prints; the compiler does not evaluate it (a check error names it)."""
+
+    index: Expr
+    arg: Expr
+
+
+@dataclass(frozen=True)
 class Labeled(Expr):
     """`\\underbrace{body}_{label}`: a term with a name for `.terms()` and the progress bar."""
 
     body: Expr
     label: Expr
+
+
+@dataclass(frozen=True)
+class Integral(Expr):
+    """`\\int_{\\xi \\in \\mathbb{R}^n} p(\\xi) f(\\xi) d\\xi`, `\\int dx\\, p(x) f(x)`, `\\int_0^1 f(t) dt`: `wrt` are the
+    differentials (`dx`, `d\\mathbf{x}^{(t)}`, `\\mathrm{d}z`) in the order written, `over` a variable or a relation
+    written as the subscript (`\\mathbf{x}`, `\\xi \\in \\mathbb{R}^n`), `lower`/`upper` the bounds `\\int_a^b`.
+    It parses and prints; the compiler does not evaluate it (a check error names it)."""
+
+    body: Expr
+    wrt: Tuple[Var, ...] = ()
+    over: Optional[Expr] = None
+    lower: Optional[Expr] = None
+    upper: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
+class ArgOpt(Expr):
+    """`\\arg\\min_G \\max_D V(D, G)`, `\\operatorname*{arg\\,max}_i [g_i + \\log \\pi_i]`: the point where `body` is
+    least (`sense` min) or greatest (max) over `over`. Written unbracketed at the start of a sum it covers the
+    whole sum. It parses and prints; the compiler does not evaluate it (a check error names it)."""
+
+    sense: str
+    over: Tuple[Expr, ...]
+    body: Expr
+
+
+@dataclass(frozen=True)
+class ArgTuple(Expr):
+    """`(\\theta, \\phi)` written as one argument, as in `\\mathcal{L}(\\vec{x}; (\\theta, \\phi))`, or the drawn tuple
+    of `(x, y) \\sim p`. It parses and prints; as a value it is a check error."""
+
+    items: Tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Placeholder(Expr):
+    """`\\cdot` where an argument goes: `p_E(\\cdot|\\mathbf{x})`, `\\sigma(\\cdot)`, `\\|\\cdot\\|_2` (a function left
+    unapplied). It parses and prints; as a value it is a check error."""
+
+
+@dataclass(frozen=True)
+class Text(Expr):
+    """Prose as a label: `\\text{Original critic loss}` under an `\\underbrace` (WGAN-GP eq. 3)."""
+
+    words: str
 
 
 # --- statements ------------------------------------------------------------------------------------------
@@ -437,5 +504,5 @@ class Program(Node):
 __all__ = [
     "MAX_TREE_DEPTH", "superscript_is_label", "substitute", "Span", "Node", "Expr", "Range", "Before", "After", "SLICES", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
-    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Relation", "Draw", "Where", "Optimize", "Program",
+    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Derivative", "Integral", "ArgOpt", "ArgTuple", "Placeholder", "Text", "Relation", "Draw", "Where", "Optimize", "Program",
 ]

@@ -64,7 +64,8 @@ TERMINAL_WORDS = {
     "DIVSEP": "'||'", "ABS_OPEN": "'|'", "ABS_CLOSE": "a closing '|'", "NORM_OPEN": "'\\|'",
     "NORM_CLOSE": "a closing '\\|'", "SIM": "'~'", "$END": "the end of the formula",
     "DECOR_CALL": "a decorated distribution such as \\bar q(z)", "WHERE": "\\text{where}",
-    "WSEP": "\\text{and}", "QUAD": "\\quad",
+    "WSEP": "\\text{and}", "QUAD": "\\quad", "ARGOPT": "\\arg\\min or \\arg\\max", "INT": "\\int",
+    "STAR_SUP": "'^*'", "PROSE": "a \\text{..} label", "PLACEHOLDER": "\\cdot",
 }
 _VALUE_STARTS = {"NAME", "CALL_NAME", "GREEK", "NUMBER", "_LPAR", "FRAC", "EXPECT", "FUNC", "BIGOP"}
 
@@ -93,8 +94,9 @@ def last_work() -> Work:
 # --- the parser --------------------------------------------------------------------------------------------
 
 _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC", "ABS_CLOSE",
-                 "NORM_CLOSE", "PRIMES", "TOP", "DOTS", "RANGLE"}
-_PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT"}  # operators whose sub/superscripts are not operands
+                 "NORM_CLOSE", "PRIMES", "TOP", "DOTS", "RANGLE", "PLACEHOLDER", "STAR_SUP"}
+_PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT", "ARGOPT", "INT", "PARTIAL"}  # operators whose sub/superscripts are not operands
+_PLACEHOLDERS = ("\\cdot", "\u00b7")  # `\cdot` and `·` where an operand goes: `p_E(\cdot|x)`, `\sigma(\cdot)`
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
 _OPERAND_ENDS = tuple(sorted(_OPERAND_ENDS))
@@ -218,6 +220,8 @@ class _Roles(PostLex):
                     in_prefix = script_pending = False
             if kind in ("BAR", "DBAR"):
                 kind = self._bar_role(kind, recent[-1], stack[-1] if stack else "")
+            elif kind == "MULOP" and str(tok.value).strip() in _PLACEHOLDERS and recent[-1] not in _OPERAND_ENDS:
+                kind = "PLACEHOLDER"
             elif kind in _RENAMED:
                 kind = _RENAMED[kind]
             elif kind in ("TILDE", "QUAD", "WSEP"):
@@ -454,7 +458,7 @@ class _Lower:
     expr: n.Expr
 
 
-_WRAPPED = re.compile(r"\\([A-Za-z]+)\s*\{\s*(\\?[A-Za-z][A-Za-z0-9]*)\s*\}")
+_WRAPPED = re.compile(r"\\([A-Za-z]+)\s*\{\s*(\\?[A-Za-z][A-Za-z0-9]*(?:\\_[A-Za-z0-9]+)*)\s*\}")
 
 
 def _unwrap(text: str) -> Tuple[Optional[str], str]:
@@ -483,8 +487,45 @@ def _join(a: Optional[n.Span], b: Optional[n.Span]) -> Optional[n.Span]:
 
 def _script_text(items: Sequence[n.Node]) -> str:
     """The text of a name's subscript with Greek spelled out: `\\phi` -> 'phi', `{data}` -> 'data'."""
+    return _subscript(items)[0]
+
+
+def _subscript(items: Sequence[n.Node]) -> Tuple[str, Tuple[n.Expr, ...]]:
+    """A name's subscript as (`Dist.sub`, `Dist.script`): plain names and numbers are text alone (`phi`,
+    `data`, `theta_x`); items with more structure (`\\hat x`, a call `JMkl(\\alpha)`) are kept as nodes, with
+    their ASCII key as the text (issue 13: the printers write the nodes back)."""
+    try:
+        return _plain_script_text(items), ()
+    except _Fail:
+        if not all(isinstance(i, (n.Var, n.Num, n.Dist)) for i in items):
+            raise
+        return ",".join(_key(i) for i in items), tuple(items)
+
+
+def _key(node: n.Node) -> str:
+    """A short ASCII key of a subscript item (`\\hat x` -> `hat(x)`, `JMkl(\\alpha)` -> `JMkl(alpha)`): what the
+    checker matches declarations by; the printers write the nodes of `Dist.script`, not this."""
+    if isinstance(node, n.Num):
+        return str(int(node.value)) if node.value == int(node.value) else str(node.value)
+    if isinstance(node, n.Var):
+        text = node.name + "'" * node.primes + (f"^{node.label}" if node.label else "")
+        text = f"{node.mark}({text})" if node.mark else text
+        return text + (f"_{{{','.join(_key(i) for i in node.index)}}}" if node.index else "")
+    if isinstance(node, n.Dist):
+        head = f"{node.mark}({node.full_name})" if node.mark else node.full_name
+        args = ",".join(_key(a) for a in node.vars)
+        if node.given:
+            args += "|" + ",".join(_key(a) for a in node.given)
+        return f"{head}({args})"
+    raise _Fail("a distribution's subscript must be a name such as \\phi, a number or a call", node.span)
+
+
+def _plain_script_text(items: Sequence[n.Node]) -> str:
     out = []
     for item in items:
+        if isinstance(item, n.Var) and (item.mark or item.primes or item.label or any(
+                isinstance(i, n.Var) and (i.mark or i.primes or i.label) for i in item.index)):
+            raise _Fail("a marked subscript is kept as nodes", item.span)  # `\\mathbb{P}_{\\hat x}`: see _subscript
         if isinstance(item, n.Var) and not item.index:
             out.append(item.name)
         elif isinstance(item, n.Var) and all(isinstance(i, n.Var) and not i.index for i in item.index):
@@ -547,6 +588,7 @@ class _Builder(Transformer_NonRecursive):
         self._keep: List[object] = []  # keeps ids above valid
         self._prefixes: set = set()  # ids of \min/\max prefixes written without brackets around them
         self._signed: Dict[int, Token] = {}  # id(node) -> the sign token of an unbracketed `-a` / `+a`
+        self._arg_prefixes: set = set()  # ids of \arg\min/\arg\max written without brackets around them
 
     # -- statements --
     def start(self, meta, children):
@@ -584,7 +626,7 @@ class _Builder(Transformer_NonRecursive):
 
     def draw(self, meta, children):
         lhs, _, dist = children
-        return self._draw((lhs,), dist, meta)
+        return self._draw(lhs.items if isinstance(lhs, n.ArgTuple) else (lhs,), dist, meta)
 
     def draw_tuple(self, meta, children):
         return self._draw(tuple(c for c in children[:-1] if not isinstance(c, Token)), children[-1], meta)
@@ -621,7 +663,24 @@ class _Builder(Transformer_NonRecursive):
                 term = self._mark(n.Neg(term, span=_join(_tspan(op), term.span)), self._open.get(id(term)))
             terms.append(term)
         terms = self._absorb(terms)
+        if len(terms) > 1 and id(terms[0]) in self._arg_prefixes:
+            return self._lift_arg(terms, _span(meta))
         return terms[0] if len(terms) == 1 else n.Add(tuple(terms), span=_span(meta))
+
+    def _lift_arg(self, terms: List[n.Expr], span) -> n.Expr:
+        """`\\arg\\min_G \\max_D L(G, D) + \\lambda L_1(G)` (pix2pix eq. 4): an unbracketed arg-min at the start of a
+        sum is over the whole sum, through the unbracketed \\min/\\max right after it."""
+        chain: List[n.Expr] = []
+        node = terms[0]
+        while isinstance(node, (n.ArgOpt, n.Optimize)) and (id(node) in self._arg_prefixes or id(node) in self._prefixes):
+            chain.append(node)
+            node = node.body
+        body: n.Expr = n.Add((node,) + tuple(terms[1:]), span=_join(node.span, span))
+        for prefix in reversed(chain):
+            body = replace(prefix, body=body, span=_join(prefix.span, span))
+        self._arg_prefixes.add(id(body))
+        self._keep.append(body)
+        return body
 
     def _absorb(self, terms: List[n.Expr]) -> List[n.Expr]:
         """An unbracketed sum takes the later terms of its chain that use its index (docs/language.md §1)."""
@@ -754,8 +813,10 @@ class _Builder(Transformer_NonRecursive):
         tok = children[0]
         lower = next(c for c in children if isinstance(c, _Lower)).expr
         upper_items = [c for c in children[1:-1] if isinstance(c, list)]
-        upper = self._single(upper_items[0], "an upper limit") if upper_items else None
         body = self.fold(children[-1])
+        if isinstance(lower, tuple):  # `\sum_{\ell, j}`, `\sum_{i, j=1}^{m, n}`: nested sums sharing the bounds
+            return self._joined_bigop(tok, lower, upper_items[0] if upper_items else [], body, meta)
+        upper = self._single(upper_items[0], "an upper limit") if upper_items else None
         fields = dict(lower=None, within=None, where=None)
         if isinstance(lower, n.Relation) and len(lower.ops) == 1:
             index = lower.members[0]
@@ -776,6 +837,32 @@ class _Builder(Transformer_NonRecursive):
             raise _Fail("a sum's index must be a variable", index.span)
         cls = n.Prod if "prod" in str(tok) else n.Sum
         node = cls(index, body, upper=upper, span=_span(meta), **fields)
+        return self._mark(node, node)
+
+    def _joined_bigop(self, tok, items, uppers, body, meta):
+        *names, last = items
+        for item in names:
+            if not isinstance(item, n.Var):
+                raise _Fail("a sum over several indices names them first and bounds them once at the end, as in "
+                            "\\sum_{i, j=1}^{n} or \\sum_{\\ell, j}", item.span)
+        cls = n.Prod if "prod" in str(tok) else n.Sum
+        fields = dict(lower=None, within=None)
+        if isinstance(last, n.Relation) and len(last.ops) == 1 and last.ops[0] in ("=", "in"):
+            fields["lower" if last.ops[0] == "=" else "within"] = last.members[1]
+            last = last.members[0]
+        if not isinstance(last, n.Var):
+            raise _Fail("a sum over several indices names them first and bounds them once at the end, as in "
+                        "\\sum_{i, j=1}^{n} or \\sum_{\\ell, j}", last.span)
+        indices = names + [last]
+        if len(set(indices)) != len(indices):
+            raise _Fail("an index is named twice in one sum's subscript", last.span)
+        if (len(uppers) > 1 and len(uppers) != len(indices)) or any(not isinstance(u, n.Expr) for u in uppers):
+            raise _Fail(f"the upper limits of a sum over {len(indices)} indices are one value or one per index, as "
+                        f"in \\sum_{{i, j=1}}^{{m, n}}", _cover(uppers))
+        bounds = list(uppers) if len(uppers) > 1 else [uppers[0] if uppers else None] * len(indices)
+        node = body
+        for i, (index, upper) in enumerate(reversed(list(zip(indices, bounds)))):
+            node = cls(index, node, upper=upper, joined=i < len(indices) - 1, span=_span(meta), **fields)
         return self._mark(node, node)
 
     def bigop_signed(self, meta, children):
@@ -801,6 +888,47 @@ class _Builder(Transformer_NonRecursive):
         self._keep.append(node)
         return node
 
+    def arg_optimize(self, meta, children):
+        tok, items, seq = children
+        sense = "max" if "max" in str(tok) else "min"
+        node = n.ArgOpt(sense, tuple(items), self.fold(seq), span=_span(meta))
+        self._arg_prefixes.add(id(node))
+        self._keep.append(node)
+        return node
+
+    def coord_partial(self, meta, children):
+        tok, items, seq = children
+        return n.Derivative(self._single(items, "a partial derivative's coordinate"), self.fold(seq), span=_span(meta))
+
+    def integral(self, meta, children):
+        """`\\int_{x} q(z|x) p(x) dx`, `\\int dx\\, p(x) \\int dz\\, e(z|x) ...`, `\\int_a^b f(t) dt`: the differentials
+        are the `d x` factors at the start of the integrand or at its end (inside a sum written last, as in
+        Hyvarinen's `\\int p(\\xi) \\sum_i [..] d\\xi`)."""
+        seq = children[-1]
+        lower = next((c.expr for c in children if isinstance(c, _Lower)), None)
+        upper_items = [c for c in children[1:-1] if isinstance(c, list)]
+        upper = self._single(upper_items[0], "an upper limit") if upper_items else None
+        if isinstance(lower, tuple):
+            raise _Fail("an integral's subscript is one domain, as in \\int_{x \\in X} or \\int_0^1",
+                        _cover(lower))
+        body = self.fold(seq)
+        factors = list(body.factors) if isinstance(body, n.Mul) else [body]
+        wrt: List[n.Var] = []
+        while factors:
+            taken = _differential(factors)
+            if taken is None:
+                break
+            wrt.append(taken)
+        rest = n.Mul(tuple(factors), span=_cover(factors)) if len(factors) > 1 else factors[0] if factors else None
+        if rest is None:
+            raise _Fail("an integral needs an integrand: \\int_x f(x) dx", _span(meta))
+        if not wrt:
+            rest, tail = _trailing_differentials(rest)
+            wrt = tail
+        if upper is not None:
+            return n.Integral(rest, tuple(wrt), None, lower, upper, span=_span(meta))
+        return n.Integral(rest, tuple(wrt), lower, span=_span(meta))
+
     # -- scripts --
     def braced(self, meta, children):
         return list(children)
@@ -810,6 +938,8 @@ class _Builder(Transformer_NonRecursive):
 
     def script_rel(self, meta, children):
         child = children[0]
+        if len(children) > 1:
+            return _Lower(tuple(children))
         return _Lower(self._atom(child) if isinstance(child, Token) else child)
 
     def _atom(self, tok: Token) -> n.Node:
@@ -855,7 +985,7 @@ class _Builder(Transformer_NonRecursive):
     def name(self, meta, children):
         tok = children[0]
         _, base = _unwrap(str(tok))
-        return n.Var(base, span=_tspan(tok))
+        return n.Var(base.replace("\\_", "_"), span=_tspan(tok))
 
     def greek(self, meta, children):
         tok = children[0]
@@ -877,7 +1007,25 @@ class _Builder(Transformer_NonRecursive):
         _no_draw(children[0])
         self._open.pop(id(children[0]), None)  # a bracketed sum takes no later terms
         self._prefixes.discard(id(children[0]))  # nor a bracketed \min_G
+        self._arg_prefixes.discard(id(children[0]))
         return _Group(children[0], _span(meta))
+
+    def tuple(self, meta, children):
+        items = tuple(c for c in children if not isinstance(c, Token))
+        for item in items:
+            _no_draw(item)
+        return n.ArgTuple(items, span=_span(meta))
+
+    def placeholder(self, meta, children):
+        return n.Placeholder(span=_span(meta))
+
+    def underbrace_prose(self, meta, children):
+        body, prose = children[1], children[-1]
+        words = re.sub(r"\s+", " ", re.sub(r"^\\[A-Za-z]+\s*\{|\}$", "", str(prose)).strip())
+        return n.Labeled(body, n.Text(words, span=_tspan(prose)), span=_span(meta))
+
+    def star(self, meta, children):
+        return ("star", None, _span(meta))
 
     def abs(self, meta, children):
         return n.Apply("abs", (children[1],), span=_span(meta))
@@ -930,6 +1078,10 @@ class _Builder(Transformer_NonRecursive):
             span = _join(node.span, where)
             if kind == "sup" and not grouped and len(arg) == 1 and n.superscript_is_label(node, arg[0]):
                 node = replace(node, label=arg[0].name, span=span)  # `h^e_l`, `x^q`: part of the name
+            elif kind == "star":  # `G^*`, `\theta^*`, `T^*`: an optimum or a conjugate, part of the name
+                if not isinstance(node, n.Var) or node.label is not None or grouped:
+                    raise _Fail("a star ^* follows a name, as in G^*, \\theta^* or f^*(t)", where)
+                node = replace(node, label="*", span=span)
             elif kind == "sub":
                 if isinstance(node, n.Var):
                     node = replace(node, index=node.index + tuple(arg), span=span)
@@ -992,17 +1144,47 @@ class _Builder(Transformer_NonRecursive):
     def set_items(self, meta, children):
         return [c for c in children if not isinstance(c, Token)]
 
+    def call_star(self, meta, children):
+        return ("label", "*", _span(meta))
+
+    def call_label(self, meta, children):
+        (item,) = children[0] if len(children[0]) == 1 else (None,)
+        if isinstance(item, n.Num) and item.value == int(item.value):
+            return ("power", item, _span(meta))  # `\mathrm{MMD}^2[..]`: the call squared
+        if isinstance(item, n.Var) and not item.index and item.mark is None and item.name.isalpha() \
+                and item.name[:1].isupper() and item.name != "T":
+            return ("label", item.name, _span(meta))
+        raise _Fail("a superscript before a call's brackets is a label such as ^A or ^*, or a power such as ^2",
+                    _span(meta))
+
     def call(self, meta, children):
+        sup = next((c for c in children[1:] if isinstance(c, tuple)), None)
+        if sup is None:
+            return self._call(meta, children, None)
+        node = self._call(meta, [c for c in children if c is not sup], sup[1] if sup[0] == "label" else None)
+        if sup[0] == "power":
+            return n.Pow(node, sup[1], span=_span(meta))
+        return node
+
+    def _call(self, meta, children, label):
         tok = children[0]
         mark = None
         if tok.type == "DECOR_CALL":
             mark, tok = _decorated_name(tok)
         wrapper, base = _unwrap(str(tok))
+        base = base.replace("\\_", "_")  # `\text{one\_hot}`
         base = GREEK_ALIASES.get(base, base) if wrapper is None else base
-        script = next((c for c in children[1:] if isinstance(c, list)), None)
-        sub = _script_text(script) if script is not None else None
+        scripts = [c for c in children[1:] if isinstance(c, list)]
+        script = [i for part in scripts for i in part] if scripts else None
+        sub, structured = _subscript(script) if script is not None else (None, ())
         args = children[-1]
         span = _span(meta)
+        if label is not None or structured:  # a labelled or structured name: a name of its own
+            if isinstance(args, _DivArgs):
+                raise _Fail("a divergence's name takes no superscript or structured subscript", span)
+            if not (args.vars or args.given or args.params):
+                raise _Fail(f"empty brackets after {base}: write its variables, as in {base}(x)", span)
+            return n.Dist(base, args.vars, args.given, sub, args.params, mark, label, structured, span=span)
         if isinstance(args, _Args) and not (args.vars or args.given or args.params):
             raise _Fail(f"empty brackets after {base}: write its variables, as in {base}(x), or the name alone", span)
         if (wrapper == PLAIN_NAME or mark) and not isinstance(args, _DivArgs):  # `\mathit{E}(x)`, `\bar q(z)`: names
@@ -1033,6 +1215,12 @@ class _Builder(Transformer_NonRecursive):
             return n.Entropy(_as_dist(args.vars[0]), span=span)
         div_kind = sub.upper() if (base == "D" and sub and "_" not in sub) else base.upper() if base.isupper() else None
         div_kind = div_kind and DIVERGENCES.canonical(div_kind)
+        if div_kind and args.vars and all(isinstance(a, n.Var) and a.name in spellings.GREEK_LETTERS for a in args.vars):
+            div_kind = None  # `F(\\theta, \\omega)` (f-GAN eq. 6) names an objective of parameters, not a divergence
+        if div_kind and len(args.vars) == 3 and isinstance(args.vars[0], n.Var) and not args.has_given \
+                and not args.params:  # `\mathrm{MMD}[\mathcal{F}, p, q]`: over a function class
+            return n.Divergence(div_kind, _as_dist(args.vars[1]), _as_dist(args.vars[2]),
+                                None if base == "D" else sub, function_class=args.vars[0], span=span)
         if div_kind and len(args.vars) == 2 and not args.has_given and not args.params:
             return n.Divergence(div_kind, _as_dist(args.vars[0]), _as_dist(args.vars[1]),
                                 None if base == "D" else sub, span=span)
@@ -1076,6 +1264,12 @@ class _Builder(Transformer_NonRecursive):
         at = next(i for i, c in enumerate(children) if isinstance(c, Token) and c.type == "SIM")
         return ("sim", tuple(children[:at]), list(children[at + 1:]), _span(meta))
 
+    def part_except(self, meta, children):
+        sign, var = children
+        if str(sign) != "-":
+            raise _Fail("an expectation over all factors but one is written \\mathbb{E}_{-j}", _tspan(sign))
+        return ("except", (), [n.Neg(var, span=_span(meta))], _span(meta))
+
     def part_dots(self, meta, children):
         return ("dots", (children[0],), [], _span(meta))
 
@@ -1090,13 +1284,68 @@ class _Builder(Transformer_NonRecursive):
             if kind == "dots" or (kind == "plain" and len(items) == 1 and isinstance(items[0], n.Var)):
                 pending.extend(draws or items)
                 continue
-            if kind == "sim":
+            if kind == "except":
+                out.extend(_bare(pending))
+                out.append(n.Sampler(tuple(items), span=span))
+            elif kind == "sim":
                 out.append(_sampler(items, list(pending) + list(draws), _join(_cover(pending), span)))
             else:
                 out.extend(_bare(pending))
                 out.append(_sampler(items, [], span))
             pending = []
         return out + _bare(pending)
+
+
+def _differential(factors: List[n.Expr]) -> Optional[n.Var]:
+    """The differential at the start of `factors` (`d` then a variable, or `dx` as one name), taken off it."""
+    first = factors[0]
+    if not isinstance(first, n.Var) or first.mark or first.primes or first.label:
+        return None
+    if first.name == "d" and not first.index and len(factors) > 1 and isinstance(factors[1], n.Var):
+        factors.pop(0)
+        return factors.pop(0)
+    if len(first.name) == 2 and first.name[0] == "d" and first.name[1].isalpha():
+        factors.pop(0)
+        return replace(first, name=first.name[1])
+    return None
+
+
+def _trailing_differentials(body: n.Expr) -> Tuple[n.Expr, List[n.Var]]:
+    """`body` without the differentials written at its end (`p(x) f(x) dx`), looking through what takes the rest
+    of the product (a sum `\\sum_i [..] d\\xi`, a negation, `\\log`)."""
+    if isinstance(body, n.Mul):
+        factors = list(body.factors)
+        found: List[n.Var] = []
+        while len(factors) >= 2:
+            last, before = factors[-1], factors[-2]
+            if isinstance(before, n.Var) and before.name == "d" and not (before.index or before.mark) \
+                    and isinstance(last, n.Var):
+                found.insert(0, last)
+                del factors[-2:]
+            elif isinstance(last, n.Var) and len(last.name) == 2 and last.name[0] == "d" and last.name[1].isalpha() \
+                    and not (last.mark or last.primes or last.label):
+                found.insert(0, replace(last, name=last.name[1]))
+                factors.pop()
+            else:
+                break
+        if found and factors:
+            rest = factors[0] if len(factors) == 1 else replace(body, factors=tuple(factors), span=_cover(factors))
+            return rest, found
+        if factors:
+            inner, found = _trailing_differentials(factors[-1])
+            if found:
+                return replace(body, factors=tuple(factors[:-1]) + (inner,)), found
+        return body, []
+    if isinstance(body, (n.Sum, n.Prod)):
+        inner, found = _trailing_differentials(body.body)
+        return (replace(body, body=inner), found) if found else (body, [])
+    if isinstance(body, n.Neg):
+        inner, found = _trailing_differentials(body.arg)
+        return (replace(body, arg=inner), found) if found else (body, [])
+    if isinstance(body, n.Apply) and len(body.args) == 1 and body.fn == "log":
+        inner, found = _trailing_differentials(body.args[0])
+        return (replace(body, args=(inner,)), found) if found else (body, [])
+    return body, []
 
 
 def _cover(nodes_: Sequence[n.Node]) -> Optional[n.Span]:
@@ -1110,8 +1359,8 @@ def _as_dist(node: n.Expr) -> n.Expr:
     """A bare name where a distribution is expected (`\\mathbb{E}_q`, `KL(q \\| p)`, `q_\\phi`, `\\tilde p_l`) is that
     Dist (a decorated name is a name of its own)."""
     if isinstance(node, n.Var) and node.primes == 0 and node.label is None:
-        sub = _script_text(node.index) if node.index else None
-        return n.Dist(node.name, sub=sub, mark=node.mark, span=node.span)
+        sub, script = _subscript(node.index) if node.index else (None, ())
+        return n.Dist(node.name, sub=sub, mark=node.mark, script=script, span=node.span)
     return node
 
 

@@ -59,7 +59,12 @@ def relations_regex() -> str:
     return out + (r"|(?<![A-Za-z0-9\\])" + _alternation(words) + r"(?![A-Za-z0-9])" if words else "")
 
 
-_SUBSCRIPT_THEN_CALL = r"(?=(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?\()"
+_SUB = r"(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?"
+#: a superscript that is part of a called name: a star `f^*(t)` (a convex conjugate, an optimum `\\pi^*(a|s)`)
+_STAR = r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])|\{\s*(?:\*|\\ast|\\star)\s*\})"
+#: or a capital letter label `\\widetilde{\\mathcal{L}}^{A}(..)` (not T, a transpose)
+_LABEL = r"\^\s*(?:[A-SU-Z]|\{\s*[A-SU-Z]\s*\})"
+_SUBSCRIPT_THEN_CALL = r"(?=" + _SUB + "(?:" + _STAR + ")?" + _SUB + r"\()"
 
 
 def greek_call_regex() -> str:
@@ -72,7 +77,7 @@ def greek_call_regex() -> str:
             + r")(?![A-Za-z0-9])" + _SUBSCRIPT_THEN_CALL)
 
 
-_CALL_AFTER = (r"(?=(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?\s*(?:" + _SIZING + r")?\()")
+_CALL_AFTER = r"(?=" + _SUB + "(?:" + _STAR + "|" + _LABEL + ")?" + _SUB + r"\s*(?:" + _SIZING + r")?\()"
 
 
 def decorated_call_regex() -> str:

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import spellings
 
-__all__ = ["GREEK_UNICODE", "SUBSCRIPTS", "SUPERSCRIPTS", "Translation", "translate"]
+__all__ = ["GREEK_UNICODE", "ITALIC", "SUBSCRIPTS", "SUPERSCRIPTS", "Translation", "translate"]
 
 _GREEK_NAMES = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
                 "phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega").split()
@@ -26,13 +26,17 @@ GREEK_UNICODE: Dict[str, str] = dict(zip(_GREEK_NAMES, _GREEK_CHARS))
 SUBSCRIPTS: Dict[str, str] = dict(zip("0123456789+-=()aeoxhklmnpstijruv", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₒₓₕₖₗₘₙₚₛₜᵢⱼᵣᵤᵥ"))
 SUPERSCRIPTS: Dict[str, str] = dict(zip("0123456789+-()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾ⁿ"))
 
+#: Latin capital -> its mathematical italic (`𝐸`): how the Unicode printer writes a one-letter plain name that
+#: would read as a keyword (`\\mathit{E}`, an energy function `𝐸_θ(x)`, not the expectation).
+ITALIC: Dict[str, str] = {chr(ord("A") + i): chr(0x1D434 + i) for i in range(26)}
+
 _FROM_SUB = {v: k for k, v in SUBSCRIPTS.items()}
 _FROM_SUPER = {v: k for k, v in SUPERSCRIPTS.items()}
 
 _SYMBOLS = {
     "‖": "\\Vert", "∥": "\\Vert", "∑": "\\sum", "∏": "\\prod", "⋅": "*", "−": "-", "∇": "\\nabla", "ℍ": "H",
     "∂": "\\partial", "…": "\\ldots", "′": "'", "″": "''", "ᵀ": "^\\top", "√": "\\sqrt", "𝔼": "\\mathbb{E}",
-    "∼": "\\sim", "ϵ": "\\epsilon", "ϑ": "\\theta", "ϕ": "\\phi", "⟨": "\\langle", "⟩": "\\rangle",
+    "∼": "\\sim", "ϵ": "\\epsilon", "ϑ": "\\theta", "ϕ": "\\phi", "⟨": "\\langle", "⟩": "\\rangle", "∫": "\\int",
 }
 _UNDERBRACE = "⏟"
 
@@ -41,6 +45,8 @@ def _symbols() -> Dict[str, str]:
     """Every Unicode spelling this module rewrites: the fixed symbols, Greek letters, and the families' and
     functions' Unicode spellings from their rows (`𝒩` -> `\\mathcal{N}`, `σ` is Greek: `\\sigma(` is the logistic)."""
     table = dict(_SYMBOLS)
+    table.update({c: f"\\mathit{{{name}}}" for name, c in ITALIC.items()})
+    table["ℓ"] = "\\ell"
     table.update({c: "\\" + name for name, c in GREEK_UNICODE.items()})
     for row in spellings.FAMILIES.values():
         if row.unicode and not row.unicode.isascii() and row.unicode not in table:

@@ -192,7 +192,7 @@ class _Printer:
             if isinstance(term, n.Neg) and i > 0:
                 body = self.paren(self(term.arg)) if isinstance(term.arg, n.Neg) else self.at(term.arg, MUL, closed)
                 out.append(" - " + body)
-            elif i == 0 and isinstance(term, n.Optimize) and rest:  # a leading \min_G would take the later terms
+            elif i == 0 and isinstance(term, (n.Optimize, n.ArgOpt)) and rest:  # a leading \min_G takes later terms
                 out.append(self.paren(self(term)))
             else:
                 text = self.at(term, ADD + 1, closed)
@@ -279,6 +279,8 @@ class _Printer:
     def plain(self, name: str, call: bool = False, sub=None) -> str:
         """`name` as this printer writes a name, escaped as `\\mathit{..}` where it would read as a keyword
         (`E`, `log`, a call `H(x)`, `KL(a, b)`, `D_{KL}(a, b)`, `sigma(a)`)."""
+        if "_" in name:  # `\text{one\_hot}`: a name with an underscore is written as text
+            return f"\\text{{{name.replace('_', chr(92) + '_')}}}"
         value_words, call_words = spellings.reserved_names()
         clash = name in (call_words if call else value_words) or (
             call and name == "D" and sub is not None and spellings.DIVERGENCES.lookup(sub.upper()) is not None)
@@ -312,6 +314,10 @@ class _Printer:
         head, _, tail = part.partition("_")
         return self.name(head) + "_" + (self.name(tail) if len(tail) == 1 else f"{{{self.name(tail)}}}")
 
+    def name_label(self, label: str) -> str:
+        """A called name's superscript label: `^*`, `^A`."""
+        return "^" + (label if len(label) == 1 else self.script(label))
+
     def signature(self, vars_, given, params) -> str:
         text = self.args(vars_)
         if given:
@@ -322,14 +328,19 @@ class _Printer:
 
     def _print_Dist(self, node: n.Dist) -> Piece:
         bare = not (node.vars or node.given or node.params)
-        head = self.dist_name(node.name, node.sub, call=not bare, mark=node.mark)
+        head = self.dist_name(node.name, None if node.script else node.sub, call=not bare, mark=node.mark)
+        if node.script:  # `\mathbb{P}_{\hat x}`, `\mathcal{L}_{JMkl(\alpha)}`: the subscript's nodes
+            head += "_{" + ",".join(self.index_item(i) for i in node.script) + "}"
+        if node.label is not None:  # `f^*(t)`, `\mathcal{L}^A(x)`
+            head += self.name_label(node.label)
         if bare:
             return Piece(head, ATOM)
         return Piece(f"{head}({self.signature(node.vars, node.given, node.params)})", ATOM)
 
     # --- probabilistic operators ----------------------------------------------------------------------
     def sampler(self, s: n.Sampler) -> str:
-        dists = " ".join(self.at(d, ATOM) for d in s.dists)
+        # `\mathbb{E}_{-j}` (all factors but j, Blei et al.'s CAVI) is a negated name
+        dists = " ".join("-" + self.at(d.arg, ATOM) if isinstance(d, n.Neg) else self.at(d, ATOM) for d in s.dists)
         if not s.draws:
             return dists
         draws = ", ".join(self.draw(d) for d in s.draws)
@@ -365,8 +376,10 @@ class _Printer:
         return Piece(f"{self.function('log')} {self.at(node.dist, ATOM)}", MUL, True)
 
     def _print_Divergence(self, node: n.Divergence) -> Piece:
-        inner = f"{self.at(node.left, ADD)}{self.parallel}{self.at(node.right, ADD)}"
         head = self.divergence_head(node.kind) if node.sub is None else self.divergence_sub_head(node.kind, node.sub)
+        if node.function_class is not None:  # `\mathrm{MMD}[\mathcal{F}, p, q]`
+            return Piece(head + self.bracket(self.args((node.function_class, node.left, node.right)), "[", "]"), ATOM)
+        inner = f"{self.at(node.left, ADD)}{self.parallel}{self.at(node.right, ADD)}"
         return Piece(head + self.bracket(inner, "(", ")"), ATOM)
 
     def divergence_sub_head(self, kind: str, sub: str) -> str:
@@ -383,6 +396,19 @@ class _Printer:
 
     def _print_Sum(self, node, op="sum") -> Piece:
         index = self(node.index)
+        chain = [node]  # `\sum_{\ell, j}`, `\sum_{i, j=1}^{m, n}`: one subscript for the joined sums
+        while isinstance(chain[-1].body, type(node)) and chain[-1].body.joined and node.where is None and all(
+                getattr(chain[-1].body, f) == getattr(node, f) for f in ("lower", "within", "where")):
+            chain.append(chain[-1].body)
+        uppers = [s.upper for s in chain]
+        same = all(u == uppers[0] for u in uppers)
+        if len(chain) > 1 and (same or all(u is not None for u in uppers)):
+            index = ", ".join(self(s.index) for s in chain)
+            node = replace(chain[-1], lower=node.lower, within=node.within)
+            upper_text = (None if uppers[0] is None else self.at(uppers[0], ADD)) if same else ", ".join(
+                self.at(u, ADD) for u in uppers)
+        else:
+            upper_text = None if node.upper is None else self.at(node.upper, ADD)
         if node.where is not None:
             sub = self(node.where)
         elif node.within is not None:
@@ -392,8 +418,8 @@ class _Printer:
         else:
             sub = index
         head = f"{self.big(op)}_{{{sub}}}"
-        if node.upper is not None:
-            head += f"^{self.script(self.at(node.upper, ADD))}"
+        if upper_text is not None:
+            head += f"^{self.script(upper_text)}"
         return Piece(f"{head} {self.body(node.body)}", MUL, True)
 
     def body(self, node: n.Expr) -> str:
@@ -464,6 +490,49 @@ class _Printer:
     def _print_Partial(self, node: n.Partial) -> Piece:
         return Piece(f"\\frac{{\\partial {self.at(node.num, POW)}}}{{\\partial {self.at(node.wrt, POW)}}}", ATOM)
 
+    def _print_Integral(self, node: n.Integral) -> Piece:
+        head = self.integral
+        if node.upper is not None:
+            head += f"_{{{self.at(node.lower, ADD) if node.lower is not None else ''}}}^{self.script(self.at(node.upper, ADD))}"
+        elif node.over is not None:
+            head += f"_{{{self(node.over)}}}"
+        body = self.body(node.body)
+        if node.wrt:
+            diffs = " ".join(self.differential(v) for v in node.wrt)
+            sep = self.differential_sep if self.always_separate or body.startswith(("(", "\\left(")) else " "
+            return Piece(f"{head} {diffs}{sep}{body}", MUL, True)
+        return Piece(f"{head} {body}", MUL, True)
+
+    integral = "\\int"
+    differential_sep = "\\, "  # `dx\, (a + b)`, not the call `dx(a + b)`
+    always_separate = False
+
+    def differential(self, v: n.Var) -> str:
+        """`dx`, `d xi`, `d x_0`: one letter joins the `d`, a longer name stays apart (`d xi` is not `dxi`)."""
+        text = self(v)
+        return ("d" + text) if len(v.name) == 1 else f"d {text}"
+
+    def _print_ArgOpt(self, node: n.ArgOpt) -> Piece:
+        over = ", ".join(self.at(o, ADD) for o in node.over)
+        return Piece(f"{self.arg_op(node.sense)}_{{{over}}} {self.body(node.body)}", MUL, True)
+
+    def arg_op(self, sense: str) -> str:
+        return f"\\arg\\{sense}"
+
+    def _print_ArgTuple(self, node: n.ArgTuple) -> Piece:
+        return Piece(self.bracket(self.args(node.items), "(", ")"), ATOM)
+
+    placeholder = "\\cdot"
+
+    def _print_Placeholder(self, node: n.Placeholder) -> Piece:
+        return Piece(self.placeholder, ATOM)
+
+    def _print_Text(self, node: n.Text) -> Piece:
+        return Piece(f"\\text{{{node.words}}}", ATOM)
+
+    def _print_Derivative(self, node: n.Derivative) -> Piece:
+        return Piece(f"\\partial{self.subscript(self.at(node.index, ADD))} {self.body(node.arg)}", MUL, True)
+
     def _print_Labeled(self, node: n.Labeled) -> Piece:
         return Piece(f"\\underbrace{{{self.at(node.body, ADD)}}}_{{{self.at(node.label, ADD)}}}", ATOM)
 
@@ -533,7 +602,7 @@ class LatexPrinter(_Printer):
         return name
 
     def mul_sep(self, left: str, right: str) -> str:
-        if right[:1].isdigit() or right[:1] in "(.[-" or right.startswith("\\left"):
+        if right[:1].isdigit() or right[:1] in "(.[-" or right.startswith(("\\left", "\\cdot")):
             return " \\cdot "
         return " "
 
@@ -565,6 +634,11 @@ class LatexPrinter(_Printer):
 
     def big(self, op: str) -> str:
         return "\\" + op
+
+    def differential(self, v: n.Var) -> str:
+        return "\\mathrm{d}" + self(v)
+
+    always_separate = True  # `\int \mathrm{d}x \, q(z \mid x) p(x)`
 
 
 def depth_guarded(fn: Callable) -> Callable:

@@ -17,7 +17,7 @@ True
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Callable, Iterable, List, Optional, Union
 
 import sympy
@@ -37,7 +37,7 @@ __all__ = [
     "Variable", "IndexRange", "IndexBefore", "IndexAfter", "Distribution", "FamilyDist", "LogDensity", "Expectation",
     "DivergenceOf", "Entropy", "IndexedSum", "IndexedProduct", "Fraction", "Power", "Call", "NormOf",
     "StopGradient", "GradientOf", "PartialDerivative", "LabeledTerm", "RelationChain", "Optimization", "Statements",
-    "DrawOf", "WhereClause",
+    "DrawOf", "WhereClause", "Unevaluated",
 ]
 
 NodeOrText = Union[str, n.Node]
@@ -633,6 +633,19 @@ class LabeledTerm(_Node):
         return _cat("⏟[", p._print(self.args[0]), "]", _pretty_sub(p._print(self.args[1])))
 
 
+class Unevaluated(_Node):
+    """What the compiler does not evaluate (integrals, arg-min, tuples, placeholders, prose labels, coordinate
+    derivatives): args `(Str kind, *parts)`, compared by form; printed in the ASCII spelling of its parts."""
+
+    def _sympystr(self, p):
+        return f"{self.args[0].name}({', '.join(p._print(a) for a in self.args[1:])})"
+
+    _latex = _sympystr
+
+    def _pretty(self, p):
+        return _cat(self.args[0].name, "(", _pjoin(p, self.args[1:], ", "), ")")
+
+
 class RelationChain(_Node):
     """`a = b ≥ c`: args `(Tuple members, Tuple ops as Str)`."""
 
@@ -819,7 +832,10 @@ class _Converter:
             # change which density is meant either.
             sub = "" if sub in GREEK else sub
             params = STuple()
-        return Distribution(Str(node.name), Str(sub), self.many(node.vars), self.many(node.given), params,
+        if node.script:  # a structured subscript (`\\mathbb{P}_{\\hat x}`) compares by its nodes
+            sub = sub + "|" + sympy.srepr(self.many(node.script))
+        name = node.name + (f"^{node.label}" if node.label else "")
+        return Distribution(Str(name), Str(sub), self.many(node.vars), self.many(node.given), params,
                             Str(node.mark or ""))
 
     def _Family(self, node: n.Family):
@@ -842,6 +858,8 @@ class _Converter:
         return _linear(body, sampled, lambda b: Expectation(dists, draws, b), constant_is_itself=True)
 
     def _Divergence(self, node: n.Divergence):
+        if node.function_class is not None:  # `MMD[F, p, q]`
+            return self._unevaluated(node)
         return DivergenceOf(Str(node.kind), self(node.left), self(node.right), Str(node.sub or ""))
 
     def _Entropy(self, node: n.Entropy):
@@ -881,6 +899,23 @@ class _Converter:
         if self.canonical:  # a name for a term does not change its value
             return self(node.body)
         return LabeledTerm(self(node.body), self(node.label))
+
+    # what parses and prints but is not evaluated: compared by its form
+    def _unevaluated(self, node: n.Node):
+        parts = []
+        for f in fields(node):
+            if f.name == "span":
+                continue
+            value = getattr(node, f.name)
+            if isinstance(value, n.Node):
+                parts.append(self(value))
+            elif isinstance(value, tuple):
+                parts.append(STuple(*[self(v) if isinstance(v, n.Node) else Str(str(v)) for v in value]))
+            else:
+                parts.append(S.EmptySet if value is None else Str(str(value)))
+        return Unevaluated(Str(type(node).__name__), *parts)
+
+    _Integral = _ArgOpt = _ArgTuple = _Placeholder = _Text = _Derivative = _unevaluated
 
     # statements
     def _Relation(self, node: n.Relation):

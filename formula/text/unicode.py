@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..lang import nodes as n
 from ..lang import spellings
-from ..lang.unicode_input import GREEK_UNICODE, SUBSCRIPTS, SUPERSCRIPTS
+from ..lang.unicode_input import GREEK_UNICODE, ITALIC, SUBSCRIPTS, SUPERSCRIPTS
 from .printing import ADD, ATOM, MUL, POW, PREFIX, AsciiPrinter, Piece, depth_guarded
 
 __all__ = ["UnicodePrinter", "to_unicode"]
@@ -35,7 +35,15 @@ class UnicodePrinter(AsciiPrinter):
         return self.times
 
     def name(self, name: str) -> str:
-        return GREEK_UNICODE.get(name, name)
+        return GREEK_UNICODE.get(name, "ℓ" if name == "ell" else name)
+
+    def plain(self, name: str, call: bool = False, sub=None) -> str:
+        """A one-letter name that would read as a keyword (`E`, `H`) in mathematical italic, `𝐸`, as a paper sets
+        it (formula.lang.unicode_input reads it back as `\\mathit{E}`); longer ones as `\\mathit{..}`."""
+        text = super().plain(name, call, sub)
+        if text == f"\\mathit{{{name}}}" and len(name) == 1 and name in ITALIC:
+            return ITALIC[name]
+        return text
 
     def subscript(self, text: str) -> str:
         if text and all(c in _TO_SUB for c in text):
@@ -66,6 +74,19 @@ class UnicodePrinter(AsciiPrinter):
             text += self.subscript(items.replace(" - ", "-").replace(" + ", "+"))
         return Piece(text, ATOM)
 
+    placeholder = "·"
+    integral = "∫"
+
+    def differential(self, v: n.Var) -> str:
+        text = self(v)
+        return ("d" + text) if len(v.name) == 1 or v.name in GREEK_UNICODE else f"d {text}"
+
+    def arg_op(self, sense: str) -> str:
+        return f"arg{sense}"
+
+    def _print_Derivative(self, node: n.Derivative) -> Piece:
+        return Piece(f"∂{self.subscript(self.at(node.index, ADD))} {self.body(node.arg)}", MUL, True)
+
     def dist_name(self, name: str, sub, call: bool = True, mark=None) -> str:
         text = super().dist_name(name, sub, call)
         if not mark:
@@ -82,6 +103,8 @@ class UnicodePrinter(AsciiPrinter):
 
     def _print_Divergence(self, node: n.Divergence) -> Piece:
         inner = f"{self.at(node.left, ADD)}{self.parallel}{self.at(node.right, ADD)}"
+        if node.function_class is not None:  # `MMD[ℱ, p, q]`
+            inner = self.args((node.function_class, node.left, node.right))
         head = self.divergence_head(node.kind) if node.sub is None else self.divergence_sub_head(node.kind, node.sub)
         return Piece(f"{head}[{inner}]", ATOM)
 
