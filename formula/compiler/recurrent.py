@@ -48,6 +48,10 @@ class _Stepper:
         if k == VECTOR or not isinstance(k, int):
             raise FormulaInputError(f"{var_text(self.state.var)} is a state: it is read at one step at a time, "
                                     "not along a sampling set", self.text, span_of(self.state.stmt))
+        if ctx.outer:
+            raise FormulaInputError(f"{var_text(self.state.var)} is a state, read here inside a sum that enumerates a "
+                                    "discrete variable's values: not supported yet (use the state outside it)",
+                                    self.text, span_of(self.state.stmt))
         memo = ctx.memo
         entry = memo.get(self.tag + (k,))
         if k in self.inits:
