@@ -10,11 +10,12 @@ only: a share of the words it reads become <unk>). The KL is annealed (β from 0
 trainer), sentences of different lengths are padded and masked by their lengths (`T=`). The corpus is
 examples/data/sentences.txt (Aesop's morals and short sentences in their manner, public domain).
 
-Prints reconstructions of held-out sentences (greedy decoding from the posterior mean), sentences sampled from the
-prior, and a homotopy (decoding points on the line between the codes of two held-out sentences); writes
-curves.png (held-out reconstruction and KL per epoch) and metrics.json into --out. The last line is the held-out
-bound per word, against a unigram model and the same decoder trained without z (a GRU language model, no word
-dropout, at its best epoch on the held-out sentences).
+Both models keep the epoch that is best on validation sentences; test sentences are scored at the end. Prints
+reconstructions of test sentences (greedy decoding from the posterior mean), sentences sampled from the prior,
+and a homotopy (decoding points on the line between the codes of two test sentences); writes curves.png
+(validation reconstruction and KL per epoch) and metrics.json into --out. The last line is the test bound per
+word (</s> included), against a unigram model and the same decoder trained without z (a GRU language model,
+without word dropout).
 """
 
 from __future__ import annotations
@@ -88,9 +89,11 @@ class Vocabulary:
         return " ".join(words)
 
 
-def split(sentences: List[List[str]], held: int, seed: int) -> Tuple[List[List[str]], List[List[str]]]:
+def split(sentences: List[List[str]], held: int, seed: int) -> Tuple[List[List[str]], ...]:
+    """(train, validation, test): `held` sentences each for validation and test, the rest for training."""
     order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(seed)).tolist()
-    return [sentences[i] for i in order[held:]], [sentences[i] for i in order[:held]]
+    pick = lambda idx: [sentences[i] for i in idx]  # noqa: E731
+    return pick(order[2 * held:]), pick(order[held:2 * held]), pick(order[:held])
 
 
 # --- the networks -----------------------------------------------------------------------------------------------
@@ -148,7 +151,8 @@ class Decoder(nn.Module):
 def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=80)
-    parser.add_argument("--held-out", type=int, default=40, help="sentences held out (the rest train)")
+    parser.add_argument("--held-out", type=int, default=40,
+                        help="sentences held out for validation, and as many for the test (the rest train)")
     parser.add_argument("--latent", type=int, default=16)
     parser.add_argument("--embed", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=128)
@@ -188,6 +192,23 @@ def held_out(vae, data: Dict[str, torch.Tensor]) -> Dict[str, float]:
             "recon": float(recon.mean()), "kl": float(kl.mean())}
 
 
+class Best:
+    """The weights of the epoch with the lowest validation value (model selection for the VAE and the baseline
+    alike; the test sentences are only scored at the end)."""
+
+    def __init__(self):
+        self.value, self.state, self.epoch, self.epochs = math.inf, None, 0, 0
+
+    def offer(self, value: float, module: nn.Module) -> None:
+        self.epochs += 1
+        if value < self.value:
+            self.value, self.epoch = value, self.epochs
+            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def restore(self, module: nn.Module) -> None:
+        module.load_state_dict({k: v.to("cpu") for k, v in self.state.items()})
+
+
 @torch.no_grad()
 def language_model_nll(lm, data: Dict[str, torch.Tensor]) -> float:
     lm.eval()
@@ -219,9 +240,9 @@ def save_curves(history: List[Dict[str, float]], path: Path) -> None:
     epochs = range(1, len(history) + 1)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), dpi=100)
     axes[0].plot(epochs, [-h["recon"] for h in history], label="reconstruction -E[log p(x|z)]")
-    axes[0].set(title="held-out reconstruction (nats/sentence)", xlabel="epoch")
+    axes[0].set(title="validation reconstruction (nats/sentence)", xlabel="epoch")
     axes[1].plot(epochs, [h["kl"] for h in history], color="C1")
-    axes[1].set(title="held-out KL(q(z|x) || p(z)) (nats)", xlabel="epoch")
+    axes[1].set(title="validation KL(q(z|x) || p(z)) (nats)", xlabel="epoch")
     axes[2].plot(epochs, [h["beta"] for h in history], color="C2")
     axes[2].set(title="KL weight β (annealed)", xlabel="epoch", ylim=(-0.05, 1.05))
     fig.tight_layout()
@@ -237,10 +258,10 @@ def main(argv=None) -> Dict[str, float]:
     if not fm.equivalent(BOUND, BOUND_ASCII):
         raise SystemExit(f"not equivalent:\n  {BOUND}\n  {BOUND_ASCII}")
     sentences = read_corpus()
-    train_words, held_words = split(sentences, args.held_out, args.seed)
+    train_words, valid_words, test_words = split(sentences, args.held_out, args.seed)
     vocab = Vocabulary(train_words)
     steps = max(len(s) for s in sentences) + 1
-    train, held = vocab.encode(train_words, steps), vocab.encode(held_words, steps)
+    train, valid, held = (vocab.encode(w, steps) for w in (train_words, valid_words, test_words))
     if args.smoke:
         train = {k: v[:64] for k, v in train.items()}
     nets, vae, lm = build(args, len(vocab))
@@ -250,29 +271,31 @@ def main(argv=None) -> Dict[str, float]:
     beta = beta_schedule(per_epoch * args.epochs, args.warmup)
     trainer = fm.Trainer(vae, maximize=True, lr=args.lr, device=args.device, batch_size=args.batch_size,
                          seed=args.seed, inputs={"beta": beta}, progress=False, clip_grad_norm=5.0)
-    held_there = {k: v.to(trainer.device) for k, v in held.items()}
+    valid_there = {k: v.to(trainer.device) for k, v in valid.items()}
     start = time.perf_counter()
-    history = []
+    history, best = [], Best()
     for _ in range(args.epochs):
         trainer.fit(train, epochs=1)
-        history.append({**held_out(vae, held_there), "beta": beta(trainer.step)})
+        history.append({**held_out(vae, valid_there), "beta": beta(trainer.step)})
+        best.offer(history[-1]["nll_per_word"], vae)
     vae_seconds = time.perf_counter() - start
     lm_trainer = fm.Trainer(lm, maximize=True, lr=args.lr, device=trainer.device, batch_size=args.batch_size,
                             seed=args.seed, progress=False, clip_grad_norm=5.0)
-    lm_nll = math.inf  # the baseline at its best epoch on the held-out sentences (a bound in its favour)
+    lm_best = Best()
     for _ in range(args.epochs):
         lm_trainer.fit(train, epochs=1)
-        lm_nll = min(lm_nll, language_model_nll(lm, held_there))
+        lm_best.offer(language_model_nll(lm, valid_there), lm)
     seconds = time.perf_counter() - start
-    vae.cpu()
+    best.restore(vae.cpu())
+    lm_best.restore(lm.cpu())
     final = held_out(vae, held)
-    unigram = unigram_nll(train, held, len(vocab))
+    lm_nll, unigram = language_model_nll(lm, held), unigram_nll(train, held, len(vocab))
 
     p, encoder = nets["p"], nets["encoder"]
     p.eval()
     torch.manual_seed(args.seed + 1)
     show = held["x"][:5]
-    print("reconstructions of held-out sentences (greedy, from the posterior mean):")
+    print("reconstructions of test sentences (greedy, from the posterior mean):")
     for x, out in zip(show, p.generate(z=codes(encoder, show), steps=steps, greedy=True, stop=2)):
         print(f"  {vocab.decode(x):45s} -> {vocab.decode(out)}")
     print("sentences from the prior (z ~ N(0, I), words drawn one by one):")
@@ -288,9 +311,11 @@ def main(argv=None) -> Dict[str, float]:
     value = final["nll_per_word"]
     write_results(args.out, model="Sentence VAE", paper="Bowman et al. 2016", formula=BOUND,
                   metric="held-out -ELBO (nats/word)", value=value, kl=final["kl"], elbo=final["elbo"],
-                  language_model=lm_nll, unigram=unigram, sentences=len(sentences), vocabulary=len(vocab))
+                  language_model=lm_nll, unigram=unigram, sentences=len(sentences), vocabulary=len(vocab),
+                  epoch=best.epoch, language_model_epoch=lm_best.epoch, recon=final["recon"])
     print(f"trained the VAE ({trainer.step} steps) in {vae_seconds:.1f} s and the baseline language model in "
-          f"{seconds - vae_seconds:.1f} s on {trainer.device}; wrote curves.png and metrics.json to {args.out}")
+          f"{seconds - vae_seconds:.1f} s on {trainer.device}; kept the epochs best on the validation sentences "
+          f"({best.epoch} and {lm_best.epoch} of {args.epochs}); wrote curves.png and metrics.json to {args.out}")
     print(f"held-out -ELBO: {value:.3f} nats per word (KL {final['kl']:.2f} nats per sentence), against a GRU "
           f"language model without z {lm_nll:.3f} and a unigram model {unigram:.3f}")  # the metric, last
     return final

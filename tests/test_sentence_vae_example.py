@@ -32,7 +32,7 @@ def test_smoke_run_prints_reconstructions_samples_and_a_homotopy_and_ends_with_t
     final = example.main(["--smoke", "--threads", threads, "--out", str(tmp_path), "--device", "cpu"])
     out = capsys.readouterr().out
     assert "teacher-forced: one call" in out  # the plan, printed
-    for heading in ("reconstructions of held-out sentences", "sentences from the prior", "homotopy from"):
+    for heading in ("reconstructions of test sentences", "sentences from the prior", "homotopy from"):
         assert heading in out
     last = out.strip().splitlines()[-1]
     assert METRIC.match(last), last
