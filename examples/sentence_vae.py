@@ -34,6 +34,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common.cli import parse_common  # noqa: E402
 from common.results import write_results  # noqa: E402
+from common.spellings import check_spellings  # noqa: E402
+from common.start import start  # noqa: E402
 
 import formula as fm  # noqa: E402
 
@@ -252,11 +254,8 @@ def save_curves(history: List[Dict[str, float]], path: Path) -> None:
 
 def main(argv=None) -> Dict[str, float]:
     args = arguments(argv)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if not fm.equivalent(BOUND, BOUND_ASCII):
-        raise SystemExit(f"not equivalent:\n  {BOUND}\n  {BOUND_ASCII}")
+    check_spellings((BOUND, BOUND_ASCII))
+    start(args)
     sentences = read_corpus()
     train_words, valid_words, test_words = split(sentences, args.held_out, args.seed)
     vocab = Vocabulary(train_words)
@@ -272,20 +271,20 @@ def main(argv=None) -> Dict[str, float]:
     trainer = fm.Trainer(vae, maximize=True, lr=args.lr, device=args.device, batch_size=args.batch_size,
                          seed=args.seed, inputs={"beta": beta}, progress=False, clip_grad_norm=5.0)
     valid_there = {k: v.to(trainer.device) for k, v in valid.items()}
-    start = time.perf_counter()
+    began = time.perf_counter()
     history, best = [], Best()
     for _ in range(args.epochs):
         trainer.fit(train, epochs=1)
         history.append({**held_out(vae, valid_there), "beta": beta(trainer.step)})
         best.offer(history[-1]["nll_per_word"], vae)
-    vae_seconds = time.perf_counter() - start
+    vae_seconds = time.perf_counter() - began
     lm_trainer = fm.Trainer(lm, maximize=True, lr=args.lr, device=trainer.device, batch_size=args.batch_size,
                             seed=args.seed, progress=False, clip_grad_norm=5.0)
     lm_best = Best()
     for _ in range(args.epochs):
         lm_trainer.fit(train, epochs=1)
         lm_best.offer(language_model_nll(lm, valid_there), lm)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     best.restore(vae.cpu())
     lm_best.restore(lm.cpu())
     final = held_out(vae, held)

@@ -4,26 +4,22 @@ metrics.json and ends with the metric line; the committed corpus encodes and dec
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
+from example_loader import load_example
+
 pytestmark = pytest.mark.slow
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sentence_vae.py"
 METRIC = re.compile(r"^held-out -ELBO: \d+\.\d{3} nats per word \(KL -?\d+\.\d{2} nats per sentence\), against a GRU "
                     r"language model without z \d+\.\d{3} and a unigram model \d+\.\d{3}$")
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location("sentence_vae_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("sentence_vae")
 
 
 def test_smoke_run_prints_reconstructions_samples_and_a_homotopy_and_ends_with_the_metric(tmp_path, capsys):
