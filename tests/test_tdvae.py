@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, kl_divergence
 
 import formula as fm
 from models import X, Z
@@ -225,3 +225,32 @@ def test_a_drawn_index_outside_its_expectation_is_a_check_error_not_an_input():
     with pytest.raises(fm.FormulaCheckError, match=r"no enclosing expectation draws it here") as e:
         fm.compile(text, declarations())
     _caret_under(e.value, text, "b_{t_2}")
+
+
+KL_FORM = (r"t_1 \sim \mathcal{U}\{1, \ldots, T - D\}" "\n" r"\delta \sim \mathcal{U}\{1, \ldots, D\}" "\n"
+           r"t_2 = t_1 + \delta" "\n"
+           r"\mathbb{E}_{t_1, \delta}\left[\mathbb{E}_{z_{t_2} \sim p_B(z|b_{t_2})}\left[\log p(x_{t_2}|z_{t_2}) - "
+           r"\log p_B(z_{t_2}|b_{t_2}) + \mathbb{E}_{q(z_{t_1}|z_{t_2}, b_{t_1}, b_{t_2})}[\log p(z_{t_2}|z_{t_1}, "
+           r"\delta)] - KL(q(z_{t_1}|z_{t_2}, b_{t_1}, b_{t_2}) \| p_B(z_{t_1}|b_{t_1}))\right]\right]")
+
+
+def test_the_bound_with_the_closed_form_kl_at_gathered_beliefs_equals_the_hand_written_one():
+    """The paper's bound with its two q-terms as a KL: closed form between the Normals at b_{t_1}, b_{t_2}."""
+    decls = declarations()
+    obj = fm.compile(KL_FORM, decls)
+    assert "closed form" in obj.explain()
+    x = sequence()
+    belief, p_b, q, jump, emit = (d.net for d in decls)
+
+    def hand():
+        t1, delta = draw_steps(B)
+        b, rows = belief(x), torch.arange(B)
+        b1, b2 = b[rows, t1 - 1], b[rows, t1 + delta - 1]
+        pb2 = normal(p_b(b2))
+        z2 = pb2.rsample()
+        qz1 = normal(q(z2, b1, b2))
+        z1 = qz1.rsample()
+        return (normal(emit(z2)).log_prob(x[rows, t1 + delta - 1]) - pb2.log_prob(z2)
+                + normal(jump(z1, delta)).log_prob(z2) - kl_divergence(qz1, normal(p_b(b1))))
+
+    assert_same_value_and_gradients(obj, lambda: obj(x=x, T=T, D=D), hand)
