@@ -89,7 +89,7 @@ class Step(nn.Module):
 
 def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--sequences", type=int, default=1000, help="training sequences (300 more are held out)")
     parser.add_argument("--steps", type=int, default=20, help="steps per sequence")
     parser.add_argument("--latent", type=int, default=2)

@@ -58,16 +58,17 @@ class _Stepper:
             if entry is None:
                 entry = memo[self.tag + (k,)] = (self.inits[k](ctx), _stamp(ctx), None)
             return entry
+        if entry is not None and ctx.bind(self.state.index, k, self._fingerprint) == entry[2]:
+            return entry
         if self.first is not None:
             if k < self.first:
                 raise FormulaInputError(f"{var_text(rc.element(self.state.var, N.Num(float(k))))} is before the "
                                         f"first value of the state (step {self.first})", self.text,
                                         span_of(self.state.stmt))
-            for j in range(self.first + 1, k):  # the steps before, in order (no deep recursion)
-                if self.tag + (j,) not in memo:
-                    self(ctx, j)
-        if entry is not None and ctx.bind(self.state.index, k, self._fingerprint) == entry[2]:
-            return entry
+            if self.tag + (k - 1,) not in memo:
+                for j in range(self.first + 1, k):  # the steps before, in order (no deep recursion)
+                    if self.tag + (j,) not in memo:
+                        self(ctx, j)
         value = ctx.bind(self.state.index, k, self._evaluate)
         self._check_shape(ctx, k, value)
         entry = memo[self.tag + (k,)] = (value, _stamp(ctx), ctx.bind(self.state.index, k, self._fingerprint))
