@@ -243,6 +243,3 @@ def _flatten(value: Any, lead: torch.Size) -> Any:
     if value.dim() >= 1 and value.shape[0] == lead[-1]:
         return value.expand(*lead[:-1], *value.shape).reshape(-1, *value.shape[1:])
     return value
-
-
-from ..compiler import teacher_forcing as _teacher_forcing  # noqa: E402,F401  (registers the teacher-forced sum)
