@@ -714,3 +714,4 @@ __all__ = ["Decl", "Checked", "check", "check_text", "register_check", "objectiv
            "IDENTITY"]
 
 from . import jacobian, nabla, sample_divergences, set_sums  # noqa: E402,F401  (built-in registrations: log-det, \nabla, MMD, sums over sets)
+from . import time_sums  # noqa: E402,F401  (\sum_t without bounds over the steps of a sequence: t = 1..T)
