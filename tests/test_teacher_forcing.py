@@ -260,3 +260,29 @@ def test_the_trainer_takes_the_lengths_in_the_data_beside_the_tokens():
     assert after.mean() > before.mean()
     with pytest.raises(fm.FormulaInputError, match="'lengths' in the data is not an input"):
         trainer.fit({"x": x, "z": z, "lengths": lengths})
+
+
+def test_a_sum_over_t_without_bounds_runs_over_the_steps_of_the_sequence():
+    """`\\sum_t \\log p(x_t|z, x_{<t})`, as issue 12 writes it, is `\\sum_{t=1}^{T}`: the same value, lengths too."""
+    p = decoder()
+    x, z, lengths = tokens(), latent(), torch.tensor([6, 3, 0, 1])
+    bare = fm.compile(r"\sum_t \log p(x_t|z, x_{<t})", [p])
+    torch.testing.assert_close(bare(x=x, z=z), step_by_step(p.net, z, x).sum(1))
+    torch.testing.assert_close(bare(x=x, z=z, T=lengths), fm.compile(SUM, [p])(x=x, z=z, T=lengths))
+    with pytest.raises(fm.FormulaInputError, match="one per example") as e:
+        bare(x=x, z=z, T=lengths[:3])
+    assert e.value.span == (5, 6)  # the t of \sum_t stands for the bound
+
+
+def test_a_sum_over_t_without_bounds_of_a_per_step_family_and_one_that_enumerates():
+    """A per-step declaration steps over t = 1..T too (hand-written below); a sum over a variable that a
+    distribution in the body is over still enumerates it, and one over an index nothing steps is still refused."""
+    emit = fm.Normal("p(x_t|z)", net=lambda z: {"loc": z, "scale": torch.ones_like(z)})
+    x, z = torch.randn(B, T, D, generator=torch.Generator().manual_seed(4)), latent()
+    value = fm.compile(r"\sum_t \log p(x_t|z)", [emit])(x=x, z=z)
+    torch.testing.assert_close(value, Normal(z[:, None], 1.0).log_prob(x).sum((1, 2)))
+    q = fm.Categorical("q(y|x)", net=lambda x: {"logits": x})
+    enumerated = fm.compile(r"\sum_y q(y|x)", [q])(x=torch.randn(B, 3))
+    torch.testing.assert_close(enumerated, torch.ones(B))
+    with pytest.raises(fm.FormulaCheckError, match="without bounds enumerates"):
+        fm.compile(r"\sum_k \log p(x_t|z)", [emit])
