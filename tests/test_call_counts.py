@@ -90,9 +90,9 @@ def test_dmm_costs_one_sequential_call_per_step(T):
     for _ in range(4):
         counts.clear()
         obj(x=x, z_0=torch.zeros(3, Z)).sum().backward()
-        # the combiner draws z_t from z_{t-1}: one call per step; the KL's prior p(z_t|z_{t-1}) one per step;
-        # the emission log p(x_t|z_t) reads only the step's own values: one batched call over [T, batch]
-        assert counts == {"combiner": T, "transition": T, "emitter": 1}
+        # the combiner draws z_t from z_{t-1}: one call per step; the emission log p(x_t|z_t) and the KL's prior
+        # p(z_t|z_{t-1}) read values kept from the steps: one batched call each over [T, batch]
+        assert counts == {"combiner": T, "transition": 1, "emitter": 1}
 
 
 def dmm_by_hand(comb, trans, emit, x, z0):
@@ -126,9 +126,36 @@ def test_dmm_batched_emission_matches_the_loop_by_hand():
             torch.testing.assert_close(g, e)
 
 
-def test_dmm_plan_says_the_emission_is_batched():
+def test_dmm_plan_says_the_emission_and_the_kl_are_batched():
     *_, decls = dmm_decls()
-    assert "its body for every t at once after the draws" in fm.compile(DMM, decls).explain()
+    plan = fm.compile(DMM, decls).explain()
+    assert "its body for every t at once after the draws" in plan
+    assert "for every t at once after the loop" in plan
+
+
+def test_kl_falls_back_to_per_step_when_the_left_side_does_not_stack():
+    """A Bernoulli posterior is not registered as stackable: its KL is taken step by step from the kept values
+    (the prior's net once per step), with the loop's value by hand."""
+    torch.manual_seed(0)
+    comb, trans, emit = Logits(Z + X, Z), Logits(Z, Z), Logits(Z)
+    counts = counted(transition=trans)
+    obj = fm.compile(r"\sum_{t=1}^{T} E_{q(z_t|z_{t-1},x_t)}[\log p(x_t|z_t)] - KL(q(z_t|z_{t-1},x_t) \| "
+                     r"p(z_t|z_{t-1}))",
+                     [fm.Bernoulli("q(z_t|z_{t-1},x_t)", net=comb), fm.Bernoulli("p(z_t|z_{t-1})", net=trans),
+                      fm.Bernoulli("p(x_t|z_t)", net=emit)])
+    x, z0 = torch.bernoulli(torch.full((3, 4, X), 0.5)), torch.zeros(3, Z)
+    torch.manual_seed(1)
+    value = obj(x=x, z_0=z0)
+    assert counts == {"transition": 4}
+    torch.manual_seed(1)
+    z, expected = z0, 0.0
+    for t in range(4):
+        q = torch.distributions.Bernoulli(logits=comb(z, x[:, t])["logits"])
+        p = torch.distributions.Bernoulli(logits=trans(z)["logits"])
+        z = q.sample()
+        rec = torch.distributions.Bernoulli(logits=emit(z)["logits"]).log_prob(x[:, t]).sum(-1)
+        expected = expected + rec - torch.distributions.kl_divergence(q, p).sum(-1)
+    torch.testing.assert_close(value, expected)
 
 
 def test_a_body_reading_the_previous_step_stays_per_step():

@@ -18,15 +18,19 @@ PerIndex network (one network per step), or where the kept values differ in shap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.distributions as D
 
 from ..check import resolved as R
+from ..estimators import closed_form
 from ..families.per_index import PerIndex
+from ..families.summed import Summed
 from ..lang import nodes as N
 from . import plan as P
 from .context import VECTOR
+from .divergences import ClosedFormKL
 from .values import paired
 
 
@@ -38,6 +42,17 @@ class BatchedBodyStep(P.Step):
 
     def line(self):
         return f"its body for every {self.index} at once after the draws (one batched evaluation over the steps)"
+
+
+@dataclass
+class BatchedKLStep(P.Step):
+    """A closed-form KL inside a step-by-step sum, taken for every step at once after the loop."""
+
+    index: str
+
+    def line(self):
+        return (f"the KL for every {self.index} at once after the loop (its left side kept from the draws, its right "
+                "side's net once over the steps)")
 
 
 def _at_index(ref, index: str) -> bool:
@@ -100,6 +115,71 @@ class _Batched:
         self.keys, self.lookups = tuple(keys), tuple(lookups)
 
 
+class _BatchedKL:
+    """A closed-form KL of the step's body: the left side's distribution kept at each step (memoised with the
+    draws), the right side's conditions kept, both evaluated once over the steps after the loop."""
+
+    def __init__(self, sign: float, built, parts: ClosedFormKL):
+        self.sign, self.built, self.parts = sign, built, parts
+        self.decls = (parts.right_decl,)
+
+
+_STACKABLE: Dict[type, Tuple[str, ...]] = {}
+
+
+def register_stackable(family: type, params: Tuple[str, ...]) -> None:
+    """Distributions of `family` stack along a new leading dimension by stacking `params` (all its parameters, each
+    an attribute of the object and a keyword of its constructor)."""
+    _STACKABLE[family] = tuple(params)
+
+
+register_stackable(D.Normal, ("loc", "scale"))
+register_stackable(D.Laplace, ("loc", "scale"))
+
+
+def stack_distributions(dists) -> Optional[D.Distribution]:
+    """The distributions of the steps as one, the steps along a new leading dimension; None where they differ in
+    family, event dimensions or shape, or their family is not registered as stackable."""
+    first = dists[0]
+    dims = first.reinterpreted_batch_ndims if isinstance(first, D.Independent) else 0
+    base = first.base_dist if dims else first
+    if type(base) not in _STACKABLE or (dims and isinstance(base, D.Independent)):
+        return None
+    names, shape = _STACKABLE[type(base)], first.batch_shape + first.event_shape
+    bases = []
+    for d in dists:
+        if type(d) is not type(first) or (d.batch_shape + d.event_shape) != shape:
+            return None
+        bases.append(d.base_dist if dims else d)
+    if dims and any(d.reinterpreted_batch_ndims != dims for d in dists):
+        return None
+    stacked = type(base)(**{n: torch.stack([getattr(d, n) for d in bases]) for n in names}, validate_args=False)
+    return Summed(stacked, dims, validate_args=False) if dims else stacked
+
+
+def _evaluate_kl(ctx, part: _BatchedKL, store):
+    """The KL of every step summed: one right-side distribution on the stacked conditions and one KL, or step by
+    step on the kept values where they do not stack."""
+    decl, check = ctx.decls[part.parts.right_decl], part.parts.check
+
+    def right(values):
+        return decl.condition(*values, validate=True) if ctx.validate else decl.condition(*values)
+
+    lefts = [left for left, _ in store]
+    columns = list(zip(*[given for _, given in store]))
+    p = stack_distributions(lefts)
+    if p is not None and all(torch.is_tensor(v) and v.shape == col[0].shape for col in columns for v in col):
+        q = right([torch.stack(col) for col in columns])
+        check(p, q)
+        return closed_form.kl(p, q).sum(0)
+    acc = 0.0
+    for left, given in store:
+        q = right(given)
+        check(left, q)
+        acc = acc + closed_form.kl(left, q)
+    return acc
+
+
 def _factors(node) -> List[R.Bound]:
     if isinstance(node, (N.Add, N.Mul)):
         return [f for t in (node.terms if isinstance(node, N.Add) else node.factors) for f in _factors(t)]
@@ -121,14 +201,19 @@ def batched_loop(node: R.LoopSum, count, b):
     terms = _terms(node.body)
     candidates = [isinstance(t, R.Expectation) and _plain_draws(t) and _leaves(t.body, index, b) is not None
                   for _, t in terms]
-    if not any(candidates):
+    if not any(candidates) and not any(isinstance(t, R.Divergence) for _, t in terms):
         return None
     actions = []  # in the formula's order (draws and the per-step terms' own draws keep their order): a closure
     # giving a per-step value, or a batched part whose draws run at the step and whose body waits
     for (sign, term), candidate in zip(terms, candidates):
         if not candidate:
             built = b.build(term)
-            actions.append(built if sign > 0 else (lambda ctx, f=built: -f(ctx)))
+            parts = getattr(built, "parts", None) if isinstance(term, R.Divergence) else None
+            if isinstance(parts, ClosedFormKL):  # a closed-form KL: its right side's net once over the steps
+                b.note(BatchedKLStep(index))
+                actions.append(_BatchedKL(sign, built, parts))
+            else:
+                actions.append(built if sign > 0 else (lambda ctx, f=built: -f(ctx)))
             continue
         steps, body, record = expectation_parts(term, b)
         if any(s.scored for s in steps):  # cannot be told before the estimators are built
@@ -136,13 +221,18 @@ def batched_loop(node: R.LoopSum, count, b):
         record.children.append(BatchedBodyStep(index))
         decls = tuple(sorted({f.decl for f in _factors(term.body)}))
         actions.append(_Batched(sign, steps, body, _leaves(term.body, index, b), decls, b))
-    parts = tuple(a for a in actions if isinstance(a, _Batched))
+    parts = tuple(a for a in actions if isinstance(a, (_Batched, _BatchedKL)))
+    if not parts:
+        return None
     actions = tuple(actions)
 
     def interleaved(ctx):  # the plain loop: each step's body right after its draws
         value = None
         for a in actions:
-            if isinstance(a, _Batched):
+            if isinstance(a, _BatchedKL):
+                v = a.built(ctx)
+                v = v if a.sign > 0 else -v
+            elif isinstance(a, _Batched):
                 for s in a.steps:
                     s(ctx)
                 v = a.body(ctx)
@@ -155,7 +245,9 @@ def batched_loop(node: R.LoopSum, count, b):
     def drawing(ctx, kept):  # the draws and the per-step terms; what the batched bodies read is kept
         value = None
         for a in actions:
-            if isinstance(a, _Batched):
+            if isinstance(a, _BatchedKL):
+                kept[a].append((a.parts.left(ctx), tuple(g(ctx) for g in a.parts.right_given)))
+            elif isinstance(a, _Batched):
                 for s in a.steps:
                     s(ctx)
                 kept[a].append(tuple(f(ctx) for f in a.lookups))
@@ -178,7 +270,8 @@ def batched_loop(node: R.LoopSum, count, b):
             if v is not None:
                 acc = v if acc is None else acc + v
         for part in parts:
-            v = _evaluate(ctx, part, kept[part], index, lo)
+            v = (_evaluate_kl(ctx, part, kept[part]) if isinstance(part, _BatchedKL) else
+                 _evaluate(ctx, part, kept[part], index, lo))
             v = v if part.sign > 0 else -v
             acc = v if acc is None else acc + v
         return acc
@@ -227,4 +320,4 @@ def _evaluate(ctx, part: _Batched, store, index: str, lo: int):
     return acc
 
 
-__all__ = ["batched_loop", "BatchedBodyStep"]
+__all__ = ["batched_loop", "BatchedBodyStep", "register_stackable", "stack_distributions"]

@@ -4,6 +4,7 @@ Wasserstein are the next ones."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Dict
 
 import torch
@@ -51,6 +52,17 @@ def _only_factor(density: R.Density, b, what: str) -> R.Bound:
     return density.factors[0]
 
 
+@dataclass(frozen=True)
+class ClosedFormKL:
+    """A closed-form KL between declared families taken apart: the left side's (memoised) distribution, the right
+    side's declaration and its conditions' values, and the event-shape check (`formula.compiler.batched_steps`)."""
+
+    left: Callable
+    right_decl: int
+    right_given: tuple
+    check: Callable
+
+
 @register_divergence("KL", left=Needs.DENSITY | Needs.SAMPLES, right=Needs.DENSITY | Needs.FAMILY)
 def kl(node: R.Divergence, b):
     """Closed form where torch (or formula.families.kl_rules) has one and `analytic_kl` allows; else Monte Carlo
@@ -75,13 +87,18 @@ def kl(node: R.Divergence, b):
 
         text, src = b.text, node.src
 
+        def check(p, q):
+            if p.event_shape != q.event_shape:
+                raise _shapes_differ(what, p, q, text, src)
+
         def kl_closed(ctx):
             p = left(ctx)
             q = right(ctx, p, None)  # a declared right side ignores `like`; an explicit family's is p's shape
-            if p.event_shape != q.event_shape:
-                raise _shapes_differ(what, p, q, text, src)
+            check(p, q)
             return closed_form.kl(p, q)
 
+        if not isinstance(node.right, R.ExplicitFamily):  # what a step-by-step sum needs to batch it over steps
+            kl_closed.parts = ClosedFormKL(left, rf.decl, tuple(b.build(g) for g in rf.given), check)
         return kl_closed
     estimator = b.gradient_estimator(lf.decl)
     reason = "analytic_kl=False" if not b.options.analytic_kl else "no closed form registered"

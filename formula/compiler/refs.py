@@ -52,8 +52,21 @@ def index_fn(item, b) -> Callable[[Ctx], Any]:
         return idx
     if isinstance(item, N.Add):
         parts = [index_fn(t, b) for t in item.terms]
-        return lambda ctx: _vec_or(sum, [p(ctx) for p in parts])
+
+        def add(ctx):  # `t-1`: evaluated at every step, so no generator
+            total = 0
+            for p in parts:
+                v = p(ctx)
+                if v == VECTOR:
+                    return VECTOR
+                total = total + v
+            return total
+
+        return add
     if isinstance(item, N.Neg):
+        if isinstance(item.arg, N.Num):  # the `-1` of `t-1`
+            k = -int(item.arg.value)
+            return lambda ctx: k
         inner = index_fn(item.arg, b)
         return lambda ctx: _vec_or(lambda v: -v[0], [inner(ctx)])
     raise b.error("this index cannot be evaluated (use numbers, sum indices and scalars)", item)
@@ -92,6 +105,9 @@ def key_fn(v: N.Var, b) -> Callable[[Ctx], tuple]:
         return lambda ctx: key
     idx = [_symbolic(i) if is_time_index(i) else index_fn(i, b) for i in v.index]  # z_{t_1}: keyed as written
     name, mark, primes = v.name, v.mark, v.primes
+    if len(idx) == 1:
+        (only,) = idx
+        return lambda ctx: (name, (only(ctx),), mark, primes)
     return lambda ctx: (name, tuple(f(ctx) for f in idx), mark, primes)
 
 
@@ -150,13 +166,18 @@ def build_step(ref: R.StepRef, b):
             b.note(P.DrawStep(concrete, str(b.declaration(d)), b.capabilities(d).label,
                               f"{estimator.label}, drawn at first use"))
 
+    concretes = {}  # the concrete name of each step (`x_3`), printed once
+    only = idx[0] if len(idx) == 1 else None
+
     def step(ctx):
-        ints = tuple(f(ctx) for f in idx)
+        ints = (only(ctx),) if only is not None else tuple(f(ctx) for f in idx)
         key = (name, ints, mark, primes)
         t = ctx.trace.get(key)
         if t is not None:
             return t
-        concrete = var_text(N.Var(name, tuple(N.Num(float(i)) for i in ints), mark, primes))
+        concrete = concretes.get(ints)
+        if concrete is None:
+            concrete = concretes[ints] = var_text(N.Var(name, tuple(N.Num(float(i)) for i in ints), mark, primes))
         value = ctx.inputs.get(concrete)
         if value is not None:
             return value
