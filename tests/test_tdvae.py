@@ -197,6 +197,10 @@ def test_a_given_t_2_not_after_t_1_is_an_input_error_with_a_caret():
     with pytest.raises(fm.FormulaInputError, match=r"t_2 must come after t_1.*example 2 has t_1 = 3, t_2 = 3") as e:
         obj(x=sequence(), t_1=torch.tensor([1, 2, 3, 1, 4, 6]), t_2=torch.tensor([2, 5, 3, 7, 6, 7]))
     _caret_under(e.value, GIVEN, "b_{t_2}")
+    with pytest.raises(fm.FormulaInputError, match=r"example 3 has t_1 = 5, t_2 = 5"):  # an int t_2 for every example
+        obj(x=sequence(), t_1=torch.tensor([1, 2, 3, 5, 4, 1]), t_2=5)
+    with pytest.raises(fm.FormulaInputError, match=r"t_1 = 4, t_2 = 4"):
+        obj(x=sequence(), t_1=4, t_2=4)
 
 
 def test_a_step_outside_the_sequence_is_an_input_error_with_a_caret():

@@ -61,12 +61,12 @@ def _check_order(steps, earlier, node: TimeGather, text: str) -> None:
     for var, other in earlier:
         if isinstance(steps, int) and isinstance(other, int):
             bad = None if steps > other else (None, other, steps)
-        else:
-            a = torch.as_tensor(other, device=steps.device) if not torch.is_tensor(other) else other.to(steps.device)
-            b = torch.as_tensor(steps, device=a.device) if not torch.is_tensor(steps) else steps
+        else:  # one of them a [batch] tensor: the other, an int, as one like it (same device)
+            like = steps if torch.is_tensor(steps) else other
+            a = other.to(like.device) if torch.is_tensor(other) else torch.full_like(like, other)
+            b = steps if torch.is_tensor(steps) else torch.full_like(like, steps)
             if not (_checkable(a) and _checkable(b)):
                 continue
-            a, b = torch.broadcast_tensors(a, b)
             wrong = b <= a
             bad = None if not bool(wrong.any()) else (int(wrong.nonzero()[0, 0]), int(a[wrong][0]), int(b[wrong][0]))
         if bad is not None:
