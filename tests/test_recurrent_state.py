@@ -247,3 +247,23 @@ def test_initial_names_a_state_at_a_number():
         fm.Initial("h_t", size=(3,))
     with pytest.raises(fm.FormulaCheckError, match="size must be positive"):
         fm.Initial("h_0", size=(0,))
+
+
+def test_a_draw_read_through_a_plain_step_definition_counts_for_the_check():
+    f, init, prior, q, emit = vrnn()
+    u = fm.Function("u(z)", net=nn.Identity())
+    text = (r"w_t = u(z_t)" "\n" r"h_t = f(h_{t-1}, x_t, w_t)" "\n"
+            r"\sum_{t=1}^{T} \mathbb{E}_{q(z_t|x_t,h_t)}[\log p(x_t|z_t,h_{t-1})]")
+    with pytest.raises(fm.FormulaCheckError, match=r"h_t is used before it can be computed.*reads z_t"):
+        fm.compile(text, [f, u, init, fm.Normal("q(z_t|x_t,h_t)", net=Gauss(X + H)), emit])
+    obj = fm.compile(text.replace("q(z_t|x_t,h_t)", "q(z_t|x_t,h_{t-1})"), [f, u, init, q, emit])
+    x = sequence()
+    torch.manual_seed(3)
+    value = obj(x=x)
+    torch.manual_seed(3)
+    h, total = torch.zeros(B, H), 0.0
+    for t in range(T):
+        z = normal(q.net(x[:, t], h)).rsample()
+        total = total + normal(emit.net(z, h)).log_prob(x[:, t])
+        h = f.net(h, x[:, t], z)
+    torch.testing.assert_close(value, total)

@@ -145,8 +145,7 @@ def _read(checker) -> Dict[tuple, State]:
             s.inits[k] = decl.index
     for k, s in table.items():
         s.same_step = [table[o] for o in table if any(_shift(u, s.index) == 0 for u in _uses(s.expr, o))]
-        s.reads = {_latent(u) for u in s.expr.walk() if isinstance(u, N.Var) and u.index and letter(u) not in table
-                   and _latent(u) in checker.latent_bases and _shift(u, s.index) == 0}
+        s.reads = _draws_read(checker, s.expr, s.index, steps, table)
     _refuse_cycles(checker, table)
     for s in table.values():  # transitive same-step reads
         seen, stack = set(), list(s.same_step)
@@ -165,6 +164,21 @@ def _read(checker) -> Dict[tuple, State]:
                                         f", the first value of the state {var_text(o.var)}, which is not given: "
                                         + _INIT_HINT.format(v=var_text(element(o.var, N.Num(0.0)))), u)
     return table
+
+
+def _draws_read(checker, expr: N.Expr, index: str, steps, table, depth: int = 0) -> Set[tuple]:
+    """The latent letters `expr` reads at its own step: directly (`z_t`) or through a plain step definition there
+    (`u_t = W(z_t)`); states read at the same step add theirs later."""
+    found = set()
+    for u in expr.walk():
+        if not (isinstance(u, N.Var) and u.index and _shift(u, index) == 0) or letter(u) in table:
+            continue
+        if _latent(u) in checker.latent_bases:
+            found.add(_latent(u))
+        elif letter(u) in steps and depth < 8:
+            d = steps[letter(u)]
+            found |= _draws_read(checker, d.expr, d.index, steps, table, depth + 1)
+    return found
 
 
 def _init_stmt(checker, v: N.Var):
