@@ -48,6 +48,26 @@ def test_worst_case_counts_still_fit():
     assert all(short in line for short in bar.values())
 
 
+def test_paper_notation_terms_get_short_names():
+    """Issue 13's notation on the bar: prose \\underbrace labels (WGAN-GP eq. 3) by their words, cut at a word;
+    joined sums, starred names and decorated subscripts (`P_{\\hat{x}}`) abbreviated like any term; all short and
+    unique."""
+    from formula.check.checker import split_terms
+    from formula.lang.parser import parse_expr
+
+    objective = parse_expr(r"\underbrace{\mathbb{E}_{\tilde x \sim \mathbb{P}_g}[D(\tilde x)] - "
+                           r"\mathbb{E}_{x \sim \mathbb{P}_r}[D(x)]}_{\text{Original critic loss}} + "
+                           r"\underbrace{\lambda \mathbb{E}_{\hat x \sim \mathbb{P}_{\hat x}}"
+                           r"[(\|\nabla_{\hat x} D(\hat x)\|_2 - 1)^2]}_{\text{Our gradient penalty}}"
+                           r" + \sum_{\ell, j} k(z_\ell, z_j) + \mathbb{E}_{q_j^*(z)}[\log p(x)]")
+    names = [name for name, _, _ in split_terms(objective)]
+    assert names[:2] == [r"\text{Original critic loss}", r"\text{Our gradient penalty}"]
+    short = short_names(names)
+    assert short[names[0]] == "Original…" and short[names[1]] == "Our gradient…"
+    assert short[names[2]] == "sum k" and short[names[3]] == "E[log p]"
+    assert len(set(short.values())) == len(names) and all(len(s) <= MAX_SHORT for s in short.values())
+
+
 def test_short_names_are_short_unique_and_keep_short_ones():
     names = ["E_{q(z|x)}[log p(x|z)]", "E_{q(z|y)}[log p(x|z)]", "L_rec", "lambda * E[(||nabla_x D(x)||_2 - 1)^2]"]
     short = short_names(names)

@@ -680,6 +680,7 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
     checker = _Checker(text, program, decls)
     statement = checker.take_factorisations()
     objective = objective_of(statement)
+    unevaluated.refuse(checker, objective)  # integrals, \arg\min, f^*(t) ...: parsed, printed, not evaluated
     checker.analyse(objective)
     terms = tuple(R.Term(name, sign, checker.visit(part, Scope()), part)
                   for name, sign, part in split_terms(objective))
@@ -714,4 +715,5 @@ __all__ = ["Decl", "Checked", "check", "check_text", "register_check", "objectiv
            "IDENTITY"]
 
 from . import jacobian, nabla, sample_divergences, set_sums  # noqa: E402,F401  (built-in registrations: log-det, \nabla, MMD, sums over sets)
+from . import unevaluated  # noqa: E402  (what parses but is not evaluated: a check error naming it)
 from . import time_sums  # noqa: E402,F401  (\sum_t without bounds over the steps of a sequence: t = 1..T)

@@ -403,8 +403,8 @@ class Labeled(Expr):
 
 @dataclass(frozen=True)
 class Integral(Expr):
-    """`\\int_{\\xi \\in \\mathbb{R}^n} p(\\xi) f(\\xi) d\\xi`, `\\int dx\\, p(x) f(x)`, `\\int_0^1 f(t) dt`: `wrt` are the
-    differentials (`dx`, `d\\mathbf{x}^{(t)}`, `\\mathrm{d}z`) in the order written, `over` a variable or a relation
+    """`\\int_{\\xi \\in \\mathbb{R}^n} p(\\xi) f(\\xi) d\\xi`, `\\int dx\\, p(x) f(x)`, `\\int_0^1 f(t) dt`: `wrt` are
+    the differentials (`dx`, `d\\mathbf{x}^{(t)}`, `\\mathrm{d}z`) in the order written, `over` a variable or a relation
     written as the subscript (`\\mathbf{x}`, `\\xi \\in \\mathbb{R}^n`), `lower`/`upper` the bounds `\\int_a^b`.
     It parses and prints; the compiler does not evaluate it (a check error names it)."""
 

@@ -22,7 +22,7 @@ from lark.lark import PostLex
 from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as n
-from . import spellings, terminals, unicode_input
+from . import near_misses, spellings, terminals, unicode_input
 from ..errors import FormulaError, FormulaSyntaxError
 
 MAX_LENGTH = 10_000  # characters; longer texts are refused before Lark sees them (Lark needs ~0.1 ms a token)
@@ -95,7 +95,8 @@ def last_work() -> Work:
 
 _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC", "ABS_CLOSE",
                  "NORM_CLOSE", "PRIMES", "TOP", "DOTS", "RANGLE", "PLACEHOLDER", "STAR_SUP"}
-_PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT", "ARGOPT", "INT", "PARTIAL"}  # operators whose sub/superscripts are not operands
+# operators whose sub/superscripts are not operands
+_PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT", "ARGOPT", "INT", "PARTIAL"}
 _PLACEHOLDERS = ("\\cdot", "\u00b7")  # `\cdot` and `·` where an operand goes: `p_E(\cdot|x)`, `\sigma(\cdot)`
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
@@ -304,8 +305,9 @@ def _prescan(text: str) -> str:
                                          f"expected {_PAIRS[opener]!r}", text, (m.start(), m.end()))
     if stack:
         opener, at = stack[-1]
-        raise FormulaSyntaxError(f"unclosed {opener!r}: the formula ends before it is closed", text,
-                                 (at, at + len(opener)))
+        fix = near_misses.unclosed_hint(text, at, opener)  # `\underbrace{`, `f^{*`: say what closes it
+        message = f"unclosed {opener!r}: the formula ends before it is closed" + (f"; {fix}" if fix else "")
+        raise FormulaSyntaxError(message, text, (at, at + len(opener)))
     # Newlines and trailing punctuation, at bracket depth 0 only.
     depth = 0
     line_start = 0
@@ -353,7 +355,8 @@ def _words(expected: Sequence[str]) -> str:
     if names & _VALUE_STARTS:
         parts.append("a distribution such as q(z|x), a number or '('")
         names -= _VALUE_STARTS | {"GREEK", "DECOR", "NABLA", "OPT", "LANGLE", "UNDERBRACE", "ABS_OPEN",
-                                  "NORM_OPEN", "_LSQB", "_LBRACE", "_LBRACE_ESC", "ADDOP", "DOTS", "SAMPLE_SUP"}
+                                  "NORM_OPEN", "_LSQB", "_LBRACE", "_LBRACE_ESC", "ADDOP", "DOTS", "SAMPLE_SUP",
+                                  "ARGOPT", "INT", "PARTIAL", "PLACEHOLDER", "DECOR_CALL", "PROSE"}
     for name in sorted(names, key=lambda s: (s == "$END", s)):
         word = TERMINAL_WORDS.get(name, name.lower())
         if word not in parts:
@@ -387,14 +390,19 @@ def _syntax_error(err: UnexpectedInput, text: str) -> FormulaSyntaxError:
             if opener:
                 at = opener[-1]
                 return FormulaSyntaxError(message, text, (at.start(), at.end()))
-        return FormulaSyntaxError(f"the formula ends too early; expected {_words(expected)}", text,
+        fix = near_misses.hint(text, end, "$END", "", expected)
+        return FormulaSyntaxError(f"the formula ends too early: {fix}" if fix else
+                                  f"the formula ends too early; expected {_words(expected)}", text,
                                   (max(0, end - 1), max(1, end)))
     if isinstance(err, UnexpectedToken):
         tok = err.token
         start = tok.start_pos if tok.start_pos is not None else 0
         end = tok.end_pos if tok.end_pos is not None else start + 1
         expected = err.accepts or err.expected
-        if tok.type == "DIVSEP" or (tok.type == "NORM_OPEN" and str(tok.value) in ("||",)):
+        fix = near_misses.hint(text, start, tok.type, str(tok.value), expected)
+        if fix is not None:
+            msg = f"unexpected {_describe(tok)}: {fix}"
+        elif tok.type == "DIVSEP" or (tok.type == "NORM_OPEN" and str(tok.value) in ("||",)):
             msg = "'||' separates the two arguments of a divergence such as KL(q || p)"
         elif tok.type == "_NEWLINE" or (tok.type == "_SEMI"):
             msg = f"the statement ends too early; expected {_words(expected)}"
@@ -672,7 +680,8 @@ class _Builder(Transformer_NonRecursive):
         sum is over the whole sum, through the unbracketed \\min/\\max right after it."""
         chain: List[n.Expr] = []
         node = terms[0]
-        while isinstance(node, (n.ArgOpt, n.Optimize)) and (id(node) in self._arg_prefixes or id(node) in self._prefixes):
+        unbracketed = self._arg_prefixes | self._prefixes
+        while isinstance(node, (n.ArgOpt, n.Optimize)) and id(node) in unbracketed:
             chain.append(node)
             node = node.body
         body: n.Expr = n.Add((node,) + tuple(terms[1:]), span=_join(node.span, span))
@@ -1215,7 +1224,8 @@ class _Builder(Transformer_NonRecursive):
             return n.Entropy(_as_dist(args.vars[0]), span=span)
         div_kind = sub.upper() if (base == "D" and sub and "_" not in sub) else base.upper() if base.isupper() else None
         div_kind = div_kind and DIVERGENCES.canonical(div_kind)
-        if div_kind and args.vars and all(isinstance(a, n.Var) and a.name in spellings.GREEK_LETTERS for a in args.vars):
+        if div_kind and args.vars and all(isinstance(a, n.Var) and a.name in spellings.GREEK_LETTERS
+                                          for a in args.vars):
             div_kind = None  # `F(\\theta, \\omega)` (f-GAN eq. 6) names an objective of parameters, not a divergence
         if div_kind and len(args.vars) == 3 and isinstance(args.vars[0], n.Var) and not args.has_given \
                 and not args.params:  # `\mathrm{MMD}[\mathcal{F}, p, q]`: over a function class

@@ -493,7 +493,8 @@ class _Printer:
     def _print_Integral(self, node: n.Integral) -> Piece:
         head = self.integral
         if node.upper is not None:
-            head += f"_{{{self.at(node.lower, ADD) if node.lower is not None else ''}}}^{self.script(self.at(node.upper, ADD))}"
+            lower = self.at(node.lower, ADD) if node.lower is not None else ""
+            head += f"_{{{lower}}}^{self.script(self.at(node.upper, ADD))}"
         elif node.over is not None:
             head += f"_{{{self(node.over)}}}"
         body = self.body(node.body)

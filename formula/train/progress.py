@@ -1,7 +1,8 @@
 """The progress bar's line: short names for the terms so that every one fits an 80-100 column terminal.
 
 A term's printed name can be long (`E_{q_{phi}(z|x)}[log p_{theta}(x|z)]`); the bar shows a short form of it
-(`E[log p]`, `β·KL(q‖p)`: subscripts and argument lists dropped) or its `\\underbrace` label, and the full names
+(`E[log p]`, `β·KL(q‖p)`: subscripts and argument lists dropped) or its `\\underbrace` label (a prose label's
+words, `Our gradient…`), and the full names
 are kept where there is room: the run log's metadata, the history (`term/<full name>`) and one legend line
 printed when a fit starts.
 """
@@ -20,16 +21,29 @@ BAR_FORMAT = "{desc} |{bar:6}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfi
 #: The longest short name a term gets before it is called by its place (`t2`).
 MAX_SHORT = 14
 
-_SUBSCRIPT = re.compile(r"_\{[^{}]*\}|_[A-Za-z0-9]\b|\^\{[^{}]*\}")
+_SUBSCRIPT = re.compile(r"_\{(?:[^{}]|\{[^{}]*\})*\}|_[A-Za-z0-9]\b|\^\{[^{}]*\}")  # `_{\hat{x}}` too
 _ARGUMENTS = re.compile(r"(?<=\b[A-Za-z])\([^()]*\)")
 _GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "lambda": "λ", "mu": "μ", "tau": "τ"}
 _OPERATOR = re.compile(r"\s*([-+/‖·,])\s*")  # spaces around operators go; `log p` keeps its space
 _WORD = re.compile(r"\b(" + "|".join(_GREEK) + r")\b")
+_PROSE = re.compile(r"\\text\{([^{}]*)\}")  # a prose \underbrace label, `\text{Our gradient penalty}`
+
+
+def _words(text: str) -> str:
+    """A prose label's words, cut at a word to fit the bar (`Our gradient…`)."""
+    if len(text) <= MAX_SHORT:
+        return text
+    kept = ""
+    for word in text.split():
+        if len(kept) + len(word) + (1 if kept else 0) > MAX_SHORT - 1:
+            break
+        kept = f"{kept} {word}" if kept else word
+    return (kept or text[:MAX_SHORT - 1]) + "…"
 
 
 def _abbreviate(name: str) -> str:
     """`beta * KL(q_{phi}(z|x) || p(z))` -> `β·KL(q‖p)`: subscripts, argument lists and spaces dropped."""
-    short = name
+    short = _PROSE.sub(lambda m: _words(m.group(1)), name)
     for _ in range(4):  # nested subscripts come off from the inside out
         short = _SUBSCRIPT.sub("", short)
     short = _ARGUMENTS.sub("", short)

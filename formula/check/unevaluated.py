@@ -1,0 +1,67 @@
+"""What papers print that the parser reads and the printers write back, but the compiler does not evaluate.
+
+Integrals, `\\arg\\min`/`\\arg\\max`, a tuple or a `\\cdot` placeholder used as a value, a derivative along one
+coordinate (`\\partial_i f`), a called name with a superscript label (`f^*(t)`, `\\mathcal{L}^A(x)`), an MMD over a
+function class (`\\mathrm{MMD}[\\mathcal{F}, p, q]`) and an expectation over all factors but one (`\\mathbb{E}_{-j}`)
+parse and print (issue 13), so `formula pretty` and `fm.equivalent` work on any paper formula; checking one is a
+FormulaCheckError that names the construct and says what to write instead. `refuse(checker, objective)` walks the
+objective before the checker's own walk (so a labelled name never falls back to its bare name's declaration); the
+node types of their own are also registered checks, so a sub-objective's body brought in later is refused the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..lang import nodes as N
+from .checker import register_check
+
+__all__ = ["refuse", "message_for"]
+
+_OF_TYPE = {
+    N.Integral: "an integral (\\int ... dx) is not evaluated: write it as an expectation, "
+                "\\mathbb{E}_{p(x)}[f(x)] for \\int p(x) f(x) dx",
+    N.ArgOpt: "\\arg\\min and \\arg\\max are not evaluated: training minimises an objective; write \\min_G \\max_D "
+              "for a game, or the objective alone",
+    N.ArgTuple: "a tuple (a, b) is not a value: write its items as separate arguments, as in L(x; \\theta, \\phi)",
+    N.Placeholder: "\\cdot as a placeholder names a function without its argument: write the argument, as in "
+                   "p_E(z|x)",
+    N.Text: "a \\text{..} sentence is only a label under \\underbrace",
+    N.Derivative: "a derivative along one coordinate (\\partial_i f) is not evaluated: \\nabla_{x} f and "
+                  "\\frac{\\partial f(x)}{\\partial x} are",
+}
+
+
+def message_for(node: N.Node) -> Optional[str]:
+    """Why `node` is not evaluated, or None when it is."""
+    message = _OF_TYPE.get(type(node))
+    if message is not None:
+        return message
+    if isinstance(node, N.Dist) and node.label is not None:
+        return (f"a called name with a superscript label ({node.name}^{node.label}) is not evaluated yet: name the "
+                f"function without it, as in {node.name}_{{{node.label if node.label != '*' else 'star'}}}(...)")
+    if isinstance(node, N.Divergence) and node.function_class is not None:
+        return (f"{node.kind} over a function class ({node.kind}[F, p, q]) is not evaluated: write "
+                f"{node.kind}(p || q) (a subscript such as MMD_{{imq}} picks the kernel)")
+    if isinstance(node, N.Expect) and node.over is not None and any(isinstance(d, N.Neg) for d in node.over.dists):
+        return ("an expectation over all factors but one (\\mathbb{E}_{-j}) is not evaluated: write the "
+                "distributions it samples, as in \\mathbb{E}_{q(z_1) q(z_2)}")
+    return None
+
+
+def refuse(checker, objective: N.Expr) -> None:
+    """Raise the check error of the first construct in `objective` that is not evaluated (an `\\underbrace`'s label
+    is only a name, so it is not looked at)."""
+    stack = [objective]
+    while stack:
+        node = stack.pop()
+        message = message_for(node)
+        if message is not None:
+            raise checker.error(message, node)
+        children = [node.body] if isinstance(node, N.Labeled) else list(node.children())
+        stack.extend(reversed(children))
+
+
+@register_check(*_OF_TYPE)
+def _refuse_node(node: N.Node, checker, scope):
+    raise checker.error(_OF_TYPE[type(node)], node)
