@@ -28,7 +28,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common.cli import parse_common  # noqa: E402
+from common.figures import pyplot  # noqa: E402
 from common.results import write_results  # noqa: E402
+from common.spellings import check_spellings  # noqa: E402
+from common.start import start  # noqa: E402
 from common.shapes import draw as draw_shape  # noqa: E402
 
 import formula as fm  # noqa: E402
@@ -219,10 +222,7 @@ def as_picture(image: torch.Tensor):
 
 
 def save_drawings(words, images, real, path: Path, per_row: int = 6) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = len(words)
     fig, axes = plt.subplots(rows, per_row + 1, figsize=(1.1 * (per_row + 1) + 1.6, 1.1 * rows), dpi=100)
@@ -242,10 +242,7 @@ def save_drawings(words, images, real, path: Path, per_row: int = 6) -> None:
 
 
 def save_canvas(words, canvases, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     steps, rows = canvases.shape[0], canvases.shape[1]
     fig, axes = plt.subplots(rows, steps, figsize=(1.1 * steps + 1.6, 1.2 * rows), dpi=100, squeeze=False)
@@ -264,11 +261,8 @@ def save_canvas(words, canvases, path: Path) -> None:
 
 def main(argv=None) -> Dict[str, float]:
     args = arguments(argv)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if not fm.equivalent(DRAW, DRAW_ASCII):
-        raise SystemExit(f"not equivalent:\n  {DRAW}\n  {DRAW_ASCII}")
+    start(args)
+    check_spellings((DRAW, DRAW_ASCII))
     train = dataset(args.per_caption, args.seed)
     held = dataset(20 if not args.smoke else 2, args.seed + 1)
     nets, loss = build(args)
@@ -276,9 +270,9 @@ def main(argv=None) -> Dict[str, float]:
     print(loss.explain(), end="\n\n")
     trainer = fm.Trainer(loss, maximize=False, lr=args.lr, device=args.device, batch_size=args.batch_size,
                          seed=args.seed, inputs={"T": args.steps})
-    start = time.perf_counter()
+    began = time.perf_counter()
     trainer.fit({"x": train["x"], "y": train["y"]}, epochs=args.epochs)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     final = trainer.evaluate({"x": held["x"], "y": held["y"]})
     for m in nets.values():
         m.cpu().eval()

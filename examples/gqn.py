@@ -28,7 +28,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common.cli import parse_common  # noqa: E402
+from common.figures import pyplot  # noqa: E402
 from common.results import write_results  # noqa: E402
+from common.spellings import check_spellings  # noqa: E402
+from common.start import start  # noqa: E402
 
 import formula as fm  # noqa: E402
 
@@ -144,10 +147,7 @@ def nearest_view(data) -> torch.Tensor:
 
 
 def save_views(data, predicted, nearest, path: Path, rows: int = 6) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Wedge
 
     fig, axes = plt.subplots(rows, 2, figsize=(9, 1.6 * rows), dpi=100, gridspec_kw={"width_ratios": [1, 3.2]})
@@ -179,11 +179,8 @@ def save_views(data, predicted, nearest, path: Path, rows: int = 6) -> None:
 
 def main(argv=None) -> Dict[str, float]:
     args = arguments(argv)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    if not fm.equivalent(GQN, GQN_ASCII):
-        raise SystemExit(f"not equivalent:\n  {GQN}\n  {GQN_ASCII}")
+    start(args)
+    check_spellings((GQN, GQN_ASCII))
     inputs = ("x", "v", "N", "x^q", "v^q")
     train = scenes(args.scenes, args.seed)
     held = scenes(500 if not args.smoke else 64, args.seed + 1)
@@ -192,9 +189,9 @@ def main(argv=None) -> Dict[str, float]:
     print(elbo.explain(), end="\n\n")
     trainer = fm.Trainer(elbo, maximize=True, lr=args.lr, device=args.device, batch_size=args.batch_size,
                          seed=args.seed)
-    start = time.perf_counter()
+    began = time.perf_counter()
     trainer.fit({k: train[k] for k in inputs}, epochs=args.epochs)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - began
     final = trainer.evaluate({k: held[k] for k in inputs})
     for m in nets.values():
         m.cpu().eval()

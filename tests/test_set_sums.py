@@ -8,6 +8,7 @@ from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
 import formula as fm
+from test_sequence_functions import Gauss as SequenceGauss, normal
 
 B, NMAX, X, V, R, Z = 5, 4, 3, 2, 6, 2
 
@@ -24,18 +25,9 @@ class Rep(nn.Module):
         return torch.tanh(self.lin(torch.cat([x, v], -1)))
 
 
-class Gauss(nn.Module):
-    def __init__(self, n_in, n_out=Z):
-        super().__init__()
-        self.lin = nn.Linear(n_in, 2 * n_out)
-
-    def forward(self, *args):
-        loc, scale = self.lin(torch.cat(args, -1)).chunk(2, -1)
-        return {"loc": loc, "scale": nn.functional.softplus(scale) + 1e-3}
-
-
-def normal(params):
-    return Independent(Normal(params["loc"], params["scale"]), 1)
+def Gauss(n_in, n_out=Z):
+    """A diagonal Gaussian of the concatenated arguments (test_sequence_functions'), over Z by default."""
+    return SequenceGauss(n_in, n_out)
 
 
 GQN = (r"r = \sum_{i=1}^{N} f(x_i, v_i)" "\n"
