@@ -65,7 +65,7 @@ def step_by_step(net, z, x, upto=None):
 
 def test_the_teacher_forced_sum_equals_the_net_run_on_every_prefix_by_hand():
     p = decoder()
-    obj = fm.compile(SUM, [p])
+    obj = fm.compile(SUM, [p], validate=False)
     x, z = tokens(), latent()
     value = obj(x=x, z=z)
     assert p.net.seen == [((B, D), (B, T))]  # one call, on the whole shifted sequence
@@ -84,20 +84,61 @@ def test_it_equals_the_per_step_declaration_over_prefix_slices_with_its_gradient
         fm.compile(SUM, [decl])(x=x, z=z).sum().backward()
         grads.append([w.grad.clone() for w in p.net.parameters()])
     p.net.calls = 0
-    a, b = fm.compile(SUM, [p])(x=x, z=z), fm.compile(SUM, [per_step])(x=x, z=z)
+    a, b = fm.compile(SUM, [p], validate=False)(x=x, z=z), fm.compile(SUM, [per_step], validate=False)(x=x, z=z)
     torch.testing.assert_close(a, b)
     assert p.net.calls == 1 + T
     for g, h in zip(*grads):
         torch.testing.assert_close(g, h)
 
 
-def test_the_net_is_called_once_per_objective_call_validated_or_not():
+@pytest.mark.parametrize("validate", [False, True])
+def test_the_net_is_called_once_per_objective_call(validate):
+    """Once per call; a validating call (the first three, then one in a hundred) runs it once more to check
+    that it is causal."""
     p = decoder()
-    obj = fm.compile(VAE, [fm.Normal("q(z|x)", net=Encoder()), p, fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))])
-    x = tokens()
-    for k in range(1, 6):  # the first calls validate, later ones do not
+    obj = fm.compile(VAE, [fm.Normal("q(z|x)", net=Encoder()), p, fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))],
+                     validate=validate)
+    x, counts = tokens(), []
+    for _ in range(6):
+        before = p.net.calls
         obj(x=x)
-        assert p.net.calls == k
+        counts.append(p.net.calls - before)
+    assert counts == ([2, 2, 2, 1, 1, 1] if validate else [1] * 6)
+
+
+class Bidirectional(Decoder):
+    """Reads the whole shifted sequence in both directions: row t-1 sees tokens after x_{t-1}, not causal."""
+
+    def forward(self, z, x_in):
+        return super().forward(z, x_in) + super().forward(z, x_in.flip(1)).flip(1)
+
+
+class WordDropout(Decoder):
+    """Causal, with word dropout drawn from torch's generator: every token it reads is 0 with probability 1/2."""
+
+    def forward(self, z, x_in):
+        return super().forward(z, torch.where(torch.rand(x_in.shape) < 0.5, torch.zeros_like(x_in), x_in))
+
+
+def test_a_net_that_reads_later_tokens_is_an_input_error_on_a_validating_call():
+    torch.manual_seed(0)
+    leaky = fm.SequenceDecoder("p(x_t|z, x_{<t})", net=Bidirectional())
+    with pytest.raises(fm.FormulaInputError, match="not causal"):
+        fm.compile(SUM, [leaky])(x=tokens(), z=latent())
+    assert fm.compile(SUM, [leaky], validate=False)(x=tokens(), z=latent()).shape == (B,)  # not checked then
+
+
+def test_the_causality_check_draws_what_the_net_drew_and_leaves_the_random_stream_alone():
+    torch.manual_seed(0)
+    p = fm.SequenceDecoder("p(x_t|z, x_{<t})", net=WordDropout())
+    x, z = tokens(), latent()
+    torch.manual_seed(1)
+    checked = fm.compile(SUM, [p])(x=x, z=z)  # validating: word dropout drawn again from the same state
+    after = torch.rand(3)
+    torch.manual_seed(1)
+    plain = fm.compile(SUM, [p], validate=False)(x=x, z=z)
+    torch.testing.assert_close(checked, plain)
+    assert torch.equal(after, torch.rand(3))
 
 
 def test_lengths_mask_the_steps_past_each_sequence_end():
@@ -148,7 +189,8 @@ def test_the_sentence_vae_bound_equals_a_hand_written_one_at_the_same_draws():
 
 def test_several_samples_per_example():
     p, q = decoder(), fm.Normal("q(z|x)", net=Encoder())
-    obj = fm.compile(VAE, [q, p, fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))], samples=3)
+    obj = fm.compile(VAE, [q, p, fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))], samples=3,
+                     validate=False)
     x = tokens()
     value = obj(x=x, T=torch.tensor([6, 2, 3, 4]))
     assert value.shape == (B,) and torch.isfinite(value).all()

@@ -157,11 +157,30 @@ class SequenceDecoder(Declaration):
 
     def sequence_log_prob(self, x: torch.Tensor, others: Sequence[Any], validate: bool = False) -> torch.Tensor:
         """`log p(x_t | ..., x_{<t})` for every step t of `x` (`[..., T]` tokens), from one call: `[..., T]`."""
-        logits = self.step_logits(self.shifted(x), others)
+        x_in = self.shifted(x)
+        rng = _rng_state(x_in) if validate else None
+        logits = self.step_logits(x_in, others)
         if validate:
             validation.check_value(self._where(), self.var_names[0], x, constraints.integer_interval(
                 0, logits.shape[-1] - 1), self.data_hint)
+            self._check_causal(x_in, others, logits, rng)
         return D.Categorical(logits=logits, validate_args=False).log_prob(x.long())
+
+    def _check_causal(self, x_in: torch.Tensor, others: Sequence[Any], logits: torch.Tensor, rng) -> None:
+        """On validating calls: the net run again from the same random state (word dropout draws the same) with
+        the last input token changed must give the same logits for every earlier step; else its rows read
+        tokens after their own, and the teacher-forced likelihood would be silently wrong."""
+        if x_in.shape[-1] < 2 or x_in.device.type == "meta":
+            return
+        changed = torch.cat([x_in[..., :-1], (x_in[..., -1:] + 1) % logits.shape[-1]], -1)
+        with torch.no_grad(), torch.random.fork_rng(devices=rng[1] if rng[1] is not None else []):
+            _set_rng_state(rng)
+            again = self.step_logits(changed, others)
+        if not torch.allclose(again[..., :-1, :], logits.detach()[..., :-1, :], rtol=1e-4, atol=1e-5):
+            raise self._input_error("its net is not causal: changing the last token it reads changed the logits "
+                                    "of earlier steps. Row t-1 of its output may depend on x_in[:, :t] only (the "
+                                    "tokens before x_t): run an RNN forward only, mask attention causally, keep "
+                                    "batch statistics off the time axis")
 
     def pad_mask(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """Where `x` is not the padding token (None without `pad=`)."""
@@ -229,6 +248,19 @@ class SequenceDecoder(Declaration):
     def extra_repr(self) -> str:
         pad = f", pad={self.pad}" if self.pad is not None else ""
         return f"{self.signature_text}, start={self.start}{pad}"
+
+
+def _rng_state(like: torch.Tensor):
+    """The random state a net run on `like`'s device draws from (CPU, and the CUDA device when there)."""
+    cuda = like.device if like.device.type == "cuda" else None
+    return torch.get_rng_state(), ([cuda] if cuda is not None else None), (
+        torch.cuda.get_rng_state(cuda) if cuda is not None else None)
+
+
+def _set_rng_state(state) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[2], state[1][0])
 
 
 def _flatten(value: Any, lead: torch.Size) -> Any:
