@@ -3,6 +3,8 @@ of a `fm.SequenceDecoder` is ONE call of its net on x shifted right behind the s
 run on every prefix by hand; lengths (`T=` a `[batch]` tensor) and padding mask the steps past the end; generation
 runs token by token like a hand-written loop at the same seed; misuses are errors with a caret."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -328,3 +330,26 @@ def test_a_sum_over_t_without_bounds_of_a_per_step_family_and_one_that_enumerate
     torch.testing.assert_close(enumerated, torch.ones(B))
     with pytest.raises(fm.FormulaCheckError, match="without bounds enumerates"):
         fm.compile(r"\sum_k \log p(x_t|z)", [emit])
+
+
+IWAE = (r"\mathbb{E}_{z_1,\ldots,z_K \sim q(z|x)}\left[\log \frac{1}{K}\sum_{k=1}^{K} "
+        r"\frac{\exp(\sum_{t=1}^{T} \log p(x_t|z_k, x_{<t})) p(z_k)}{q(z_k|x)}\right]")
+
+
+def test_the_importance_weighted_bound_scores_every_draw_in_one_call():
+    """Along a sampling set's draws z_1..z_K the tokens are expanded to the draws: one net call on [K * batch, T],
+    equal to the hand-written IWAE bound with masked sentences at the same draws."""
+    p, q = decoder(), fm.Normal("q(z|x)", net=Encoder())
+    obj = fm.compile(IWAE, [q, p, fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(D,))], validate=False)
+    x, lengths, k = tokens(), torch.tensor([6, 3, 2, 1]), 5
+    torch.manual_seed(3)
+    value = obj(x=x, K=k, T=lengths)
+    assert p.net.seen == [((k * B, D), (k * B, T))]
+    torch.manual_seed(3)
+    post = Independent(Normal(**q.net(x)), 1)
+    z = post.rsample((k,))
+    steps = torch.stack([step_by_step(p.net, z[i], x) for i in range(k)])  # [K, batch, T]
+    mask = torch.arange(1, T + 1)[None] <= lengths[:, None]
+    std = Independent(Normal(torch.zeros(D), torch.ones(D)), 1)
+    log_w = (steps * mask).sum(-1) + std.log_prob(z) - post.log_prob(z)
+    torch.testing.assert_close(value, torch.logsumexp(log_w, 0) - math.log(k))

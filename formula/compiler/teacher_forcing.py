@@ -148,6 +148,7 @@ def _forced_sum(node: R.LoopSum, parts, b):
     text = b.text
     lower, last = index_fn(node.lower, b), _lengths_fn(node, b)
     given = [lifted(g, b.build(g), b) for g in others]
+    drawn = [isinstance(g, (R.DrawnRef, R.StepRef)) for g in others]
     b.note(P.Note(f"sum over {node.index} = {var_text(node.lower)}..{var_text(node.upper)}, teacher-forced: one "
                   f"call of {sig}'s net on {source} shifted right behind the start token, every step's "
                   "log-density at once (steps past a sequence's length or at its padding contribute 0)"))
@@ -158,10 +159,9 @@ def _forced_sum(node: R.LoopSum, parts, b):
             got = list(x.shape) if torch.is_tensor(x) else "nothing"
             raise FormulaInputError(f"{sig} scores the token sequence {source}: pass {source}=... as [batch, T] "
                                     f"integer tokens, got {got}", text, span_of(node.src))
-        if ctx.lead != 1:
-            raise FormulaInputError("a teacher-forced sum inside a sum over a sampling set is not evaluated yet: "
-                                    "draw one value per example here (samples= gives several)", text,
-                                    span_of(node.src))
+        if ctx.lead != 1 and ctx.outer:
+            raise FormulaInputError("a teacher-forced sum along a sampling set's draws inside an enumerated sum "
+                                    "is not evaluated yet", text, span_of(node.src))
         lo, (hi, lengths) = lower(ctx), last(ctx)
         if lo == VECTOR or hi == VECTOR or lo < 1:
             raise FormulaInputError(f"this sum runs over {node.index} from {lo}: a teacher-forced sum starts at 1 "
@@ -179,12 +179,24 @@ def _forced_sum(node: R.LoopSum, parts, b):
         mask = pad if mask is None else mask[:, :hi] if pad is None else mask[:, :hi] & pad
         if ctx.outer:
             x = x.expand(*ctx.outer, *x.shape)
-        logp = decl.sequence_log_prob(x, [g(ctx) for g in given], validate=ctx.validate)
+        values = [g(ctx) for g in given]
+        if ctx.lead != 1:  # along a sampling set's draws (IWAE's z_k): the tokens expanded to the draws
+            x = x.expand(*_set_dims(values, drawn, ctx.lead, x, node, text), x.shape[-1])
+        logp = decl.sequence_log_prob(x, values, validate=ctx.validate)
         if mask is not None:
             logp = torch.where(mask, logp, torch.zeros((), dtype=logp.dtype, device=logp.device))
         return logp[..., lo - 1:].sum(-1)
 
     return forced_sum
+
+
+def _set_dims(values, drawn, lead: int, x, node, text):
+    """The leading dimensions `[K, batch]` of the draws of a sampling set among the conditions (`z_k`)."""
+    for v, d in zip(values, drawn):
+        if d and torch.is_tensor(v) and v.dim() >= lead and v.shape[lead - 1] == x.shape[0]:
+            return v.shape[:lead]
+    raise FormulaInputError("a teacher-forced sum along a sampling set's draws needs a condition drawn from the "
+                            "set (p(x_t|z_k, x_{<t})); none of its conditions is", text, span_of(node.src))
 
 
 @builds(R.LoopSum)
