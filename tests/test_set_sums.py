@@ -190,3 +190,32 @@ class StepNet(nn.Module):
     def forward(self, t):
         assert isinstance(t, int)
         return {"loc": torch.full((X,), float(t)), "scale": torch.ones(X)}
+
+
+def test_a_set_sum_inside_an_exact_sum_sees_the_enumerated_values():
+    """`\\sum_y q(y|w) \\sum_i \\log p(x_i|y)`: every view scored under every value of y, masked per example."""
+    C = 3
+    qy = fm.Categorical("q(y|w)", net=lambda w: {"logits": w})
+    lik = Gauss(C, X)
+    onehot = lambda y: nn.functional.one_hot(y, C).to(torch.get_default_dtype())  # noqa: E731
+    obj = fm.compile(r"\sum_y q(y|w) \sum_{i=1}^{N} \log p(x_i|y)",
+                     [qy, fm.Normal("p(x|y)", net=lambda y: lik(onehot(y)))])
+    x, _, counts, *_ = data()
+    w = torch.randn(B, C)
+    got = obj(x=x, w=w, N=counts)
+    probs = torch.softmax(w, -1)
+    want = torch.stack([sum(probs[b, c] * sum((normal(lik(onehot(torch.tensor(c)))).log_prob(x[b, i])
+                                               for i in range(int(counts[b]))), torch.tensor(0.))
+                            for c in range(C)) for b in range(B)])
+    torch.testing.assert_close(got, want)
+
+
+def test_a_step_by_step_sum_in_a_definition_line():
+    """`s = \\sum_{t=1}^{T} g(x_t, t)` uses t as a number, so it loops; its steps no longer key the definition's
+    memo outside the sum (that raised 'no value for t')."""
+    g, head = fm.Function("g(x, t)", net=lambda x, t: x[..., :2] * t), Gauss(2, 1)
+    obj = fm.compile("s = \\sum_{t=1}^{T} g(x_t, t)\n\\log p(y|s)", [g, fm.Normal("p(y|s)", net=head)])
+    assert "step by step" in obj.explain()
+    x, y = torch.randn(B, 3, X), torch.randn(B, 1)
+    s = sum(x[:, t - 1, :2] * t for t in (1, 2, 3))
+    torch.testing.assert_close(obj(x=x, y=y), normal(head(s)).log_prob(y))
