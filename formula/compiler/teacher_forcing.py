@@ -4,8 +4,9 @@ The sum's body is one log-density of a teacher-forced declaration (its capabilit
 at step t of a sequence input x, conditioned on the prefix `x_{<t}` of the same x and on values that do not
 depend on t. It is evaluated as the declaration's `sequence_log_prob(x)` (the net on x shifted right behind the
 start token, logits `[batch, T, V]`), its steps lo..hi summed, masked past each example's length (`T=` a `[batch]`
-tensor of lengths) and at padding tokens (`pad=`). A teacher-forced declaration anywhere else (outside a sum over
-its step, or beside other terms in the sum's body) is a check error at the use.
+tensor of lengths) and at padding tokens (`pad=`); along a sampling set's draws (`z_k`) the tokens are expanded
+to the draws. A teacher-forced declaration anywhere else (outside a sum over its step, or beside other terms in
+the sum's body) is a check error at the use.
 
 Registered over the step-by-step sum and the density builders (formula.compiler.sums, .densities): every other
 sum and density is built as before.

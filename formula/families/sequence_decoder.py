@@ -7,7 +7,7 @@ step from the whole sequence shifted right by one position, a start token in fro
 
 the arguments in the declared order of the conditions, the prefix condition `x_{<t}` replaced by `x_in`. Row t-1
 of the output is the logits of `p(x_t | z, x_{<t})`, so the net must be causal: row t-1 may read x_in[:, :t] only
-(a GRU run forward over x_in is; a bidirectional one is not). In a formula the declaration is used only as a
+(a GRU run forward over x_in is; a bidirectional one is not, and a validating call says so). In a formula the declaration is used only as a
 whole sum over its step, `\\sum_{t=1}^{T} \\log p(x_t | z, x_{<t})`, which is then ONE network call and one
 vectorised log-density (formula.compiler.teacher_forcing), not T calls on prefixes:
 
