@@ -219,3 +219,20 @@ def test_a_step_by_step_sum_in_a_definition_line():
     x, y = torch.randn(B, 3, X), torch.randn(B, 1)
     s = sum(x[:, t - 1, :2] * t for t in (1, 2, 3))
     torch.testing.assert_close(obj(x=x, y=y), normal(head(s)).log_prob(y))
+
+
+def test_the_log_of_a_mean_over_a_set_stays_in_log_space():
+    """`\\log \\frac{1}{N} \\sum_i p(y|x_i)`: a mixture over each example's own views, finite where every
+    density underflows (log-densities near -3e4)."""
+    head = Gauss(X, X)
+    obj = fm.compile(r"\log \frac{1}{N} \sum_{i=1}^{N} p(y|x_i)", [fm.Normal("p(y|x)", net=head)])
+    assert "(log-sum-exp)" in obj.explain()
+    x, _, counts, *_ = data()
+    counts = counts.clamp(min=1)
+    y = 100 * torch.randn(B, X)
+    got = obj(x=x, y=y, N=counts)
+    want = torch.stack([torch.logsumexp(torch.stack([normal(head(x[b, i])).log_prob(y[b])
+                                                     for i in range(int(counts[b]))]), 0) - counts[b].log()
+                        for b in range(B)])
+    assert want.max() < -1000 and torch.isfinite(got).all()
+    torch.testing.assert_close(got, want)

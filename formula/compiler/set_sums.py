@@ -9,6 +9,7 @@ after them is masked out with `torch.where`, so it adds nothing and gets no grad
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,17 +30,25 @@ class SetSumStep(P.Step):
     lower: int
     upper: str
     sets: str
+    log_space: bool = False
 
     def line(self):
         return (f"sum over {self.index} = {self.lower}..{self.upper}: over the elements of the set "
                 f"{self.sets} [batch, N_max, ...], in one vectorised pass (masked by {self.upper} when it is a "
-                "[batch] tensor of counts)")
+                "[batch] tensor of counts)" + (" (log-sum-exp)" if self.log_space else ""))
 
 
-@builds(SetSum)
-def build_set_sum(node: SetSum, b):
-    with b.step(SetSumStep(node.index, node.lower, var_text(node.upper), ", ".join(node.sets))):
-        body = b.build(node.body)
+def build_set_sum(node: SetSum, b, log_space: bool):
+    """The sum's closure: the body over every element at once, masked, summed (or log-sum-exp'd: `\\log
+    \\sum_i p(y|x_i)`, finite where every element's density underflows)."""
+    record = SetSumStep(node.index, node.lower, var_text(node.upper), ", ".join(node.sets), log_space)
+    with b.step(record):
+        if log_space:
+            from .densities import log_of
+
+            body = log_of(node.body, b)
+        else:
+            body = b.build(node.body)
     keys = tuple((v.name, (VECTOR,), v.mark, v.primes) for v in node.items)
     sets = tuple(var_text(v.base) for v in node.items)
     name, lo, upper, text, span = node.index, node.lower, node.upper, b.text, span_of(node.src)
@@ -111,10 +120,16 @@ def build_set_sum(node: SetSum, b):
                 raise error(f"the body of this sum has shape {list(value.shape)}: a value per element and example, "
                             f"[{m}, ..., batch, ...], was expected")
             shape = (m,) + (1,) * (lead - 1) + (batch,) + (1,) * (value.dim() - lead - 1)
-            value = torch.where(mask.reshape(shape), value, torch.zeros((), dtype=value.dtype, device=value.device))
-        return value.sum(0)
+            nothing = -math.inf if log_space else 0.0  # what a masked element adds
+            value = torch.where(mask.reshape(shape), value, torch.full((), nothing, dtype=value.dtype,
+                                                                       device=value.device))
+        return torch.logsumexp(value, 0) if log_space else value.sum(0)
 
     return set_sum
+
+
+builds(SetSum)(lambda node, b: build_set_sum(node, b, False))
+builds(SetSum, log=True)(lambda node, b: build_set_sum(node, b, True))
 
 
 __all__ = ["SetSumStep", "build_set_sum"]
