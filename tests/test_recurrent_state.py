@@ -267,3 +267,42 @@ def test_a_draw_read_through_a_plain_step_definition_counts_for_the_check():
         total = total + normal(emit.net(z, h)).log_prob(x[:, t])
         h = f.net(h, x[:, t], z)
     torch.testing.assert_close(value, total)
+
+
+def test_a_state_used_before_the_sum_that_draws_its_steps_is_an_input_error_at_the_use():
+    decls = vrnn()
+    g = fm.Function("g(h)", net=lambda h: h.sum(-1))
+    text = (r"h_t = f(h_{t-1}, x_t, z_t)" "\n"
+            r"g(h_T) + \sum_{t=1}^{T} \mathbb{E}_{q(z_t|x_t,h_{t-1})}[\log p(x_t|z_t,h_{t-1})]")
+    obj = fm.compile(text, list(decls) + [g])
+    with pytest.raises(fm.FormulaInputError, match=r"h_t at t = 1 reads z_1, which is not drawn at this point.*"
+                                                   r"comes after that sum") as err:
+        obj(x=sequence())
+    _caret_under(err.value, text, "h_T")
+    after = fm.compile(text.replace("g(h_T) + ", "") + " + g(h_T)", list(decls) + [g])
+    assert torch.isfinite(after(x=sequence())).all()
+
+
+def test_a_state_reads_a_draw_without_index_made_around_the_sum():
+    """A sentence-level latent z drawn once, read by the state at every step: h_t = f(h_{t-1}, x_t, z)."""
+    f, init, _, _, _ = vrnn()
+    enc = fm.Normal("q(z|x)", net=nn.Sequential(nn.Flatten(), Gauss(T * X)))
+    emit = fm.Normal("p(x_t|h_{t-1})", net=Gauss(H, X))
+    text = (r"h_t = f(h_{t-1}, x_t, z)" "\n"
+            r"\mathbb{E}_{q(z|x)}[\sum_{t=1}^{T} \log p(x_t|h_{t-1})]")
+    obj = fm.compile(text, [f, init, enc, emit])
+    x = sequence()
+    torch.manual_seed(6)
+    value = obj(x=x)
+    torch.manual_seed(6)
+    z = normal(enc.net(x)).rsample()
+    h, total = torch.zeros(B, H), 0.0
+    for t in range(T):
+        total = total + normal(emit.net(h)).log_prob(x[:, t])
+        h = f.net(h, x[:, t], z)
+    torch.testing.assert_close(value, total)
+    outside = text.replace(r"\mathbb{E}_{q(z|x)}[\sum_{t=1}^{T} \log p(x_t|h_{t-1})]",
+                           r"\sum_{t=1}^{T} \log p(x_t|h_t) + \mathbb{E}_{q(z|x)}[\log p(x_1|h_0)]")
+    with pytest.raises(fm.FormulaCheckError, match=r"h_t is used before it can be computed.*reads z\b") as err:
+        fm.compile(outside, [f, init, enc, fm.Normal("p(x_t|h_t)", net=Gauss(H, X))])
+    _caret_under(err.value, outside, "h_t)")

@@ -49,7 +49,7 @@ class State:
         self.inits: Dict[int, object] = {}  # step -> an N.Expr (a definition's value) or the declaration's index
         self.checked_inits: Dict[int, object] = {}
         self.value = None  # the checked right side, at step `index`
-        self.reads: Set[tuple] = set()  # latent letters read at the state's own step, through same-step states too
+        self.reads: Set[tuple] = set()  # draws read at the state's own step (through same-step states too)
         self.same_step: List["State"] = []  # the states read at the same step
 
     @property
@@ -167,14 +167,19 @@ def _read(checker) -> Dict[tuple, State]:
 
 
 def _draws_read(checker, expr: N.Expr, index: str, steps, table, depth: int = 0) -> Set[tuple]:
-    """The latent letters `expr` reads at its own step: directly (`z_t`) or through a plain step definition there
-    (`u_t = W(z_t)`); states read at the same step add theirs later."""
+    """The draws `expr` reads at its own step, as (letter, decoration, primes, unindexed): directly (`z_t`, or a
+    draw without index such as a sentence's `z`) or through a plain step definition there (`u_t = W(z_t)`); states
+    read at the same step add theirs later."""
     found = set()
     for u in expr.walk():
-        if not (isinstance(u, N.Var) and u.index and _shift(u, index) == 0) or letter(u) in table:
+        if not isinstance(u, N.Var) or letter(u) in table:
             continue
-        if _latent(u) in checker.latent_bases:
-            found.add(_latent(u))
+        if not u.index and _latent(u) in checker.latent_bases:
+            found.add(_latent(u) + (True,))
+        elif not u.index or _shift(u, index) != 0:
+            continue
+        elif _latent(u) in checker.latent_bases:
+            found.add(_latent(u) + (False,))
         elif letter(u) in steps and depth < 8:
             d = steps[letter(u)]
             found |= _draws_read(checker, d.expr, d.index, steps, table, depth + 1)
@@ -211,6 +216,7 @@ def _check_value(checker, state: State, table) -> None:
     t = state.index
     latent = sorted(checker.latent_bases, key=repr)  # every draw of step t and before is read from the trace (the
     here = [N.Var(name, (N.Var(t),), mark, primes) for name, mark, primes in latent]  # uses of the state check it)
+    here += [N.Var(name, (), mark, primes) for name, mark, primes in latent]  # a draw without index (z)
     scope = Scope().looping(t, None, frozenset(name for name, _, _ in latent)).drawing(here)
     state.value = checker.visit(state.expr, scope)
 
@@ -237,8 +243,8 @@ def reference(checker, v: N.Var, scope: Scope):
         raise checker.error(f"{var_text(v)} is before the first value of the state {var_text(state.var)} "
                             f"(step {min(state.inits)})", v)
     for z in sorted(state.reads):
-        zv = element(N.Var(z[0], (), z[1], z[2]), item)
-        if not _available(scope, zv):
+        zv = N.Var(z[0], (), z[1], z[2]) if z[3] else element(N.Var(z[0], (), z[1], z[2]), item)
+        if not (zv in scope.drawn if z[3] else _available(scope, zv)):
             raise checker.error(
                 f"{var_text(v)} is used before it can be computed: {state.text} reads {var_text(zv)}, which is not "
                 f"drawn at this point; use it inside the expectation that draws {var_text(zv)}, or read the "

@@ -16,7 +16,7 @@ from ..text.printing import to_ascii as var_text
 from . import plan as P
 from .context import VECTOR
 from .memo import keyer, register_keyer
-from .refs import index_fn, length_of, span_of
+from .refs import index_fn, key_fn, length_of, span_of
 from .registry import builds
 
 _FAILURES = (RuntimeError, ValueError, IndexError, TypeError)
@@ -30,7 +30,7 @@ class _Stepper:
         self.tag = ("state", var_text(state.var), id(state))
         self.inits = {}
         self.value = None
-        self.keys, self.deps = [], []  # keyers of the direct references; (stepper, step closure) of direct states
+        self.keys, self.deps, self.drawn = [], [], []  # keyers of the direct references; (stepper, step closure) of direct states
 
     def finish(self, b) -> None:
         s = self.state
@@ -39,12 +39,13 @@ class _Stepper:
         self.value = b.build(s.value)
         refs, states = _direct(s.value)
         self.keys = [k for k in (keyer(r, b) for r in refs) if k is not None and not isinstance(k, str)]
+        self.drawn = [(r.var, key_fn(r.var, b)) for r in refs if isinstance(r, R.DrawnRef)]  # z_t of its step
         self.deps = [(_stepper(r.state, b), step_fn(r.index, b)) for r in states]
         first = ", ".join(f"{var_text(rc.element(s.var, N.Num(float(k))))}" for k in self.inits)
         b.note(P.Note(f"state {s.text}: computed at each step on first use, once per step"
                       + (f" (first value {first})" if first else "")))
 
-    def __call__(self, ctx, k):
+    def __call__(self, ctx, k, use=None):
         if k == VECTOR or not isinstance(k, int):
             raise FormulaInputError(f"{var_text(self.state.var)} is a state: it is read at one step at a time, "
                                     "not along a sampling set", self.text, span_of(self.state.stmt))
@@ -68,11 +69,24 @@ class _Stepper:
             if self.tag + (k - 1,) not in memo:
                 for j in range(self.first + 1, k):  # the steps before, in order (no deep recursion)
                     if self.tag + (j,) not in memo:
-                        self(ctx, j)
+                        self(ctx, j, use)
+        self._refuse_undrawn(ctx, k, use)
         value = ctx.bind(self.state.index, k, self._evaluate)
         self._check_shape(ctx, k, value)
         entry = memo[self.tag + (k,)] = (value, _stamp(ctx), ctx.bind(self.state.index, k, self._fingerprint))
         return entry
+
+    def _refuse_undrawn(self, ctx, k, use) -> None:
+        """A draw of its step that is not in the trace yet (a use outside the sum, written before it): an input
+        error at the use that says so, not the draw's own message."""
+        for var, key_of in self.drawn:
+            if ctx.bind(self.state.index, k, key_of) not in ctx.trace:
+                at = var_text(rc.element(var, N.Num(float(k)))) if len(var.index) == 1 else var_text(var)
+                raise FormulaInputError(
+                    f"{var_text(self.state.var)} at {self.state.index} = {k} reads {at}, which is not drawn at this "
+                    "point: a use of a state outside the sum that draws it comes after that sum (or inside "
+                    "E_{q(z_{\\le T}|x)}[...], which draws every step first)", self.text,
+                    span_of(use if use is not None else self.state.stmt))
 
     def _evaluate(self, ctx):
         try:
@@ -149,7 +163,8 @@ def step_fn(item: N.Expr, b):
 @builds(rc.StateRef)
 def build_state(node: rc.StateRef, b):
     stepper, at = _stepper(node.state, b), step_fn(node.index, b)
-    return lambda ctx: stepper(ctx, at(ctx))[0]
+    src = node.src
+    return lambda ctx: stepper(ctx, at(ctx), src)[0]
 
 
 @register_keyer(rc.StateRef)
