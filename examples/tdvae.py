@@ -1,6 +1,6 @@
 """TD-VAE, a temporal-difference VAE (Gregor et al. 2019) on a bouncing 1-D sprite, written with the paper's loss.
 
-    python examples/tdvae.py                      # about a minute on one CPU core
+    python examples/tdvae.py                      # about a minute and a half on one CPU core
     python examples/tdvae.py --smoke --out runs/ci-smoke
 
 The paper's bound (eq. 8) with its two time indices: t_1 and a jump delta drawn per example, t_2 = t_1 + delta,
@@ -9,8 +9,9 @@ samplers in one subscript, one belief distribution p_B(z|b) used at both indices
 of the transition p_T(z_{t_2}|z_{t_1}, delta). The data: a 3-pixel sprite moving 1 or 2 pixels a step in a
 16-pixel frame, bouncing off its edges. The metric is the jumpy prediction error: from the belief at t, draw
 z_t ~ p_B(z|b_t), jump z_{t+delta} ~ p_T(z|z_t, delta) and decode, against the truth x_{t+delta} (mean squared
-error per pixel, delta = 1..D), beside the baseline of copying the last frame x_t. Writes rollouts.png (held-out
-sequences and the model's rollouts from the middle of each) and metrics.json into --out.
+error per pixel, delta = 1..D), beside the baseline of copying the last frame x_t. Each step draws 4 pairs
+(t_1, t_2) per sequence (`samples=4`). Writes rollouts.png (held-out sequences, the jumpy predictions from the
+middle of each, and a chained one-step rollout) and metrics.json into --out.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--latent", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=4, help="(t_1, t_2) pairs drawn per sequence and step "
+                                                              "(compile's samples=)")
     args = parse_common(parser, argv, "runs/tdvae", smoke_epochs=1)
     args.lr = args.lr if args.lr != 1e-3 else 3e-3
     if args.smoke:
@@ -136,7 +139,7 @@ def build(args):
     decls = [fm.Function("b(x)", net=nets["b"]), fm.Normal("p_B(z|b)", net=nets["p_B"]),
              fm.Normal("q_S(z_{t_1}|z_{t_2},b_{t_1},b_{t_2})", net=nets["q_S"]),
              fm.Normal(r"p_T(z_{t_2}|z_{t_1},\delta)", net=nets["p_T"]), fm.Bernoulli("p_D(x|z)", net=nets["p_D"])]
-    return nets, fm.compile(TDVAE, decls)
+    return nets, fm.compile(TDVAE, decls, samples=args.pairs)
 
 
 def _draw(params, g: torch.Generator) -> torch.Tensor:
@@ -144,46 +147,54 @@ def _draw(params, g: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def jumpy_errors(nets, x: torch.Tensor, t: int, most: int, seed: int, draws: int = 16) -> Dict[str, list]:
-    """Per jump delta = 1..D: the mean squared error per pixel of the model's prediction of x_{t+delta} from the
-    belief at t (the mean of `draws` decoded jumps z_t ~ p_B(z|b_t), z_{t+delta} ~ p_T(z|z_t, delta)), and of
-    copying the frame x_t."""
+def jumpy_predictions(nets, x: torch.Tensor, t: int, most: int, seed: int, draws: int = 16) -> torch.Tensor:
+    """The model's predictions of x_{t+1}..x_{t+D} from the belief at t, `[n, D, WIDTH]`: for each jump delta, the
+    mean of `draws` decoded jumps z_t ~ p_B(z|b_t), z_{t+delta} ~ p_T(z|z_t, delta) (pixel probabilities)."""
     g = torch.Generator().manual_seed(seed)
     b = nets["b"](x)[:, t - 1]
-    model, copy = [], []
+    out = []
     for delta in range(1, most + 1):
         jump = torch.full((x.shape[0],), delta, dtype=torch.long)
-        mean = sum(torch.sigmoid(nets["p_D"](_draw(nets["p_T"](_draw(nets["p_B"](b), g), jump), g))["logits"])
-                   for _ in range(draws)) / draws
-        truth = x[:, t + delta - 1]
-        model.append(float(((mean - truth) ** 2).mean()))
-        copy.append(float(((x[:, t - 1] - truth) ** 2).mean()))
-    return {"model": model, "copy": copy}
+        out.append(sum(torch.sigmoid(nets["p_D"](_draw(nets["p_T"](_draw(nets["p_B"](b), g), jump), g))["logits"])
+                       for _ in range(draws)) / draws)
+    return torch.stack(out, 1)
+
+
+def jumpy_errors(nets, x: torch.Tensor, t: int, most: int, seed: int, draws: int = 16) -> Dict[str, list]:
+    """Per jump delta = 1..D: the mean squared error per pixel of the model's prediction of x_{t+delta} from the
+    belief at t (`jumpy_predictions`), and of copying the frame x_t."""
+    predicted = jumpy_predictions(nets, x, t, most, seed, draws)
+    truth = x[:, t:t + most]
+    return {"model": ((predicted - truth) ** 2).mean((0, 2)).tolist(),
+            "copy": ((x[:, t - 1:t] - truth) ** 2).mean((0, 2)).tolist()}
 
 
 @torch.no_grad()
-def rollout(nets, x: torch.Tensor, t: int, seed: int, sample: bool = True) -> torch.Tensor:
-    """Frames t+1..T predicted from the belief at t by one-step jumps in latent space, z drawn from p_B and p_T
-    (`sample`) or their means, each decoded to its pixel probabilities; the first t frames are the truth."""
+def rollout(nets, x: torch.Tensor, t: int, seed: int) -> torch.Tensor:
+    """Frames t+1..T predicted from the belief at t by chained one-step jumps in latent space, z drawn from p_B
+    then p_T at each step, each decoded to its pixel probabilities; the first t frames are the truth."""
     g = torch.Generator().manual_seed(seed)
-    pick = (lambda params: _draw(params, g)) if sample else (lambda params: params["loc"])
-    z = pick(nets["p_B"](nets["b"](x)[:, t - 1]))
+    z = _draw(nets["p_B"](nets["b"](x)[:, t - 1]), g)
     one = torch.ones(x.shape[0], dtype=torch.long)
     frames = [x[:, :t]]
     for _ in range(x.shape[1] - t):
-        z = pick(nets["p_T"](z, one))
+        z = _draw(nets["p_T"](z, one), g)
         frames.append(torch.sigmoid(nets["p_D"](z)["logits"])[:, None])
     return torch.cat(frames, 1)
 
 
-def save_rollouts(truth: torch.Tensor, sampled: torch.Tensor, mean: torch.Tensor, t: int, path: Path) -> None:
+def save_rollouts(truth: torch.Tensor, jumps: torch.Tensor, chained: torch.Tensor, t: int, path: Path) -> None:
+    """Held-out sequences (frames over time), the jumpy predictions from the belief at t (truth up to t, blank past
+    t + D) and a chained one-step rollout."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = truth.shape[0]
-    rows = (("truth (held out)", truth), (f"sampled rollout from t = {t}", sampled), ("rollout of the means", mean))
+    n, most = truth.shape[0], jumps.shape[1]
+    jumped = torch.cat([truth[:, :t], jumps, torch.zeros_like(truth[:, t + most:])], 1)
+    rows = (("truth (held out)", truth), (f"jumps 1..{most} from the belief at t = {t}", jumped),
+            ("chained one-step rollout (sampled)", chained))
     fig, axes = plt.subplots(len(rows), n, figsize=(2.0 * n, 6.3), dpi=100, sharey=True)
     for i in range(n):
         for row, (title, data) in enumerate(rows):
@@ -191,8 +202,9 @@ def save_rollouts(truth: torch.Tensor, sampled: torch.Tensor, mean: torch.Tensor
             ax = axes[row, i]
             ax.imshow(data.T, cmap="gray_r", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
             ax.axvline(t - 0.5, color="tab:red", lw=1)
-            ax.set(title=title if i == 0 else None, xlabel="time step" if row == len(rows) - 1 else None,
-                   xticks=[], yticks=[])
+            ax.set(xlabel="time step" if row == len(rows) - 1 else None, xticks=[], yticks=[])
+            if i == 0:
+                ax.set_title(title, loc="left")
     for row in range(len(rows)):
         axes[row, 0].set_ylabel("pixel")
     fig.tight_layout()
@@ -222,8 +234,8 @@ def main(argv=None) -> Dict[str, float]:
     errors = jumpy_errors(nets, held, t, args.jump, args.seed + 2)
     model, copy = (sum(errors[k]) / len(errors[k]) for k in ("model", "copy"))
     shown = held[:6]
-    save_rollouts(shown, rollout(nets, shown, t, args.seed + 3), rollout(nets, shown, t, args.seed + 3, sample=False),
-                  t, args.out / "rollouts.png")
+    save_rollouts(shown, jumpy_predictions(nets, shown, t, args.jump, args.seed + 2), rollout(nets, shown, t,
+                  args.seed + 3), t, args.out / "rollouts.png")
     write_results(args.out, model="TD-VAE", paper="Gregor et al. 2019", formula=TDVAE,
                   metric="jumpy prediction MSE/pixel (copy last frame)", value=model, copy_last_frame=copy,
                   per_jump=errors, held_out_bound=final["objective"], steps=args.steps, jump=args.jump)
