@@ -85,7 +85,7 @@ def kl(node: R.Divergence, b):
             cl.family, right_family):
         b.note(P.ClosedFormStep(what, f"{cl.label} || {label}"))
 
-        text, src = b.text, node.src
+        text, src, kl_of = b.text, node.src, closed_form.kl
 
         def check(p, q):
             if p.event_shape != q.event_shape:
@@ -94,8 +94,9 @@ def kl(node: R.Divergence, b):
         def kl_closed(ctx):
             p = left(ctx)
             q = right(ctx, p, None)  # a declared right side ignores `like`; an explicit family's is p's shape
-            check(p, q)
-            return closed_form.kl(p, q)
+            if p.event_shape != q.event_shape:
+                check(p, q)
+            return kl_of(p, q)
 
         if not isinstance(node.right, R.ExplicitFamily):  # what a step-by-step sum needs to batch it over steps
             kl_closed.parts = ClosedFormKL(left, rf.decl, tuple(b.build(g) for g in rf.given), check)

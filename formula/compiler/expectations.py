@@ -38,8 +38,9 @@ def build_expectation(e: R.Expectation, b):
     steps, body, _ = expectation_parts(e, b)
     scored = any(s.scored for s in steps)
     if not scored:
-        if len(steps) == 1:
-            (s,) = steps
+        fns = [s.fn for s in steps]  # the steps' closures themselves: no __call__ in between
+        if len(fns) == 1:
+            (s,) = fns
 
             def expect(ctx):
                 s(ctx)
@@ -48,7 +49,7 @@ def build_expectation(e: R.Expectation, b):
             return expect
 
         def expect_n(ctx):
-            for s in steps:
+            for s in fns:
                 s(ctx)
             return body(ctx)
 

@@ -77,7 +77,9 @@ def _fixed_key(ref) -> tuple:
 def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Optional[Fn] = None) -> Fn:
     """A closure computing `make(ctx, values of args)` once per call and per distinct key of the arguments (and of
     `extra(ctx)`, a further key such as the level of an indexed use)."""
-    lookups = [lifted(a, b.build(a), b) for a in args]
+    raw = [b.build(a) for a in args]
+    lifts = [lifted(a, g, b) for a, g in zip(args, raw)]  # what the nets see inside enumerated sums
+    lookups = lifts
     keyers = [keyer(a, b) for a in args]
     if any(k is None for k in keyers):
         return lambda ctx: make(ctx, [g(ctx) for g in lookups])
@@ -94,9 +96,19 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Opt
 
         return memo_fixed
 
+    if len(raw) == 1 and len(varying) == 1:
+        (only_raw,), (only_lift,), (only_key,) = raw, lifts, varying
+    else:
+        only_raw = None
+
     def memo(ctx):
-        values = [g(ctx) for g in lookups]  # first: a lookup may put a sequence step into the trace
-        key = (tag, ctx.outer) + tuple([k(ctx) for k in varying])
+        outer = ctx.outer
+        if only_raw is not None:  # one argument (q(z_t|z_{t-1})): no comprehensions in the hot path
+            values = [only_lift(ctx) if outer else only_raw(ctx)]  # first: a lookup may put a step in the trace
+            key = (tag, outer, only_key(ctx))
+        else:
+            values = [g(ctx) for g in (lifts if outer else raw)]
+            key = (tag, outer) + tuple([k(ctx) for k in varying])
         if extra is not None:
             # an extra key that is None (q(z_k|x) along a sampling set: no level) is the same use as none at
             # all (q(z|x) of the draw): IWAE's encoder runs once for the draws and their log q

@@ -272,8 +272,10 @@ class Objective(torch.nn.Module):
         """Names present and known, data tensors agreeing on the batch size; returns the batch size.
 
         A call with the same names and shapes as the last one skips the checks (the training-loop case)."""
-        key = tuple((k, v.shape if torch.is_tensor(v) else (type(v), v if isinstance(v, int) else None))
-                    for k, v in inputs.items())
+        key = []  # a loop, not a generator: every call builds this key
+        for k, v in inputs.items():
+            key.append((k, v.shape if isinstance(v, torch.Tensor) else (type(v), v if isinstance(v, int) else None)))
+        key = tuple(key)
         if key == self._last_inputs:
             return self._last_n
         n = self._validate_inputs(inputs)

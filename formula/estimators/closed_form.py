@@ -35,8 +35,7 @@ def entropy_known(family: type) -> bool:
                 and getattr(family, "_mean_carrier_measure", None) is expfam._mean_carrier_measure)
 
 
-def kl(p: torch.distributions.Distribution, q: torch.distributions.Distribution) -> torch.Tensor:
-    return _kl.kl_divergence(p, q)
+kl = _kl.kl_divergence  # KL(p || q), torch's own dispatch (an alias: one call fewer per KL)
 
 
 __all__ = ["kl_known", "entropy_known", "kl"]

@@ -36,6 +36,7 @@ from . import validation
 from .delta import Delta
 from .protocol import Capabilities, Declaration, capabilities_of
 from .signatures import keywords_for, spans
+from .direct import direct
 from .summed import Summed
 
 __all__ = [
@@ -253,7 +254,8 @@ class Distribution(_Networked):
     def condition(self, *given_values: torch.Tensor, validate: bool = False) -> D.Distribution:
         """The torch distribution given the conditioning values in declared order (event dims reinterpreted);
         `validate=True` checks each parameter against its constraint (one fused test per parameter)."""
-        self._check_count(given_values)
+        if len(given_values) != len(self.given_names):
+            self._check_count(given_values)
         if self.net is None and not validate:
             return self._fixed_distribution()
         return self._build(given_values, validate)
@@ -261,10 +263,15 @@ class Distribution(_Networked):
     def _fixed_distribution(self) -> D.Distribution:
         """A distribution of constant parameters (a standard-Normal prior) is built once and reused while its
         tensors are the same and unchanged; learnable ones (their graph is freed by backward) are built per call."""
-        params = [getattr(self, name) for name in self._fixed]
-        if any(v.requires_grad for v in params) or torch.compiler.is_compiling():
+        if torch.compiler.is_compiling():
             return self._build((), False)
-        key = (torch.is_inference_mode_enabled(),) + tuple((id(v), v._version, v.device, v.dtype) for v in params)
+        key = [torch.is_inference_mode_enabled()]
+        for name in self._fixed:  # a loop, not generators: this runs on every call of a prior
+            v = getattr(self, name)
+            if v.requires_grad:
+                return self._build((), False)
+            key.append((id(v), v._version, v.device, v.dtype))
+        key = tuple(key)
         cached = self.__dict__.get("_fixed_cache")
         if cached is None or cached[0] != key:
             cached = self.__dict__["_fixed_cache"] = (key, self._build((), False))
@@ -282,7 +289,7 @@ class Distribution(_Networked):
         if validate:
             validation.check_parameters(self._where(), params, self._constraint_table)
         try:
-            dist = self.torch_family(**params, validate_args=False)
+            dist = direct(self.torch_family, params) or self.torch_family(**params, validate_args=False)
         except (ValueError, RuntimeError) as error:  # some torch families validate inner ones regardless
             validation.check_parameters(self._where(), params, self._constraint_table)
             raise self._shape_error(params, error) from None
