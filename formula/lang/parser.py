@@ -687,9 +687,7 @@ class _Builder(Transformer_NonRecursive):
         body: n.Expr = n.Add((node,) + tuple(terms[1:]), span=_join(node.span, span))
         for prefix in reversed(chain):
             body = replace(prefix, body=body, span=_join(prefix.span, span))
-        self._arg_prefixes.add(id(body))
-        self._keep.append(body)
-        return body
+        return self._unbracketed(body, self._arg_prefixes)
 
     def _absorb(self, terms: List[n.Expr]) -> List[n.Expr]:
         """An unbracketed sum takes the later terms of its chain that use its index (docs/language.md §1)."""
@@ -892,16 +890,16 @@ class _Builder(Transformer_NonRecursive):
     def optimize(self, meta, children):
         tok, items, seq = children
         sense = "min" if ("min" in str(tok) or "inf" in str(tok)) else "max"  # \\inf and \\sup are min and max
-        node = n.Optimize(sense, tuple(items), self.fold(seq), span=_span(meta))
-        self._prefixes.add(id(node))
-        self._keep.append(node)
-        return node
+        return self._unbracketed(n.Optimize(sense, tuple(items), self.fold(seq), span=_span(meta)), self._prefixes)
 
     def arg_optimize(self, meta, children):
         tok, items, seq = children
         sense = "max" if "max" in str(tok) else "min"
-        node = n.ArgOpt(sense, tuple(items), self.fold(seq), span=_span(meta))
-        self._arg_prefixes.add(id(node))
+        return self._unbracketed(n.ArgOpt(sense, tuple(items), self.fold(seq), span=_span(meta)), self._arg_prefixes)
+
+    def _unbracketed(self, node, ids: set):
+        """`node` (a prefix written without brackets around it), remembered in `ids` until a bracket forgets it."""
+        ids.add(id(node))
         self._keep.append(node)
         return node
 
