@@ -55,7 +55,8 @@ def vrnn(learn: bool = False):
 
 
 def vrnn_by_hand(f, init, prior, q, emit, x):
-    """The paper's loop: z_t ~ q(z_t|x_t, h_{t-1}), the emission and the KL at h_{t-1}, then h_t = f(h_{t-1}, x_t, z_t)."""
+    """The paper's loop: z_t ~ q(z_t|x_t, h_{t-1}), the emission and the KL at h_{t-1}, then h_t = f(h_{t-1}, x_t,
+    z_t)."""
     h = init.value.expand(x.shape[0], H) if init.learn else torch.zeros(x.shape[0], H, dtype=x.dtype)
     total = 0.0
     for t in range(x.shape[1]):

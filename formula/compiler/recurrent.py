@@ -30,7 +30,7 @@ class _Stepper:
         self.tag = ("state", var_text(state.var), id(state))
         self.inits = {}
         self.value = None
-        self.keys, self.deps, self.drawn = [], [], []  # keyers of the direct references; (stepper, step closure) of direct states
+        self.keys, self.deps, self.drawn = [], [], []  # direct references' keyers, states read, draws read
 
     def finish(self, b) -> None:
         s = self.state
