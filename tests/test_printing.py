@@ -158,7 +158,7 @@ CASES = {
     "dist_script": (n.Expect(n.Sampler((n.Dist("P", sub="hat(x)", script=(n.Var("x", mark="hat"),)),)), a),
                    r"E_{P_{\hat{x}}}[a]", r"\mathbb{E}_{P_{\hat{x}}}\left[a\right]"),
     "var_star": (n.Var("G", label="*"),
-                "G^{*}", "G^{*}"),
+                "G^*", "G^*"),
     "divergence_class": (n.Divergence("MMD", n.Dist("p"), n.Dist("q"), function_class=n.Var("F")),
                         "MMD[F, p, q]", r"D_{\mathrm{MMD}}\left[F, p, q\right]"),
     "sum_joined": (n.Sum(n.Var("i"), n.Sum(n.Var("j"), n.Var("k", (n.Var("i"), n.Var("j"))), n.Num(1.0), n.Var("n"),

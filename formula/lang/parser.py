@@ -1258,9 +1258,10 @@ class _Builder(Transformer_NonRecursive):
             mark = spellings.DECORATIONS.canonical(str(children.pop(0)).lstrip("\\"))
         head = children.pop(0)
         node = self.greek(None, [head]) if head.type == "GREEK" else self.name(None, [head])
-        primes = sum(len(str(c)) for c in children if isinstance(c, Token))
+        label = "*" if any(isinstance(c, Token) and c.type == "STAR_SUP" for c in children) else None  # `x \sim p^*`
+        primes = sum(len(str(c)) for c in children if isinstance(c, Token) and c.type == "PRIMES")
         index = next((tuple(c) for c in children if isinstance(c, list)), ())
-        return replace(node, index=index, mark=mark, primes=primes, span=_span(meta))
+        return replace(node, index=index, mark=mark, primes=primes, label=label, span=_span(meta))
 
     def part_plain(self, meta, children):
         return ("plain", (), list(children), _span(meta))
@@ -1366,9 +1367,9 @@ def _cover(nodes_: Sequence[n.Node]) -> Optional[n.Span]:
 def _as_dist(node: n.Expr) -> n.Expr:
     """A bare name where a distribution is expected (`\\mathbb{E}_q`, `KL(q \\| p)`, `q_\\phi`, `\\tilde p_l`) is that
     Dist (a decorated name is a name of its own)."""
-    if isinstance(node, n.Var) and node.primes == 0 and node.label is None:
+    if isinstance(node, n.Var) and node.primes == 0 and node.label in (None, "*"):  # `p^*`: a starred name
         sub, script = _subscript(node.index) if node.index else (None, ())
-        return n.Dist(node.name, sub=sub, mark=node.mark, script=script, span=node.span)
+        return n.Dist(node.name, sub=sub, mark=node.mark, label=node.label, script=script, span=node.span)
     return node
 
 
@@ -1391,7 +1392,7 @@ def _decorated_name(tok: Token) -> Tuple[str, Token]:
 
 def _names_only(var: n.Var) -> bool:
     """Whether a bare subscript item is a plain name that `_as_dist` can read as a distribution (`q`, `p_B`)."""
-    if var.mark or var.primes or var.label:
+    if var.mark or var.primes or (var.label and var.label != "*"):
         return False
     return all(isinstance(i, (n.Var, n.Num)) and not (isinstance(i, n.Var) and i.index) for i in var.index)
 

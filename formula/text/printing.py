@@ -291,7 +291,9 @@ class _Printer:
         if node.mark:
             text = f"{self.spelled(spellings.DECORATIONS, node.mark, node.mark)}{{{text}}}"
         text += "'" * node.primes
-        if node.label is not None:
+        if node.label == "*":  # `G^*`
+            text += "^*"
+        elif node.label is not None:
             text += "^" + self.superscript(self.plain(node.label))
         if node.index:
             items = ",".join(self.index_item(i) for i in node.index)

@@ -67,7 +67,9 @@ class UnicodePrinter(AsciiPrinter):
         if node.mark:
             text = self.marked(text, node.mark)
         text += "′" * node.primes
-        if node.label is not None:
+        if node.label == "*":  # `G^*`
+            text += "^*"
+        elif node.label is not None:
             text += self.superscript(self.plain(node.label))
         if node.index:
             items = ",".join(self.index_item(i) for i in node.index)
