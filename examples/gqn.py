@@ -129,13 +129,16 @@ def build(args):
 
 
 @torch.no_grad()
-def predict(nets, data) -> torch.Tensor:
-    """The query view from the context views alone: r summed over each scene's N views, z at the prior's mean,
-    the renderer's mean."""
+def predict(nets, data, seed=None) -> torch.Tensor:
+    """The query view from the context views alone: r summed over each room's N views, z at the prior's mean (or,
+    with a seed, drawn from the prior: one of the rooms the views allow), the renderer's mean."""
     x, v = data["x"].movedim(1, 0), data["v"].movedim(1, 0)
     mask = (torch.arange(MAX_VIEWS)[:, None] < data["N"][None, :])[..., None]
     r = torch.where(mask, nets["f"](x, v), 0.0).sum(0)
-    z = nets["prior"](r, data["v^q"])["loc"]
+    prior = nets["prior"](r, data["v^q"])
+    z = prior["loc"]
+    if seed is not None:
+        z = z + prior["scale"] * torch.randn(z.shape, generator=torch.Generator().manual_seed(seed))
     return nets["render"](z, r, data["v^q"])["loc"].clamp(0, 1)
 
 
@@ -146,7 +149,7 @@ def nearest_view(data) -> torch.Tensor:
     return data["x"][torch.arange(len(cosine)), cosine.argmax(1)]
 
 
-def save_views(data, predicted, nearest, path: Path, rows: int = 6) -> None:
+def save_views(data, predicted, sampled, nearest, path: Path, rows: int = 6) -> None:
     plt = pyplot()
     from matplotlib.patches import Wedge
 
@@ -162,8 +165,10 @@ def save_views(data, predicted, nearest, path: Path, rows: int = 6) -> None:
             top.annotate("", (0.7 * math.cos(a), 0.7 * math.sin(a)), (0, 0),
                          arrowprops=dict(arrowstyle="->", color="black" if k < n else "red", lw=1.5))
         top.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), aspect="equal", xticks=[], yticks=[])
-        images = [data["x"][row, k] for k in range(n)] + [data["x^q"][row], predicted[row], nearest[row]]
-        labels = [f"context {k + 1}" for k in range(n)] + ["query: truth", "GQN prediction", "nearest view"]
+        images = [data["x"][row, k] for k in range(n)] + [data["x^q"][row], predicted[row]] + [
+            s[row] for s in sampled] + [nearest[row]]
+        labels = [f"context {k + 1}" for k in range(n)] + ["query: truth", "GQN (prior mean)"] + [
+            f"GQN (z drawn) {k + 1}" for k in range(len(sampled))] + ["nearest view"]
         picture = torch.ones(len(images) * 3, PIXELS, 3)
         for k, image in enumerate(images):
             picture[3 * k: 3 * k + 2] = image.reshape(PIXELS, 3)
@@ -200,7 +205,8 @@ def main(argv=None) -> Dict[str, float]:
     error = {"gqn": ((predicted - held["x^q"]) ** 2).mean().item(),
              "nearest_view": ((nearest - held["x^q"]) ** 2).mean().item(),
              "mean_image": ((mean_image - held["x^q"]) ** 2).mean().item()}
-    save_views(held, predicted, nearest, args.out / "views.png")
+    sampled = [predict(nets, held, seed=args.seed + k) for k in (1, 2)]
+    save_views(held, predicted, sampled, nearest, args.out / "views.png")
     write_results(args.out, model="GQN", paper="Eslami et al. 2018", formula=GQN,
                   metric="held-out query-view MSE", value=error["gqn"], baseline_nearest_view=error["nearest_view"],
                   baseline_mean_image=error["mean_image"], held_out_elbo=final["objective"])
