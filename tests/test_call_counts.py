@@ -168,3 +168,23 @@ def test_a_body_reading_the_previous_step_stays_per_step():
     assert "at once" not in obj.explain()
     obj(x=torch.bernoulli(torch.full((3, 5, X), 0.5)), z_0=torch.zeros(3, Z))
     assert counts == {"combiner": 5, "emitter": 5}
+
+
+def test_nested_step_sums_call_a_net_once_per_distinct_condition():
+    """sum_t sum_{s<=t} log p(x_s|z): T(T+1)/2 log-densities, but p(x_s|z) is one distribution for every s (its
+    net sees only z), so the decoder runs once, not once per s nor T^2 times; the value is the double loop's."""
+    torch.manual_seed(0)
+    enc, dec = Gaussian(X), Logits(Z)
+    counts = counted(encoder=enc, decoder=dec)
+    obj = fm.compile(r"E_{q(z|y)}[\sum_{t=1}^{T} \sum_{s=1}^{t} \log p(x_s|z)]",
+                     [fm.Normal("q(z|y)", net=enc), fm.Bernoulli("p(x_s|z)", net=dec)])
+    x = torch.bernoulli(torch.full((3, 6, X), 0.5))
+    torch.manual_seed(2)
+    value = obj(x=x, y=x[:, 0])
+    assert counts == {"encoder": 1, "decoder": 1}
+    torch.manual_seed(2)
+    q = enc(x[:, 0])
+    z = torch.distributions.Normal(q["loc"], q["scale"]).rsample()
+    p = torch.distributions.Bernoulli(logits=dec(z)["logits"])
+    expected = sum(p.log_prob(x[:, s]).sum(-1) for t in range(6) for s in range(t + 1))
+    torch.testing.assert_close(value, expected)

@@ -14,7 +14,7 @@ import torch
 from ..check import resolved as R
 from ..check.scope import shift_of
 from ..check.sequences import PrefixRef, StepOfCall
-from ..families.per_index import selecting
+from ..families.per_index import PerIndex, selecting
 from ..lang import nodes as N
 from .context import VECTOR, Ctx, Fn
 from .refs import index_fn, key_fn
@@ -153,7 +153,10 @@ def conditioned(bound: R.Bound, b) -> Fn:
     """Declaration `bound.decl` conditioned on its conditions' values, memoised per call; at a level of an
     indexed variable (`q(z_l|...)` at l=2) its `PerIndex` network runs at that level, and the level is keyed."""
     i = bound.decl
-    level_of = level_fn(bound.factor.vars[0])
+    index_level = level_fn(bound.factor.vars[0])
+    # the level keys the memo only where it selects a network: p(x_s|z) with one net is one value for every s
+    level_of = None if index_level is None else (
+        lambda ctx: index_level(ctx) if isinstance(getattr(ctx.decls[i], "net", None), PerIndex) else None)
 
     def make(ctx, values):
         decl = ctx.decls[i]
