@@ -101,6 +101,19 @@ def memoised(tag, args: List, b, make: Callable[[Ctx, list], object], extra: Opt
     else:
         only_raw = None
 
+    if not varying:  # only the level keys it (q(z_k|x) along a sampling set): the arguments on a miss only
+        def memo_level(ctx):
+            key = (tag, ctx.outer)
+            level = extra(ctx)
+            if level is not None:
+                key += (level,)
+            out = ctx.memo.get(key)
+            if out is None:
+                out = ctx.memo[key] = make(ctx, [g(ctx) for g in (lifts if ctx.outer else raw)])
+            return out
+
+        return memo_level
+
     def memo(ctx):
         outer = ctx.outer
         if only_raw is not None:  # one argument (q(z_t|z_{t-1})): no comprehensions in the hot path
