@@ -236,3 +236,13 @@ def test_the_log_of_a_mean_over_a_set_stays_in_log_space():
                         for b in range(B)])
     assert want.max() < -1000 and torch.isfinite(got).all()
     torch.testing.assert_close(got, want)
+
+
+def test_an_input_error_of_a_set_sum_points_at_the_sum():
+    obj, _ = gqn()
+    x, v, _, xq, vq = data()
+    with pytest.raises(fm.FormulaInputError) as err:
+        obj(x=x, v=v, N=torch.tensor([9, 1, 1, 1, 1]), **{"x^q": xq, "v^q": vq})
+    line, marks = str(err.value).splitlines()[-2:]
+    start = marks.index("^")
+    assert line[start:].startswith(r"\sum_{i=1}^{N} f(x_i, v_i)") and marks.count("^") >= len("\\sum")
