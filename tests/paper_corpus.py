@@ -225,6 +225,16 @@ CORPUS = [
      r"p_E(\mathbf{x}, \mathbf{z}) := p_E(\mathbf{z}|\mathbf{x}) p_{\mathbf{X}}(\mathbf{x}), \quad p_E(\cdot|\mathbf{x}) = \delta(\mathbf{z} - E(\mathbf{x}))"),
     ("Krishnan et al. 2017, Deep Markov model", "eq. 7 (~, one step)",
      r"\mathcal{L}_t(\vec{x}; (\theta, \phi)) = \mathbb{E}_{q_\phi(z_t|\vec{x})}\left[\log p_\theta(x_t|z_t)\right]"),
+    ("Schulman et al. 2015, TRPO", "eq. 14",
+     r"\max_\theta \mathbb{E}_{s \sim \rho_{\theta_{old}}, a \sim q}\left[\frac{\pi_\theta(a|s)}{q(a|s)} Q_{\theta_{old}}(s, a)\right] \quad \text{subject to} \quad \mathbb{E}_{s \sim \rho_{\theta_{old}}}\left[D_{KL}(\pi_{\theta_{old}}(\cdot|s) \| \pi_\theta(\cdot|s))\right] \leq \delta"),
+    ("Blei et al. 2017", "eq. 28 (~, CAVI for a Gaussian mixture)",
+     r"\mathrm{ELBO}(\mathbf{m}, \mathbf{s}^2, \boldsymbol{\varphi}) = \sum_{k=1}^{K} \mathbb{E}[\log p(\mu_k); m_k, s_k^2] + \sum_{i=1}^{n}\left(\mathbb{E}[\log p(c_i); \varphi_i] + \mathbb{E}[\log p(x_i|c_i, \boldsymbol{\mu}); \varphi_i, \mathbf{m}, \mathbf{s}^2]\right) - \sum_{i=1}^{n} \mathbb{E}[\log q(c_i; \varphi_i)] - \sum_{k=1}^{K} \mathbb{E}[\log q(\mu_k; m_k, s_k^2)]"),
+    ("Hoffman & Johnson 2016, ELBO surgery", "eq. 1 (~)",
+     r"\mathrm{ELBO}(x_1, \ldots, x_N) = \sum_{n=1}^{N}\left(\mathbb{E}_{q(z_n|x_n)}[\log p(x_n|z_n)] - KL(q(z_n|x_n) \| p(z_n))\right)"),
+    ("Goodfellow et al. 2014, GAN", "eq. 2 (~, KL as an integral)",
+     r"KL(p_{\text{data}} \| p_g) = \int_{-\infty}^{\infty} p_{\text{data}}(x) \log \frac{p_{\text{data}}(x)}{p_g(x)} \, dx"),
+    ("Kingma et al. 2014 (M2)", "eq. 7 (with \\operatorname*)",
+     r"-\mathcal{U}(\mathbf{x}) = \operatorname*{\mathbb{E}}_{q_\phi(y|\mathbf{x})}\left[-\mathcal{L}(\mathbf{x}, y)\right] + \mathcal{H}(q_\phi(y|\mathbf{x}))"),
 ]
 
 #: (paper, equation) -> why the parser does not take it yet. Empty since issue 13: every formula above parses and

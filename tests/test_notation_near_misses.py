@@ -46,6 +46,8 @@ NAMES = [
     (r"\mathbb{E}_{x \sim \mathbb{P}_{\hat x}}[f(x)]",
      lambda e: e.over.dists[0].script == (n.Var("x", mark="hat"),)),
     (r"\text{one\_hot}(x)", lambda e: isinstance(e, n.Dist) and e.name == "one_hot"),
+    (r"\eta^q_\phi(h^e_l)", lambda e: isinstance(e, n.Dist) and (e.name, e.label, e.sub) == ("eta", "q", "phi")),
+    (r"\gamma^t(r_t + 1)", lambda e: isinstance(e, n.Mul)),  # a Greek power before a bracket stays a power
 ]
 
 
@@ -91,6 +93,13 @@ def test_name_near_misses(text, caret, at, words):
 # --- expectation subscripts ---------------------------------------------------------------------------------------
 
 
+def test_expectation_spellings():
+    assert parse(r"\operatorname*{\mathbb{E}}_{q(z|x)}[f(z)]") == parse(r"\mathbb{E}_{q(z|x)}[f(z)]")
+    assert parse(r"\mathop{\mathbb{E}}_q(z|x)[f(z)]") == parse(r"\mathbb{E}_{q(z|x)}[f(z)]")
+    e = parse_expr(r"\mathbb{E}[\log p(\mu_k); m_k, s_k^2]")
+    assert e.params == (n.Var("m", (n.Var("k"),)), n.Pow(n.Var("s", (n.Var("k"),)), n.Num(2.0)))
+
+
 def test_expectation_over_all_but_one_factor():
     e = parse_expr(r"\mathbb{E}_{-j}\left[\log p(z_j|\mathbf{z}_{-j})\right]")
     assert e.over.dists == (n.Neg(n.Var("j")),)
@@ -103,6 +112,7 @@ EXPECT_MISSES = [
     (r"\mathbb{E}_{(x,) \sim p}[f(x)]", ")", 15, "a list ends with an item"),
     (r"\mathbb{E}_{+j}[f]", "+", 12, r"\mathbb{E}_{-j}"),
     (r"\mathbb{E}_{z_1, \ldots \sim q(z)}[f]", r"\sim", 24, r"'\ldots' stands between two draws", "z_K"),
+    (r"f [a; b]", "[a; b]", 2, "parameters after ';' go in a call's brackets", r"\mathbb{E}[f; m, s^2]"),
 ]
 
 
@@ -199,6 +209,15 @@ def test_operator_near_misses(text, caret, at, words):
 # --- statements -------------------------------------------------------------------------------------------------
 
 
+def test_side_conditions_and_argument_lists():
+    e = parse_expr(r"\max_\theta L(\theta) \quad \text{s.t.} \quad D(\theta) \leq \delta")
+    assert isinstance(e, n.SuchThat) and e.conditions[0].ops == ("<=",)
+    assert parse(r"L \quad \text{subject to} \quad D \leq \delta") == parse(r"L s.t. D <= delta")
+    e = parse_expr(r"\text{ELBO}(x_1, \ldots, x_N)")
+    assert e.vars == (n.Var("x", (n.Range(n.Num(1.0), n.Var("N")),)),)
+    assert parse_expr(r"\int_{-\infty}^{\infty} f(x) dx").upper == n.Var("infty")
+
+
 def test_prose_label_and_tuple_parameter():
     e = parse_expr(r"\underbrace{\log p(x)}_{\text{Our gradient penalty}}")
     assert e == n.Labeled(n.LogDensity(n.Dist("p", (n.Var("x"),))), n.Text("Our gradient penalty"))
@@ -214,6 +233,7 @@ STATEMENT_MISSES = [
     (r"\text{Original critic loss} + a", r"\text{Original critic loss}", 0, r"only an \underbrace label"),
     (r"L(x; (\theta, \phi) = a", "(", 1, "unclosed '('"),
     (r"a = b \quad \text{where}", "}", 23, r"\text{where} needs the definitions"),
+    (r"L \quad \text{s.t.}", "}", 18, r"\text{s.t.} needs the conditions"),
     (r"\mathcal{L}(x,) = a", ")", 14, "a list ends with an item"),
     (r"(x, y) \sim", "m", 10, r"'\sim' needs the distribution"),
     (r"x \sim p \sim q", r"\sim", 9, "write further draws after ','"),
@@ -240,6 +260,9 @@ NOT_EVALUATED = [
     (r"\sigma(\cdot)", r"\cdot", "placeholder"),
     (r"\partial_i f(x)", r"\partial_i f(x)", "a derivative along one coordinate"),
     (r"f((x, z))", "(x, z)", "a tuple (a, b) is not a value"),
+    (r"\mathbb{E}[\log p(x); \theta]", r"\mathbb{E}[\log p(x); \theta]", "parameters after ';'"),
+    (r"\log p(x) \quad \text{s.t.} \quad f(x) \geq 0", r"\log p(x) \quad \text{s.t.} \quad f(x) \geq 0",
+     "side conditions"),
 ]
 
 

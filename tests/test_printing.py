@@ -167,6 +167,11 @@ CASES = {
                   "sum_{i, j=1}^{n} k_{i,j}", r"\sum_{i, j=1}^{n} k_{i,j}"),
     "expect_except": (n.Expect(n.Sampler((n.Neg(n.Var("j")),)), a),
                      "E_{-j}[a]", r"\mathbb{E}_{-j}\left[a\right]"),
+    "such_that": (n.SuchThat(n.Var("L"), (n.Relation((n.Var("D"), n.Var("delta")), ("<=",)),)),
+                  r"L s.t. D <= delta", r"L \quad \text{s.t.} \quad D \leq \delta"),
+    "expect_params": (n.Expect(None, n.LogDensity(n.Dist("p", (n.Var("mu"),))), params=(n.Var("m"),)),
+                      "E[log p(mu); m]", r"\mathbb{E}\left[\log p(\mu); m\right]"),
+    "infinity": (n.Var("infty"), r"\infty", r"\infty"),
 }
 
 

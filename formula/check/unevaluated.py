@@ -27,6 +27,8 @@ _OF_TYPE = {
     N.Placeholder: "\\cdot as a placeholder names a function without its argument: write the argument, as in "
                    "p_E(z|x)",
     N.Text: "a \\text{..} sentence is only a label under \\underbrace",
+    N.SuchThat: "side conditions (\\text{s.t.} ...) are not evaluated: write a constraint as a penalty term, as "
+                "in L + \\lambda \\max(0, D - \\epsilon)",
     N.Derivative: "a derivative along one coordinate (\\partial_i f) is not evaluated: \\nabla_{x} f and "
                   "\\frac{\\partial f(x)}{\\partial x} are",
 }
@@ -43,6 +45,9 @@ def message_for(node: N.Node) -> Optional[str]:
     if isinstance(node, N.Divergence) and node.function_class is not None:
         return (f"{node.kind} over a function class ({node.kind}[F, p, q]) is not evaluated: write "
                 f"{node.kind}(p || q) (a subscript such as MMD_{{imq}} picks the kernel)")
+    if isinstance(node, N.Expect) and node.params:
+        return ("an expectation with parameters after ';' (\\mathbb{E}[f; m, s^2]) is not evaluated: write the "
+                "distribution with its parameters as the subscript, as in \\mathbb{E}_{\\mathcal{N}(\\mu; m, s^2)}[f]")
     if isinstance(node, N.Expect) and node.over is not None and any(isinstance(d, N.Neg) for d in node.over.dists):
         return ("an expectation over all factors but one (\\mathbb{E}_{-j}) is not evaluated: write the "
                 "distributions it samples, as in \\mathbb{E}_{q(z_1) q(z_2)}")

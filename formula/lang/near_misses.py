@@ -78,6 +78,8 @@ RULES: List[Rule] = [
          when=lambda before, value: _underbrace_closed(before)),
     Rule(re.compile(r"(?:\\(?:text|textrm|mathrm)\s*\{\s*(?:where|with)\s*\}|\bwhere)\s*$"), {"$END"},
          "\\text{where} needs the definitions it introduces after it, as in \\text{where} \\hat x = \\epsilon x"),
+    Rule(re.compile(r"(?:\\(?:text|textrm|mathrm)\s*\{\s*(?:s\.\s*t\.|subject\s+to)\s*\}|\bs\.t\.)\s*$"), {"$END"},
+         "\\text{s.t.} needs the conditions after it, as in \\max_\\theta L \\quad \\text{s.t.} \\quad D \\leq \\delta"),
     Rule(re.compile(r"(?:\\[lc]?dots|\.\.\.)\s*$"), {"SIM"},
          "'\\ldots' stands between two draws: write the last one before '\\sim', as in z_1, \\ldots, z_K \\sim q(z)"),
     Rule(re.compile(r""), {"SIM"},

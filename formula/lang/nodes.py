@@ -248,12 +248,14 @@ class Expect(Expr):
 
     Several items in one subscript, `\\mathbb{E}_{t, z \\sim q(z|x), \\epsilon}[f]`, are nested expectations, the
     left item outermost (sampled first); the inner ones have `joined=True`, so the printers write them back as
-    one subscript. A bare variable item (`t`, `\\hat x`, `z'`) is `Sampler(dists=(), draws=(Var,))`.
+    one subscript. `params` are written after `;` in the bracket, `\\mathbb{E}[\\log p(\\mu_k); m_k, s_k^2]` (Blei et
+    al.'s CAVI): parsed and printed, a check error. A bare variable item (`t`, `\\hat x`, `z'`) is `Sampler(dists=(), draws=(Var,))`.
     """
 
     over: Optional[Sampler]
     body: Expr
     joined: bool = False
+    params: Tuple[Expr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -481,6 +483,16 @@ class Where(Expr):
 
 
 @dataclass(frozen=True)
+class SuchThat(Expr):
+    """`\\max_\\theta L(\\theta) \\quad \\text{s.t.} \\quad D_{KL}(q \\| p) \\leq \\epsilon`: a statement with side conditions
+    (`Relation`s or `Draw`s, as a `Where`'s). It parses and prints; the compiler does not evaluate it (a check error
+    names it)."""
+
+    body: Expr
+    conditions: Tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
 class Optimize(Expr):
     """`\\min_G \\max_D V(D,G)`: `sense` is `min` or `max`; `over` the players whose parameters it moves."""
 
@@ -504,5 +516,5 @@ class Program(Node):
 __all__ = [
     "MAX_TREE_DEPTH", "superscript_is_label", "substitute", "Span", "Node", "Expr", "Range", "Before", "After", "SLICES", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
-    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Derivative", "Integral", "ArgOpt", "ArgTuple", "Placeholder", "Text", "Relation", "Draw", "Where", "Optimize", "Program",
+    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Derivative", "Integral", "ArgOpt", "ArgTuple", "Placeholder", "Text", "SuchThat", "Relation", "Draw", "Where", "Optimize", "Program",
 ]

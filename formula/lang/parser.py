@@ -65,7 +65,8 @@ TERMINAL_WORDS = {
     "NORM_CLOSE": "a closing '\\|'", "SIM": "'~'", "$END": "the end of the formula",
     "DECOR_CALL": "a decorated distribution such as \\bar q(z)", "WHERE": "\\text{where}",
     "WSEP": "\\text{and}", "QUAD": "\\quad", "ARGOPT": "\\arg\\min or \\arg\\max", "INT": "\\int",
-    "STAR_SUP": "'^*'", "PROSE": "a \\text{..} label", "PLACEHOLDER": "\\cdot",
+    "STAR_SUP": "'^*'", "PROSE": "a \\text{..} label", "PLACEHOLDER": "\\cdot", "INFTY": "\\infty",
+    "SUCH_THAT": "\\text{s.t.}",
 }
 _VALUE_STARTS = {"NAME", "CALL_NAME", "GREEK", "NUMBER", "_LPAR", "FRAC", "EXPECT", "FUNC", "BIGOP"}
 
@@ -98,6 +99,8 @@ _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRAC
 # operators whose sub/superscripts are not operands
 _PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT", "ARGOPT", "INT", "PARTIAL"}
 _PLACEHOLDERS = ("\\cdot", "\u00b7")  # `\cdot` and `·` where an operand goes: `p_E(\cdot|x)`, `\sigma(\cdot)`
+#: what a placeholder `\cdot` follows: an opening bracket or bar, a separator, or nothing (`\nabla_x \cdot s` is not one)
+_PLACEHOLDER_AFTER = {"", "_LPAR", "_LSQB", "_LBRACE", "_COMMA", "_SEMI", "GIVEN", "DIVSEP", "ABS_OPEN", "NORM_OPEN"}
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
 _OPERAND_ENDS = tuple(sorted(_OPERAND_ENDS))
@@ -157,7 +160,7 @@ class _Roles(PostLex):
             commas = [h for h in held if h.type == "_COMMA"]
             # `, \\quad` and `\\qquad` join displays; a lone `\\quad` only before `\\text{and}`, else it is spacing
             strong = displays and (commas or any("qquad" in str(d) for d in displays))
-            if displays and tok.type == "WHERE":
+            if displays and tok.type in ("WHERE", "SUCH_THAT"):
                 held = commas
             elif strong or (displays and tok.type == "WSEP"):
                 held = [Token.new_borrow_pos("_SEMI", ";", displays[-1])]
@@ -203,8 +206,8 @@ class _Roles(PostLex):
             work.tokens += 1
             kind = tok.type
             gap, last_end = tok.start_pos is not None and tok.start_pos > last_end, tok.end_pos or last_end
-            if not stack and kind in ("WHERE", "_NEWLINE", "_SEMI"):
-                where = kind == "WHERE"
+            if not stack and kind in ("WHERE", "SUCH_THAT", "_NEWLINE", "_SEMI"):
+                where = kind in ("WHERE", "SUCH_THAT")
             script_end = False  # this token ends an operator's script: what follows is not after an operand
             if kind in _PREFIX_OPS:
                 in_prefix, script_pending = True, False
@@ -217,11 +220,12 @@ class _Roles(PostLex):
                     script_pending, script_end = False, True
                 elif kind == "_RBRACE" and stack and stack[-1] in ("opsub", "esub"):
                     script_end = True
-                elif not (stack and stack[-1] in ("opsub", "esub")):
+                elif not (stack and (stack[-1] in ("opsub", "esub") or (  # `\nabla_{\tilde{a}}`: a mark's braces
+                        stack[-1] == "_LBRACE" and len(stack) > 1 and stack[-2] in ("opsub", "esub")))):
                     in_prefix = script_pending = False
             if kind in ("BAR", "DBAR"):
                 kind = self._bar_role(kind, recent[-1], stack[-1] if stack else "")
-            elif kind == "MULOP" and str(tok.value).strip() in _PLACEHOLDERS and recent[-1] not in _OPERAND_ENDS:
+            elif kind == "MULOP" and str(tok.value).strip() in _PLACEHOLDERS and recent[-1] in _PLACEHOLDER_AFTER:
                 kind = "PLACEHOLDER"
             elif kind in _RENAMED:
                 kind = _RENAMED[kind]
@@ -356,7 +360,7 @@ def _words(expected: Sequence[str]) -> str:
         parts.append("a distribution such as q(z|x), a number or '('")
         names -= _VALUE_STARTS | {"GREEK", "DECOR", "NABLA", "OPT", "LANGLE", "UNDERBRACE", "ABS_OPEN",
                                   "NORM_OPEN", "_LSQB", "_LBRACE", "_LBRACE_ESC", "ADDOP", "DOTS", "SAMPLE_SUP",
-                                  "ARGOPT", "INT", "PARTIAL", "PLACEHOLDER", "DECOR_CALL", "PROSE"}
+                                  "ARGOPT", "INT", "PARTIAL", "PLACEHOLDER", "DECOR_CALL", "PROSE", "INFTY"}
     for name in sorted(names, key=lambda s: (s == "$END", s)):
         word = TERMINAL_WORDS.get(name, name.lower())
         if word not in parts:
@@ -421,6 +425,7 @@ class _Group:
 
     expr: n.Expr
     span: n.Span
+    params: Tuple[n.Expr, ...] = ()  # `[f; m_k, s_k^2]`: parameters after `;`, only an expectation's bracket takes
 
 
 @dataclass
@@ -651,6 +656,10 @@ class _Builder(Transformer_NonRecursive):
         body, items = children[0], children[-1]
         return n.Where(body, tuple(items), span=_span(meta))
 
+    def such_that(self, meta, children):
+        body, items = children[0], children[-1]
+        return n.SuchThat(body, tuple(items), span=_span(meta))
+
     def where_items(self, meta, children):
         items = [c for c in children if not isinstance(c, Token)]
         for item in items:
@@ -771,6 +780,9 @@ class _Builder(Transformer_NonRecursive):
 
     @staticmethod
     def _plain(x) -> n.Expr:
+        if isinstance(x, _Group) and x.params:
+            raise _Fail("parameters after ';' go in a call's brackets, q(c_i; \\varphi_i), or an expectation's, "
+                        "\\mathbb{E}[f; m, s^2]", x.span)
         while isinstance(x, (_Group, _Suffixed)):
             x = x.expr
         if isinstance(x, _Seq):
@@ -812,9 +824,13 @@ class _Builder(Transformer_NonRecursive):
         tok = children[0]
         over = children[1] if len(children) == 3 else None
         seq = children[-1]
+        op, first = seq.items[0]
+        params = first.params if isinstance(first, _Group) else ()
+        if params:  # `\mathbb{E}[\log p(\mu_k); m_k, s_k^2]`: the parameters of what is sampled
+            seq = _Seq([(op, replace(first, params=()))] + seq.items[1:], seq.span)
         body, rest, suffixes = self._split(seq)
         span = _join(_tspan(tok), seq.items[0][1].span if rest is not None else seq.span)
-        return self._with_rest(self._suffix(_nested(over, body, span), suffixes, grouped=True), rest)
+        return self._with_rest(self._suffix(_nested(over, body, span, params), suffixes, grouped=True), rest)
 
     def bigop(self, meta, children):
         tok = children[0]
@@ -994,6 +1010,9 @@ class _Builder(Transformer_NonRecursive):
         _, base = _unwrap(str(tok))
         return n.Var(base.replace("\\_", "_"), span=_tspan(tok))
 
+    def infinity(self, meta, children):
+        return n.Var("infty", span=_tspan(children[0]))
+
     def greek(self, meta, children):
         tok = children[0]
         _, base = _unwrap(str(tok))
@@ -1009,6 +1028,10 @@ class _Builder(Transformer_NonRecursive):
         if not isinstance(inner, n.Var):
             raise _Fail(f"{str(tok)} decorates a variable", _span(meta))
         return replace(inner, mark=spellings.DECORATIONS.canonical(str(tok).lstrip("\\")), span=_span(meta))
+
+    def group_params(self, meta, children):
+        group = self.group(meta, children[:1])
+        return replace(group, params=tuple(children[-1]))
 
     def group(self, meta, children):
         _no_draw(children[0])
@@ -1114,6 +1137,8 @@ class _Builder(Transformer_NonRecursive):
 
     # -- calls --
     def arglist(self, meta, children):
+        if any(isinstance(x, Token) and x.type == "DOTS" for x in children):  # `\text{ELBO}(x_1, \ldots, x_N)`
+            return list(_draw_vars([x for x in children if not isinstance(x, Token) or x.type == "DOTS"]))
         return [x for x in children if not isinstance(x, Token)]
 
     def given(self, meta, children):
@@ -1159,7 +1184,7 @@ class _Builder(Transformer_NonRecursive):
         if isinstance(item, n.Num) and item.value == int(item.value):
             return ("power", item, _span(meta))  # `\mathrm{MMD}^2[..]`: the call squared
         if isinstance(item, n.Var) and not item.index and item.mark is None and item.name.isalpha() \
-                and item.name[:1].isupper() and item.name != "T":
+                and item.name != "T" and item.name not in spellings.GREEK_LETTERS:  # `^A`, `\\eta^q_\\phi(..)`
             return ("label", item.name, _span(meta))
         raise _Fail("a superscript before a call's brackets is a label such as ^A or ^*, or a power such as ^2",
                     _span(meta))
@@ -1421,12 +1446,13 @@ def _bare(pending) -> List[n.Sampler]:
     return [n.Sampler((), (v,), span=v.span) for v in _draw_vars(pending)]
 
 
-def _nested(over, body: n.Expr, span) -> n.Expr:
-    """`E_{a, b, c}[f]` -> E_a[E_b[E_c[f]]], the inner ones `joined` (the printers write one subscript)."""
+def _nested(over, body: n.Expr, span, params=()) -> n.Expr:
+    """`E_{a, b, c}[f]` -> E_a[E_b[E_c[f]]], the inner ones `joined` (the printers write one subscript); parameters
+    written after `;` in the bracket go on the innermost."""
     if over is None:
-        return n.Expect(None, body, span=span)
+        return n.Expect(None, body, params=tuple(params), span=span)
     for i, sampler in enumerate(reversed(over)):
-        body = n.Expect(sampler, body, joined=i < len(over) - 1, span=span)
+        body = n.Expect(sampler, body, joined=i < len(over) - 1, params=tuple(params) if i == 0 else (), span=span)
     return body
 
 

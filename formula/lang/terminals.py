@@ -64,7 +64,9 @@ _SUB = r"(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?"
 _STAR = r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])|\{\s*(?:\*|\\ast|\\star)\s*\})"
 #: or a capital letter label `\\widetilde{\\mathcal{L}}^{A}(..)` (not T, a transpose)
 _LABEL = r"\^\s*(?:[A-SU-Z]|\{\s*[A-SU-Z]\s*\})"
-_SUBSCRIPT_THEN_CALL = r"(?=" + _SUB + "(?:" + _STAR + ")?" + _SUB + r"\()"
+#: a Greek name's letter label, only right before its subscript: `\\eta^q_\\phi(h)` (`\\gamma^t(r)` stays a power)
+_GREEK_LABEL = r"\^\s*(?:[A-SU-Za-z]|\{\s*[A-Za-z]+\s*\})(?=\s*_)"
+_SUBSCRIPT_THEN_CALL = r"(?=" + _SUB + "(?:" + _STAR + "|" + _GREEK_LABEL + ")?" + _SUB + r"\()"
 
 
 def greek_call_regex() -> str:

@@ -36,7 +36,7 @@ _FROM_SUPER = {v: k for k, v in SUPERSCRIPTS.items()}
 _SYMBOLS = {
     "‖": "\\Vert", "∥": "\\Vert", "∑": "\\sum", "∏": "\\prod", "⋅": "*", "−": "-", "∇": "\\nabla", "ℍ": "H",
     "∂": "\\partial", "…": "\\ldots", "′": "'", "″": "''", "ᵀ": "^\\top", "√": "\\sqrt", "𝔼": "\\mathbb{E}",
-    "∼": "\\sim", "ϵ": "\\epsilon", "ϑ": "\\theta", "ϕ": "\\phi", "⟨": "\\langle", "⟩": "\\rangle", "∫": "\\int",
+    "∼": "\\sim", "ϵ": "\\epsilon", "ϑ": "\\theta", "ϕ": "\\phi", "⟨": "\\langle", "⟩": "\\rangle", "∫": "\\int", "∞": "\\infty",
 }
 _UNDERBRACE = "⏟"
 

@@ -175,6 +175,12 @@ class _Printer:
         defs = ", ".join(self.statement(d) for d in node.defs)
         return Piece(f"{self.statement(node.body)}{self.where_word}{defs}", REL)
 
+    such_that_word = " s.t. "
+
+    def _print_SuchThat(self, node: n.SuchThat) -> Piece:
+        conditions = ", ".join(self.statement(d) for d in node.conditions)
+        return Piece(f"{self.statement(node.body)}{self.such_that_word}{conditions}", REL)
+
     def optimize_head(self, node: n.Optimize) -> str:
         over = ", ".join(self.at(o, ADD) for o in node.over)
         return f"{self.optimize_op(node.sense)}_{{{over}}} "
@@ -260,7 +266,7 @@ class _Printer:
 
     # --- names -----------------------------------------------------------------------------------------
     def name(self, name: str) -> str:
-        return name
+        return "\\infty" if name == "infty" else name
 
     def index_item(self, item) -> str:
         if isinstance(item, n.Range):
@@ -314,7 +320,9 @@ class _Printer:
         if "_" not in part:
             return self.name(part)
         head, _, tail = part.partition("_")
-        return self.name(head) + "_" + (self.name(tail) if len(tail) == 1 else f"{{{self.name(tail)}}}")
+        # a word as written (`\\theta_{old}`): `\\mathrm{old}` would nest the braces deeper than a call's look-ahead reads
+        tail_text = self.name(tail) if len(tail) == 1 or tail in GREEK else tail
+        return self.name(head) + "_" + (tail_text if len(tail) == 1 else f"{{{tail_text}}}")
 
     def name_label(self, label: str) -> str:
         """A called name's superscript label: `^*`, `^A`."""
@@ -330,11 +338,14 @@ class _Printer:
 
     def _print_Dist(self, node: n.Dist) -> Piece:
         bare = not (node.vars or node.given or node.params)
-        head = self.dist_name(node.name, None if node.script else node.sub, call=not bare, mark=node.mark)
+        plain_sub = node.sub if node.label is None and not node.script else None
+        head = self.dist_name(node.name, plain_sub, call=not bare, mark=node.mark)
+        if node.label is not None:  # `f^*(t)`, `\mathcal{L}^A(x)`, `\eta^q_\phi(h)`: the label before the subscript
+            head += self.name_label(node.label)
         if node.script:  # `\mathbb{P}_{\hat x}`, `\mathcal{L}_{JMkl(\alpha)}`: the subscript's nodes
             head += "_{" + ",".join(self.index_item(i) for i in node.script) + "}"
-        if node.label is not None:  # `f^*(t)`, `\mathcal{L}^A(x)`
-            head += self.name_label(node.label)
+        elif node.sub is not None and plain_sub is None:
+            head += "_{" + ",".join(self.sub_part(part) for part in node.sub.split(",")) + "}"
         if bare:
             return Piece(head, ATOM)
         return Piece(f"{head}({self.signature(node.vars, node.given, node.params)})", ATOM)
@@ -369,7 +380,11 @@ class _Printer:
         samplers, body = joined_samplers(node)
         if samplers:
             head += f"_{{{', '.join(self.sampler(s) for s in samplers)}}}"
-        return Piece(head + self.bracket(self(body), "[", "]"), PREFIX)
+        inner = node
+        for _ in samplers[1:]:
+            inner = inner.body
+        params = f"; {self.args(inner.params)}" if inner.params else ""  # `\mathbb{E}[f; m_k, s_k^2]`
+        return Piece(head + self.bracket(self(body) + params, "[", "]"), PREFIX)
 
     def bracket(self, text: str, left: str, right: str) -> str:
         return f"{left}{text}{right}"
@@ -590,6 +605,7 @@ class LatexPrinter(_Printer):
     spelling = "latex"
     div_is_binary = False
     where_word = " \\quad \\text{where} \\quad "
+    such_that_word = " \\quad \\text{s.t.} \\quad "
 
     def paren(self, text: str) -> str:
         return f"\\left({text}\\right)"
@@ -598,7 +614,7 @@ class LatexPrinter(_Printer):
         return f"\\left{left}{text}\\right{right}"
 
     def name(self, name: str) -> str:
-        if name in GREEK:
+        if name in GREEK or name == "infty":
             return "\\" + name
         if len(name) > 1:
             return f"\\mathrm{{{name}}}"

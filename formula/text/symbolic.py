@@ -846,6 +846,8 @@ class _Converter:
         return LogDensity(self(node.dist))
 
     def _Expect(self, node: n.Expect):
+        if node.params:  # `E[f; m, s^2]`
+            return self._unevaluated(node)
         dists = self.many(node.over.dists) if node.over else STuple()
         draws = self.many(node.over.draws) if node.over else STuple()
         body = self(node.body)
@@ -915,7 +917,7 @@ class _Converter:
                 parts.append(S.EmptySet if value is None else Str(str(value)))
         return Unevaluated(Str(type(node).__name__), *parts)
 
-    _Integral = _ArgOpt = _ArgTuple = _Placeholder = _Text = _Derivative = _unevaluated
+    _Integral = _ArgOpt = _ArgTuple = _Placeholder = _Text = _Derivative = _SuchThat = _unevaluated
 
     # statements
     def _Relation(self, node: n.Relation):

@@ -35,7 +35,7 @@ class UnicodePrinter(AsciiPrinter):
         return self.times
 
     def name(self, name: str) -> str:
-        return GREEK_UNICODE.get(name, "ℓ" if name == "ell" else name)
+        return GREEK_UNICODE.get(name, {"ell": "ℓ", "infty": "∞"}.get(name, name))
 
     def plain(self, name: str, call: bool = False, sub=None) -> str:
         """A one-letter name that would read as a keyword (`E`, `H`) in mathematical italic, `𝐸`, as a paper sets
