@@ -48,6 +48,8 @@ NAMES = [
     (r"\text{one\_hot}(x)", lambda e: isinstance(e, n.Dist) and e.name == "one_hot"),
     (r"\eta^q_\phi(h^e_l)", lambda e: isinstance(e, n.Dist) and (e.name, e.label, e.sub) == ("eta", "q", "phi")),
     (r"\gamma^t(r_t + 1)", lambda e: isinstance(e, n.Mul)),  # a Greek power before a bracket stays a power
+    # the per-example superscript of a called name is dropped as on a variable (it was read as L times x)
+    (r"\mathcal{L}^{(i)}(\theta; x)", lambda e: e == n.Dist("L", (n.Var("theta"),), params=(n.Var("x"),))),
 ]
 
 

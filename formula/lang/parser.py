@@ -1189,8 +1189,13 @@ class _Builder(Transformer_NonRecursive):
         raise _Fail("a superscript before a call's brackets is a label such as ^A or ^*, or a power such as ^2",
                     _span(meta))
 
+    def call_example(self, meta, children):
+        return ("example", None, _span(meta))  # `\\mathcal{L}^{(i)}(x)`: the per-example index, dropped
+
     def call(self, meta, children):
         sup = next((c for c in children[1:] if isinstance(c, tuple)), None)
+        if sup is not None and sup[0] == "example":
+            children, sup = [c for c in children if c is not sup], None
         if sup is None:
             return self._call(meta, children, None)
         node = self._call(meta, [c for c in children if c is not sup], sup[1] if sup[0] == "label" else None)

@@ -66,7 +66,9 @@ _STAR = r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])|\{\s*(?:\*|\\ast|\\sta
 _LABEL = r"\^\s*(?:[A-SU-Z]|\{\s*[A-SU-Z]\s*\})"
 #: a Greek name's letter label, only right before its subscript: `\\eta^q_\\phi(h)` (`\\gamma^t(r)` stays a power)
 _GREEK_LABEL = r"\^\s*(?:[A-SU-Za-z]|\{\s*[A-Za-z]+\s*\})(?=\s*_)"
-_SUBSCRIPT_THEN_CALL = r"(?=" + _SUB + "(?:" + _STAR + "|" + _GREEK_LABEL + ")?" + _SUB + r"\()"
+#: the per-example superscript `^{(i)}` of a called name, `\\mathcal{L}^{(i)}(x)` (dropped, as on a variable)
+_EXAMPLE = r"\^\s*\{\s*\(\s*[in]\s*\)\s*\}"
+_SUBSCRIPT_THEN_CALL = r"(?=" + _SUB + "(?:" + _STAR + "|" + _GREEK_LABEL + "|" + _EXAMPLE + ")?" + _SUB + r"\()"
 
 
 def greek_call_regex() -> str:
@@ -79,7 +81,7 @@ def greek_call_regex() -> str:
             + r")(?![A-Za-z0-9])" + _SUBSCRIPT_THEN_CALL)
 
 
-_CALL_AFTER = r"(?=" + _SUB + "(?:" + _STAR + "|" + _LABEL + ")?" + _SUB + r"\s*(?:" + _SIZING + r")?\()"
+_CALL_AFTER = r"(?=" + _SUB + "(?:" + _STAR + "|" + _LABEL + "|" + _EXAMPLE + ")?" + _SUB + r"\s*(?:" + _SIZING + r")?\()"
 
 
 def decorated_call_regex() -> str:
