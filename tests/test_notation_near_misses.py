@@ -87,10 +87,6 @@ NAME_MISSES = [
 ]
 
 
-@pytest.mark.parametrize("text, caret, at, words", _cases(NAME_MISSES), ids=[m[0] for m in NAME_MISSES])
-def test_name_near_misses(text, caret, at, words):
-    _near_miss(text, caret, at, *words)
-
 
 # --- expectation subscripts ---------------------------------------------------------------------------------------
 
@@ -117,10 +113,6 @@ EXPECT_MISSES = [
     (r"f [a; b]", "[a; b]", 2, "parameters after ';' go in a call's brackets", r"\mathbb{E}[f; m, s^2]"),
 ]
 
-
-@pytest.mark.parametrize("text, caret, at, words", _cases(EXPECT_MISSES), ids=[m[0] for m in EXPECT_MISSES])
-def test_expectation_near_misses(text, caret, at, words):
-    _near_miss(text, caret, at, *words)
 
 
 # --- index forms ----------------------------------------------------------------------------------------------------
@@ -152,10 +144,6 @@ INDEX_MISSES = [
     (r"z_{t,}", "}", 5, "a list ends with an item"),
 ]
 
-
-@pytest.mark.parametrize("text, caret, at, words", _cases(INDEX_MISSES), ids=[m[0] for m in INDEX_MISSES])
-def test_index_near_misses(text, caret, at, words):
-    _near_miss(text, caret, at, *words)
 
 
 # --- operators --------------------------------------------------------------------------------------------------
@@ -203,10 +191,6 @@ OPERATOR_MISSES = [
 ]
 
 
-@pytest.mark.parametrize("text, caret, at, words", _cases(OPERATOR_MISSES), ids=[m[0] for m in OPERATOR_MISSES])
-def test_operator_near_misses(text, caret, at, words):
-    _near_miss(text, caret, at, *words)
-
 
 # --- statements -------------------------------------------------------------------------------------------------
 
@@ -242,10 +226,6 @@ STATEMENT_MISSES = [
 ]
 
 
-@pytest.mark.parametrize("text, caret, at, words", _cases(STATEMENT_MISSES), ids=[m[0] for m in STATEMENT_MISSES])
-def test_statement_near_misses(text, caret, at, words):
-    _near_miss(text, caret, at, *words)
-
 
 # --- parsed, printed, not evaluated: a check error naming the construct -------------------------------------------
 
@@ -278,3 +258,15 @@ def test_unevaluated_construct_is_a_check_error_naming_it(text, caret, words):
 def test_prose_label_is_only_a_name_when_checked():
     checked = check_text(r"\underbrace{\log p(x)}_{\text{the data term}}", SIGNATURES)
     assert [t.name for t in checked.terms] == [r"\text{the data term}"]
+
+
+# --- every class's near misses: the caret on the offending place, the fix in the message --------------------------
+
+NEAR_MISSES = [(cls, *case) for cls, rows in (("names", NAME_MISSES), ("expectation subscripts", EXPECT_MISSES),
+                                              ("index forms", INDEX_MISSES), ("operators", OPERATOR_MISSES),
+                                              ("statements", STATEMENT_MISSES)) for case in _cases(rows)]
+
+
+@pytest.mark.parametrize("cls, text, caret, at, words", NEAR_MISSES, ids=[f"{m[0]}: {m[1]}" for m in NEAR_MISSES])
+def test_near_miss(cls, text, caret, at, words):
+    _near_miss(text, caret, at, *words)
