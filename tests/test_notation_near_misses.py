@@ -270,3 +270,16 @@ NEAR_MISSES = [(cls, *case) for cls, rows in (("names", NAME_MISSES), ("expectat
 @pytest.mark.parametrize("cls, text, caret, at, words", NEAR_MISSES, ids=[f"{m[0]}: {m[1]}" for m in NEAR_MISSES])
 def test_near_miss(cls, text, caret, at, words):
     _near_miss(text, caret, at, *words)
+
+
+def test_cli_prints_a_paper_integral_and_check_names_it(capsys):
+    """`formula pretty` works on a formula the compiler does not evaluate; `formula check` names the construct."""
+    from formula import cli
+
+    text = r"q(\mathbf{z}) = \int_{\mathbf{x}} q(\mathbf{z}|\mathbf{x}) p_d(\mathbf{x}) d\mathbf{x}"
+    assert cli.main(["pretty", text]) == 0
+    assert capsys.readouterr().out.strip() == "q(z) = ∫_{x} dx q(z|x)⋅p_d(x)"
+    assert cli.main(["check", r"\int q(z|x) p_d(x) dx", "--dist", "q(z|x)", "--dist", "p_d(x)"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("formula.FormulaCheckError: an integral (\\int ... dx) is not evaluated")
+    assert err[2].strip() == "^" * len(r"\int q(z|x) p_d(x) dx")
