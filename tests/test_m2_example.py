@@ -1,5 +1,6 @@
 """examples/m2.py --smoke: checks its two spellings, trains M2 on two sources briefly and ends with the metric line;
-the split has the labels it says (as many per class) and no labelled image among the unlabelled or test ones."""
+the split has the labels it says (as many per class) and no labelled image among the unlabelled or test ones; the
+likelihood is a Binomial over the pixel counts, as torch computes it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import re
 from pathlib import Path
 
 import torch
+
+import formula as fm
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "m2.py"
 METRIC = re.compile(r"^test accuracy: M2 \d\.\d{3} vs the classifier on the 100 labels alone \d\.\d{3}$")
@@ -37,3 +40,18 @@ def test_the_split():
     assert data["x_u"].shape[0] + 100 + data["x_test"].shape[0] == 1797
     labelled = {tuple(r.tolist()) for r in data["x_l"]}
     assert not any(tuple(r.tolist()) in labelled for r in data["x_test"][:50])
+
+
+def test_the_likelihood_is_a_binomial_over_the_pixel_counts():
+    """p(x|y, z) scores each pixel's count 0..16 as Binomial(16, p): the compiled log-density is torch's, summed
+    over the 64 pixels; the split's images are those counts."""
+    m2 = _example()
+    data = m2.split(100, seed=0)
+    assert data["x_l"].max() == 16 and torch.equal(data["x_l"], data["x_l"].round())
+    torch.manual_seed(0)
+    decoder = m2.Decoder(latent=3, hidden=16)
+    p = m2.Binomial("p(x|y,z)", net=decoder, total_count=16.0)
+    x, y, z = data["x_l"][:4], data["y_l"][:4], torch.randn(4, 3)
+    value = fm.compile("log p(x|y,z)", [p])(x=x, y=y, z=z)
+    hand = torch.distributions.Binomial(16.0, logits=decoder(y, z)["logits"]).log_prob(x).sum(-1)
+    torch.testing.assert_close(value, hand)
