@@ -353,3 +353,19 @@ def test_the_importance_weighted_bound_scores_every_draw_in_one_call():
     std = Independent(Normal(torch.zeros(D), torch.ones(D)), 1)
     log_w = (steps * mask).sum(-1) + std.log_prob(z) - post.log_prob(z)
     torch.testing.assert_close(value, torch.logsumexp(log_w, 0) - math.log(k))
+
+
+def test_generation_from_another_start_token_at_a_temperature_and_its_input_errors():
+    p, z = decoder(), latent()
+    torch.manual_seed(7)
+    out = p.generate(z=z, steps=4, start=3, temperature=0.5)
+    torch.manual_seed(7)
+    x = torch.full((B, 1), 3, dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(4):
+            x = torch.cat([x, Categorical(logits=p.net(z, x)[:, -1] / 0.5).sample()[:, None]], 1)
+    assert torch.equal(out, x[:, 1:])
+    for bad, message in (({"steps": 0, "z": z}, "steps="), ({"steps": 3}, "missing z"),
+                         ({"steps": 3, "z": z, "temperature": 0}, "temperature=")):
+        with pytest.raises(fm.FormulaInputError, match=message):
+            p.generate(**bad)
