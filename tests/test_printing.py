@@ -30,6 +30,8 @@ CASES = {
     "var_range": (n.Var("x", (n.Range(n.Num(1.0), T),)), "x_{1:T}", "x_{1:T}"),
     "var_before": (n.Var("z", (n.Before(t),)), "z_{<t}", "z_{<t}"),
     "var_before_inclusive": (n.Var("z", (n.Before(t, inclusive=True),)), "z_{<=t}", r"z_{\le t}"),
+    "var_after": (n.Var("x", (n.After(t),)), "x_{>t}", "x_{>t}"),
+    "var_after_inclusive": (n.Var("x", (n.After(t, inclusive=True),)), "x_{>=t}", r"x_{\geq t}"),
     "var_two_indices": (n.Var("z", (n.Var("i"), n.Var("l"))), "z_{i,l}", "z_{i,l}"),
     "var_mark_prime": (n.Var("x", (t,), "tilde", 1), r"\tilde{x}'_t", r"\tilde{x}'_t"),
     "var_long_name": (n.Var("ELBO"), "ELBO", r"\mathrm{ELBO}"),
