@@ -11,7 +11,8 @@ runs/zoo/NAME`, times the whole process (the CPU wall time), and reads `runs/zoo
 example writes with `common.results.write_results` (model, paper, formula, metric, value). An example that
 writes none still gets a row, from its docstring's first line and its last printed line (`metric: value`). The
 table goes between the `<!-- zoo:start -->` and `<!-- zoo:end -->` marks of README.md; each row's timing and
-output are kept in `runs/zoo/NAME/zoo.json`, so `--only` reruns some and keeps the rest.
+output are kept in `runs/zoo/NAME/zoo.json`, so `--only` reruns some and keeps the rest; an example with no
+stored run in this checkout keeps the row README has now (with the footer's load range), never "not run yet".
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def table(rows: Sequence[Dict[str, str]], loads: Sequence[float] = ()) -> str:
     import torch
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(c, r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines += [r if isinstance(r, str) else "| " + " | ".join(_cell(c, r[c]) for c in COLUMNS) + " |" for r in rows]
     load = f", load average {min(loads):.1f}-{max(loads):.1f} as the runs started" if loads else ""
     lines += ["", f"Written by `python examples/zoo.py --table` (each example at its defaults, one thread; "
                   f"{platform.machine()}, {os.cpu_count()} cores{load}, torch {torch.__version__})."]
@@ -137,6 +138,31 @@ def _loads(names: Sequence[str], runs: Path) -> List[float]:
     logs = [runs / n / RUN_LOG for n in names]
     loads = [json.loads(p.read_text(encoding="utf-8")).get("load") for p in logs if p.exists()]
     return [x for x in loads if isinstance(x, (int, float))]
+
+
+def stored_rows(readme: Path) -> Dict[str, str]:
+    """The rows of the table now in `readme`, as written, by example name (read from each row's command cell):
+    an example with no stored run here keeps its row instead of becoming "not run yet"."""
+    content = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    if START not in content or END not in content:
+        return {}
+    found = {}
+    for line in content.split(START, 1)[1].split(END, 1)[0].splitlines():
+        match = re.search(r"`python examples/(\w+)\.py`", line)
+        if line.startswith("| ") and match:
+            found[match.group(1)] = line
+    return found
+
+
+def stored_loads(readme: Path) -> List[float]:
+    """The load-average range the table's footer now states (kept rows were measured under it)."""
+    match = re.search(r"load average (\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", readme.read_text(encoding="utf-8"))
+    return [float(match.group(1)), float(match.group(2))] if match else []
+
+
+def has_run(out: Path) -> bool:
+    """Whether an example's results are stored in `out` (its metrics.json or the zoo's own log)."""
+    return (out / RUN_LOG).exists() or (out / "metrics.json").exists()
 
 
 def write_table(readme: Path, text: str) -> None:
@@ -171,7 +197,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     todo = [] if args.no_run else [n for n in names if args.only is None or n in args.only]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(lambda n: run(n, args.runs / n, args.smoke), todo))
-    write_table(args.readme, table([row(n, args.runs / n) for n in names], _loads(names, args.runs)))
+    kept = stored_rows(args.readme)
+    rows = [row(n, args.runs / n) if has_run(args.runs / n) or n not in kept else kept[n] for n in names]
+    loads = _loads(names, args.runs) + (stored_loads(args.readme) if any(isinstance(r, str) for r in rows) else [])
+    write_table(args.readme, table(rows, loads))
     print(f"wrote the table of {len(names)} examples into {args.readme}")
     return 0
 

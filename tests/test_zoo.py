@@ -62,3 +62,17 @@ def test_an_example_without_metrics_json_gets_a_row_from_its_last_line(tmp_path)
     assert row["paper"] == "Doe and Roe, 2021" and row["metric"] == "held-out NLL"
     assert row["value"] == "1.234 nats" and row["CPU wall time"] == "12 s" and row["command"] == "python examples/toy.py"
     assert zoo.examples(tmp_path) == ["toy"]
+
+
+def test_only_keeps_the_rows_of_examples_with_no_stored_run(tmp_path):
+    zoo = _zoo()
+    readme = tmp_path / "README.md"
+    kept = "| GAN | Goodfellow | `x` | modes | 8 | 99 s | `python examples/gan.py` |"
+    readme.write_text(f"# x\n\n{zoo.START}\n| model |\n|---|\n{kept}\n\nWritten by ... load average 2.0-9.5 as "
+                      f"the runs started.\n{zoo.END}\n", encoding="utf-8")
+    assert zoo.main(["--table", "--no-run", "--runs", str(tmp_path / "runs"), "--readme", str(readme)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert kept in text.splitlines()  # no run stored here: the row stays as it was, not "not run yet"
+    assert "load average 2.0-9.5" in text
+    vae = next(r for r in _rows(text) if "`python examples/vae.py`" in r)
+    assert "not run yet" in vae  # no row before and no run: a row that says so
