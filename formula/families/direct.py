@@ -42,7 +42,8 @@ def _loc_scale(family: type):
         if len(params) != 2:
             return None
         loc, scale = params.get("loc"), params.get("scale")
-        if type(loc) is not torch.Tensor or type(scale) is not torch.Tensor or loc.shape != scale.shape:
+        if (type(loc) is not torch.Tensor or type(scale) is not torch.Tensor or loc.shape != scale.shape
+                or loc.device != scale.device):  # the constructor's error (and message) where they disagree
             return None
         dist = family.__new__(family)
         dist.loc, dist.scale = loc, scale
