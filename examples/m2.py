@@ -39,7 +39,6 @@ from common.results import write_results  # noqa: E402
 
 import formula as fm  # noqa: E402
 from formula.train.sources import Sources, cycle_longest  # noqa: E402
-from torch import distributions as D  # noqa: E402
 
 CLASSES = 10
 _BOUND = r"\log p_\theta(x \mid y, z) + \log p_\theta(y) + \log p(z) - \log q_\phi(z \mid x, y)"
@@ -50,13 +49,6 @@ _BOUND_ASCII = "log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)"
 J_ASCII = (rf"E_{{\tilde{{p}}_l(x,y)}}[E_{{q(z|x,y)}}[{_BOUND_ASCII}]] + "
            rf"E_{{\tilde{{p}}_u(x)}}[sum_y q(y|x) E_{{q(z|x,y)}}[{_BOUND_ASCII}] + H[q(y|x)]] + "
            r"alpha E_{\tilde{p}_l(x,y)}[log q(y|x)]")
-
-
-class Binomial(fm.Distribution):
-    """Binomial(total_count, p) per element: a pixel's count of 0..16 (declared with total_count=16)."""
-
-    torch_family = D.Binomial
-    params = (("total_count",), ("probs", "logits"))
 
 
 def mlp(n_in: int, hidden: int, n_out: int) -> nn.Module:
@@ -159,7 +151,7 @@ def m2(data, args) -> Tuple[float, int, float]:
     torch.manual_seed(args.seed)
     classifier = Classifier(args.hidden)
     decls = [fm.Categorical("q_phi(y|x)", net=classifier), fm.Normal("q_phi(z|x,y)", net=Encoder(args.latent, args.hidden)),
-             Binomial("p_theta(x|y,z)", net=Decoder(args.latent, args.hidden), total_count=digits.LEVELS),
+             fm.Binomial("p_theta(x|y,z)", net=Decoder(args.latent, args.hidden), total_count=digits.LEVELS),
              fm.Categorical("p_theta(y)", probs=torch.full((CLASSES,), 1.0 / CLASSES)),
              fm.Normal("p(z)", loc=0.0, scale=1.0, shape=(args.latent,)),
              fm.Data(r"\tilde p_l(x,y)"), fm.Data(r"\tilde p_u(x)")]

@@ -22,6 +22,7 @@ _LAZY = {
     "to_ascii": "text.printing", "to_latex": "text.printing",
     "to_sympy": "text.symbolic", "pretty": "text.symbolic", "latex": "text.symbolic", "equivalent": "text.symbolic",
     "Distribution": "families.declarations", "Normal": "families.declarations", "Bernoulli": "families.declarations",
+    "Binomial": "families.declarations", "Poisson": "families.declarations",
     "Categorical": "families.declarations", "OneHotCategorical": "families.declarations", "Laplace": "families.declarations",
     "Beta": "families.declarations", "Gamma": "families.declarations", "Dirichlet": "families.declarations",
     "RelaxedBernoulli": "families.declarations", "RelaxedCategorical": "families.declarations", "Deterministic": "families.declarations",

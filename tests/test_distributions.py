@@ -31,6 +31,8 @@ CASES = {
     "Laplace": (lambda h: {"loc": h[..., :E], "scale": pos(h[..., E:])},
                 {"loc": 0.5, "scale": 2.0}, D.Laplace, True),
     "Bernoulli": (lambda h: {"logits": h[..., :E]}, {"probs": 0.3}, D.Bernoulli, True),
+    "Binomial": (lambda h: {"logits": h[..., :E]}, {"total_count": 4.0, "probs": 0.3}, D.Binomial, True),
+    "Poisson": (lambda h: {"rate": pos(h[..., :E])}, {"rate": 2.0}, D.Poisson, True),
     "Categorical": (lambda h: {"logits": h[..., :E]}, {"probs": torch.tensor([0.2, 0.3, 0.5])},
                     D.Categorical, False),
     "OneHotCategorical": (lambda h: {"probs": torch.softmax(h[..., :E], -1)}, {"logits": torch.zeros(E)},
@@ -47,7 +49,7 @@ CASES = {
                            D.RelaxedOneHotCategorical, False),
     "Deterministic": (lambda h: h[..., :E], {"value": torch.arange(E, dtype=torch.float32)}, Delta, True),
 }
-NET_EXTRA = {"RelaxedBernoulli": {"temperature": torch.tensor(0.5)},
+NET_EXTRA = {"Binomial": {"total_count": torch.tensor(4.0)}, "RelaxedBernoulli": {"temperature": torch.tensor(0.5)},
              "RelaxedCategorical": {"temperature": torch.tensor(0.7)}}
 FAMILIES = sorted(CASES)
 
@@ -126,7 +128,7 @@ def test_capabilities_are_read_from_the_torch_family(name):
         assert caps.family is torch_family and caps.label == name
         assert caps.reparameterised == torch_family.has_rsample
         assert caps.enumerable == torch_family.has_enumerate_support
-        assert caps.discrete == (name in ("Bernoulli", "Categorical", "OneHotCategorical"))
+        assert caps.discrete == (name in ("Bernoulli", "Binomial", "Poisson", "Categorical", "OneHotCategorical"))
         assert caps.has_density and caps.can_sample
         assert d.kind is fm.DeclKind.DISTRIBUTION
         assert not hasattr(cls, "has_rsample") and not hasattr(cls, "discrete")  # no hand-copied class flags

@@ -50,7 +50,7 @@ def test_the_likelihood_is_a_binomial_over_the_pixel_counts():
     assert data["x_l"].max() == 16 and torch.equal(data["x_l"], data["x_l"].round())
     torch.manual_seed(0)
     decoder = m2.Decoder(latent=3, hidden=16)
-    p = m2.Binomial("p(x|y,z)", net=decoder, total_count=16.0)
+    p = fm.Binomial("p(x|y,z)", net=decoder, total_count=16.0)
     x, y, z = data["x_l"][:4], data["y_l"][:4], torch.randn(4, 3)
     value = fm.compile("log p(x|y,z)", [p])(x=x, y=y, z=z)
     hand = torch.distributions.Binomial(16.0, logits=decoder(y, z)["logits"]).log_prob(x).sum(-1)

@@ -362,6 +362,21 @@ class Bernoulli(Distribution):
     data_hint = "continuous targets in [0, 1] are allowed: scale raw data into [0, 1] (e.g. x / 255) first"
 
 
+class Binomial(Distribution):
+    """Binomial counts 0..`total_count` from `probs` or `logits` (a grey pixel's level 0..16: declare
+    `total_count=16`); elementwise: default event_dims 1 with a net; no rsample (score-function estimator)."""
+
+    torch_family = D.Binomial
+    params = (("total_count",), ("probs", "logits"))
+
+
+class Poisson(Distribution):
+    """Poisson counts from `rate`; elementwise: default event_dims 1 with a net; no rsample."""
+
+    torch_family = D.Poisson
+    params = (("rate",),)
+
+
 class Categorical(Distribution):
     """A label in {0..C-1} from `probs`/`logits` of shape [..., C]; a sample is an integer, so default
     event_dims 0; enumerable."""
