@@ -173,7 +173,7 @@ CASES = {
                   r"L s.t. D <= delta", r"L \quad \text{s.t.} \quad D \leq \delta"),
     "expect_params": (n.Expect(None, n.LogDensity(n.Dist("p", (n.Var("mu"),))), params=(n.Var("m"),)),
                       "E[log p(mu); m]", r"\mathbb{E}\left[\log p(\mu); m\right]"),
-    "infinity": (n.Var("infty"), r"\infty", r"\infty"),
+    "infinity": (n.Var("infty"), "infty", r"\infty"),
 }
 
 

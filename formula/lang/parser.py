@@ -95,12 +95,13 @@ def last_work() -> Work:
 # --- the parser --------------------------------------------------------------------------------------------
 
 _OPERAND_ENDS = {"NAME", "GREEK", "NUMBER", "_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC", "ABS_CLOSE",
-                 "NORM_CLOSE", "PRIMES", "TOP", "DOTS", "RANGLE", "PLACEHOLDER", "STAR_SUP"}
+                 "NORM_CLOSE", "PRIMES", "TOP", "DOTS", "RANGLE", "PLACEHOLDER", "STAR_SUP", "INFTY"}
 # operators whose sub/superscripts are not operands
 _PREFIX_OPS = {"BIGOP", "OPT", "NABLA", "EXPECT", "ARGOPT", "INT", "PARTIAL"}
 _PLACEHOLDERS = ("\\cdot", "\u00b7")  # `\cdot` and `·` where an operand goes: `p_E(\cdot|x)`, `\sigma(\cdot)`
-#: what a placeholder `\cdot` follows: an opening bracket or bar, a separator, or nothing (`\nabla_x \cdot s` is not one)
-_PLACEHOLDER_AFTER = {"", "_LPAR", "_LSQB", "_LBRACE", "_COMMA", "_SEMI", "GIVEN", "DIVSEP", "ABS_OPEN", "NORM_OPEN"}
+#: what a placeholder `\cdot` never follows: an operand (then it multiplies) or an operator's script (`\nabla_x \cdot s`,
+#: a divergence operator, is refused rather than read as a placeholder)
+_NOT_BEFORE_PLACEHOLDER = set(_OPERAND_ENDS) | {"SCRIPT_END"}
 _OPENS = {"_LPAR": "(", "_LSQB": "[", "_LBRACE": "{", "_LBRACE_ESC": "\\{"}
 _CLOSES = {"_RPAR", "_RSQB", "_RBRACE", "_RBRACE_ESC"}
 _OPERAND_ENDS = tuple(sorted(_OPERAND_ENDS))
@@ -225,7 +226,7 @@ class _Roles(PostLex):
                     in_prefix = script_pending = False
             if kind in ("BAR", "DBAR"):
                 kind = self._bar_role(kind, recent[-1], stack[-1] if stack else "")
-            elif kind == "MULOP" and str(tok.value).strip() in _PLACEHOLDERS and recent[-1] in _PLACEHOLDER_AFTER:
+            elif kind == "MULOP" and str(tok.value).strip() in _PLACEHOLDERS and recent[-1] not in _NOT_BEFORE_PLACEHOLDER:
                 kind = "PLACEHOLDER"
             elif kind in _RENAMED:
                 kind = _RENAMED[kind]
@@ -712,7 +713,9 @@ class _Builder(Transformer_NonRecursive):
                     for j in range(i + 1, len(terms)):
                         if any(terms[j] is t for t in taken):
                             used[j] = True
-                    body = n.Add((tail.body, *taken), span=_join(tail.body.span, taken[-1].span))
+                    inner = tail.body  # a joined inner sum (`\\sum_{i, j}`) is written apart once the outer takes terms
+                    inner = replace(inner, joined=False) if isinstance(inner, (n.Sum, n.Prod)) else inner
+                    body = n.Add((inner, *taken), span=_join(tail.body.span, taken[-1].span))
                     new_tail = replace(tail, body=body, span=_join(tail.span, taken[-1].span))
                     term = _replace_tail(term, tail, new_tail)
             out.append(term)
@@ -1051,6 +1054,7 @@ class _Builder(Transformer_NonRecursive):
 
     def underbrace_prose(self, meta, children):
         body, prose = children[1], children[-1]
+        _no_draw(body)
         words = re.sub(r"\s+", " ", re.sub(r"^\\[A-Za-z]+\s*\{|\}$", "", str(prose)).strip())
         return n.Labeled(body, n.Text(words, span=_tspan(prose)), span=_span(meta))
 
@@ -1073,6 +1077,7 @@ class _Builder(Transformer_NonRecursive):
 
     def underbrace(self, meta, children):
         _, body, items = children
+        _no_draw(body)  # `\\underbrace{\\lambda \\sim b}_{L}` is not a term
         return n.Labeled(body, self._single(items, "a label"), span=_span(meta))
 
     def angle(self, meta, children):
@@ -1228,7 +1233,7 @@ class _Builder(Transformer_NonRecursive):
             return n.Dist(base, args.vars, args.given, sub, args.params, mark, span=span)
         if isinstance(args, _DivArgs):
             kind = sub if (base == "D" and sub) else base
-            if "_" in kind:
+            if "_" in kind or "," in kind:  # `D_{K,L}(q || p)`
                 raise _Fail("a divergence's kind is one name such as KL or JS", span)
             if not kind[:1].isupper() and not (base == "D" and sub):
                 raise _Fail(f"{base}(a || b) is not a divergence: a divergence has an upper-case name such as KL",
@@ -1287,7 +1292,8 @@ class _Builder(Transformer_NonRecursive):
         if children[0].type == "DECOR":
             mark = spellings.DECORATIONS.canonical(str(children.pop(0)).lstrip("\\"))
         head = children.pop(0)
-        node = self.greek(None, [head]) if head.type == "GREEK" else self.name(None, [head])
+        node = (self.greek(None, [head]) if head.type == "GREEK" else self.infinity(None, [head])
+                if head.type == "INFTY" else self.name(None, [head]))
         label = "*" if any(isinstance(c, Token) and c.type == "STAR_SUP" for c in children) else None  # `x \sim p^*`
         primes = sum(len(str(c)) for c in children if isinstance(c, Token) and c.type == "PRIMES")
         index = next((tuple(c) for c in children if isinstance(c, list)), ())
@@ -1338,12 +1344,12 @@ class _Builder(Transformer_NonRecursive):
 def _differential(factors: List[n.Expr]) -> Optional[n.Var]:
     """The differential at the start of `factors` (`d` then a variable, or `dx` as one name), taken off it."""
     first = factors[0]
-    if not isinstance(first, n.Var) or first.mark or first.primes or first.label:
+    if not isinstance(first, n.Var) or first.mark:
         return None
-    if first.name == "d" and not first.index and len(factors) > 1 and isinstance(factors[1], n.Var):
+    if first == n.Var("d") and len(factors) > 1 and isinstance(factors[1], n.Var):
         factors.pop(0)
         return factors.pop(0)
-    if len(first.name) == 2 and first.name[0] == "d" and first.name[1].isalpha():
+    if len(first.name) == 2 and first.name[0] == "d" and first.name[1].isalpha():  # `dx`, `dx_0`, `dx^A`: x's
         factors.pop(0)
         return replace(first, name=first.name[1])
     return None
@@ -1357,12 +1363,11 @@ def _trailing_differentials(body: n.Expr) -> Tuple[n.Expr, List[n.Var]]:
         found: List[n.Var] = []
         while len(factors) >= 2:
             last, before = factors[-1], factors[-2]
-            if isinstance(before, n.Var) and before.name == "d" and not (before.index or before.mark) \
-                    and isinstance(last, n.Var):
+            if before == n.Var("d") and isinstance(last, n.Var):
                 found.insert(0, last)
                 del factors[-2:]
             elif isinstance(last, n.Var) and len(last.name) == 2 and last.name[0] == "d" and last.name[1].isalpha() \
-                    and not (last.mark or last.primes or last.label):
+                    and not last.mark:
                 found.insert(0, replace(last, name=last.name[1]))
                 factors.pop()
             else:

@@ -59,7 +59,7 @@ def relations_regex() -> str:
     return out + (r"|(?<![A-Za-z0-9\\])" + _alternation(words) + r"(?![A-Za-z0-9])" if words else "")
 
 
-_SUB = r"(?:_(?:\{(?:[^{}]|\{[^{}]*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?"
+_SUB = r"(?:_(?:\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}|\\[A-Za-z]+|[A-Za-z0-9]+))?"
 #: a superscript that is part of a called name: a star `f^*(t)` (a convex conjugate, an optimum `\\pi^*(a|s)`)
 _STAR = r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])|\{\s*(?:\*|\\ast|\\star)\s*\})"
 #: or a capital letter label `\\widetilde{\\mathcal{L}}^{A}(..)` (not T, a transpose)

@@ -266,7 +266,7 @@ class _Printer:
 
     # --- names -----------------------------------------------------------------------------------------
     def name(self, name: str) -> str:
-        return "\\infty" if name == "infty" else name
+        return name
 
     def index_item(self, item) -> str:
         if isinstance(item, n.Range):
@@ -287,6 +287,8 @@ class _Printer:
         (`E`, `log`, a call `H(x)`, `KL(a, b)`, `D_{KL}(a, b)`, `sigma(a)`)."""
         if "_" in name:  # `\text{one\_hot}`: a name with an underscore is written as text
             return f"\\text{{{name.replace('_', chr(92) + '_')}}}"
+        if name in ("and", "where", "with"):  # `\mathrm{and}` would read as `\text{and}`, a separator
+            return f"\\mathit{{{name}}}"
         value_words, call_words = spellings.reserved_names()
         clash = name in (call_words if call else value_words) or (
             call and name == "D" and sub is not None and spellings.DIVERGENCES.lookup(sub.upper()) is not None)
@@ -442,7 +444,9 @@ class _Printer:
     def body(self, node: n.Expr) -> str:
         """What a prefix operator (sum, min, nabla) takes: a product, bracketed if it is more."""
         body = self.piece(node)
-        return body.text if body.prec >= MUL else self.bracket(body.text, "(", ")")
+        # a placeholder first would multiply what comes before it (`\sum_{i} \cdot` reads `\cdot` as a product)
+        closed = body.prec >= MUL and not body.text.startswith(self.placeholder)
+        return body.text if closed else self.bracket(body.text, "(", ")")
 
     def _print_Prod(self, node: n.Prod) -> Piece:
         return self._print_Sum(node, "prod")
@@ -528,7 +532,7 @@ class _Printer:
     def differential(self, v: n.Var) -> str:
         """`dx`, `d xi`, `d x_0`: one letter joins the `d`, a longer name stays apart (`d xi` is not `dxi`)."""
         text = self(v)
-        return ("d" + text) if len(v.name) == 1 else f"d {text}"
+        return ("d" + text) if len(v.name) == 1 and not v.primes else f"d {text}"
 
     def _print_ArgOpt(self, node: n.ArgOpt) -> Piece:
         over = ", ".join(self.at(o, ADD) for o in node.over)

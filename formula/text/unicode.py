@@ -81,7 +81,7 @@ class UnicodePrinter(AsciiPrinter):
 
     def differential(self, v: n.Var) -> str:
         text = self(v)
-        return ("d" + text) if len(v.name) == 1 or v.name in GREEK_UNICODE else f"d {text}"
+        return ("d" + text) if (len(v.name) == 1 or v.name in GREEK_UNICODE) and not v.primes else f"d {text}"
 
     def arg_op(self, sense: str) -> str:
         return f"arg{sense}"
