@@ -1010,7 +1010,9 @@ class _Builder(Transformer_NonRecursive):
 
     def name(self, meta, children):
         tok = children[0]
-        _, base = _unwrap(str(tok))
+        wrapper, base = _unwrap(str(tok))
+        if wrapper is None:  # the ASCII word `varphi` is the letter `\\varphi` is: phi (it printed back as \\varphi)
+            base = GREEK_ALIASES.get(base, base)
         return n.Var(base.replace("\\_", "_"), span=_tspan(tok))
 
     def infinity(self, meta, children):
