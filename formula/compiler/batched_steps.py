@@ -193,18 +193,50 @@ def _factors(node) -> List[R.Bound]:
 def batched_loop(node: R.LoopSum, count, b):
     """The closure of a step-by-step sum that batches its expectations' bodies, or None where none qualifies.
     `count(ctx) -> (lo, hi)` gives the steps. Built inside the sum's plan step."""
-    from .expectations import expectation_parts
-
     if not node.uses_index:
         return None
     index = node.index
-    terms = _terms(node.body)
+    actions = _actions(_terms(node.body), index, b)
+    if actions is None:
+        return None
+    parts = tuple(a for a in actions if isinstance(a, (_Batched, _BatchedKL)))
+    if not parts:
+        return None
+
+    def loop(ctx):
+        lo, hi = count(ctx)
+        if not _batchable(ctx, parts):
+            acc = 0.0
+            for t in range(lo, hi + 1):
+                acc = acc + ctx.bind(index, t, lambda c: _interleaved(c, actions))
+            return acc
+        kept = {part: [] for part in parts}
+        acc = None
+        for t in range(lo, hi + 1):
+            v = ctx.bind(index, t, lambda c: _drawing(c, actions, kept))
+            if v is not None:
+                acc = v if acc is None else acc + v
+        for part in parts:
+            v = (_evaluate_kl(ctx, part, kept[part]) if isinstance(part, _BatchedKL) else
+                 _evaluate(ctx, part, kept[part], index, lo))
+            v = v if part.sign > 0 else -v
+            acc = v if acc is None else acc + v
+        return acc
+
+    return loop
+
+
+def _actions(terms, index: str, b):
+    """The sum's terms in the formula's order (draws and the per-step terms' own draws keep their order): a
+    closure giving a per-step value, or a batched part whose draws run at the step and whose body waits; None
+    where nothing can be batched or a draw is scored (known only once the estimators are built)."""
+    from .expectations import expectation_parts
+
     candidates = [isinstance(t, R.Expectation) and _plain_draws(t) and _leaves(t.body, index, b) is not None
                   for _, t in terms]
     if not any(candidates) and not any(isinstance(t, R.Divergence) for _, t in terms):
         return None
-    actions = []  # in the formula's order (draws and the per-step terms' own draws keep their order): a closure
-    # giving a per-step value, or a batched part whose draws run at the step and whose body waits
+    actions = []
     for (sign, term), candidate in zip(terms, candidates):
         if not candidate:
             built = b.build(term)
@@ -216,67 +248,46 @@ def batched_loop(node: R.LoopSum, count, b):
                 actions.append(built if sign > 0 else (lambda ctx, f=built: -f(ctx)))
             continue
         steps, body, record = expectation_parts(term, b)
-        if any(s.scored for s in steps):  # cannot be told before the estimators are built
+        if any(s.scored for s in steps):
             return None
         record.children.append(BatchedBodyStep(index))
         decls = tuple(sorted({f.decl for f in _factors(term.body)}))
         actions.append(_Batched(sign, steps, body, _leaves(term.body, index, b), decls, b))
-    parts = tuple(a for a in actions if isinstance(a, (_Batched, _BatchedKL)))
-    if not parts:
-        return None
-    actions = tuple(actions)
+    return tuple(actions)
 
-    def interleaved(ctx):  # the plain loop: each step's body right after its draws
-        value = None
-        for a in actions:
-            if isinstance(a, _BatchedKL):
-                v = a.built(ctx)
-                v = v if a.sign > 0 else -v
-            elif isinstance(a, _Batched):
-                for s in a.steps:
-                    s(ctx)
-                v = a.body(ctx)
-                v = v if a.sign > 0 else -v
-            else:
-                v = a(ctx)
+
+def _interleaved(ctx, actions):
+    """One step of the plain loop: each step's body right after its draws."""
+    value = None
+    for a in actions:
+        if isinstance(a, _BatchedKL):
+            v = a.built(ctx)
+            v = v if a.sign > 0 else -v
+        elif isinstance(a, _Batched):
+            for s in a.steps:
+                s(ctx)
+            v = a.body(ctx)
+            v = v if a.sign > 0 else -v
+        else:
+            v = a(ctx)
+        value = v if value is None else _add(value, v, ctx.lead)
+    return value
+
+
+def _drawing(ctx, actions, kept):
+    """One step of the batched loop: the draws and the per-step terms; what the batched bodies read is kept."""
+    value = None
+    for a in actions:
+        if isinstance(a, _BatchedKL):
+            kept[a].append((a.parts.left(ctx), tuple(g(ctx) for g in a.parts.right_given)))
+        elif isinstance(a, _Batched):
+            for s in a.steps:
+                s(ctx)
+            kept[a].append(tuple(f(ctx) for f in a.lookups))
+        else:
+            v = a(ctx)
             value = v if value is None else _add(value, v, ctx.lead)
-        return value
-
-    def drawing(ctx, kept):  # the draws and the per-step terms; what the batched bodies read is kept
-        value = None
-        for a in actions:
-            if isinstance(a, _BatchedKL):
-                kept[a].append((a.parts.left(ctx), tuple(g(ctx) for g in a.parts.right_given)))
-            elif isinstance(a, _Batched):
-                for s in a.steps:
-                    s(ctx)
-                kept[a].append(tuple(f(ctx) for f in a.lookups))
-            else:
-                v = a(ctx)
-                value = v if value is None else _add(value, v, ctx.lead)
-        return value
-
-    def loop(ctx):
-        lo, hi = count(ctx)
-        if not _batchable(ctx, parts):
-            acc = 0.0
-            for t in range(lo, hi + 1):
-                acc = acc + ctx.bind(index, t, interleaved)
-            return acc
-        kept = {part: [] for part in parts}
-        acc = None
-        for t in range(lo, hi + 1):
-            v = ctx.bind(index, t, lambda c: drawing(c, kept))
-            if v is not None:
-                acc = v if acc is None else acc + v
-        for part in parts:
-            v = (_evaluate_kl(ctx, part, kept[part]) if isinstance(part, _BatchedKL) else
-                 _evaluate(ctx, part, kept[part], index, lo))
-            v = v if part.sign > 0 else -v
-            acc = v if acc is None else acc + v
-        return acc
-
-    return loop
+    return value
 
 
 def _add(a, c, lead: int):
