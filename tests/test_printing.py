@@ -148,6 +148,8 @@ CASES = {
                     r"\arg\min_{G} (L(G) + b)", r"\arg\min_{G} \left(L(G) + b\right)"),
     "arg_tuple": (n.Dist("L", (x,), (), None, (n.ArgTuple((n.Var("theta"), n.Var("phi"))),)),
                  "L(x; (theta, phi))", r"L(x; \left(\theta, \phi\right))"),
+    "concat": (n.Dist("f", (n.Var("h"), n.Concat((n.Var("r"), x)))),
+               "f(h, [r, x])", r"f(h, \left[r, x\right])"),
     "placeholder": (n.Dist("p", (n.Placeholder(),), (x,), "E"),
                    r"p_E(\cdot|x)", r"p_E(\cdot \mid x)"),
     "labeled_prose": (n.Labeled(a, n.Text("Our gradient penalty")),

@@ -437,6 +437,14 @@ class ArgTuple(Expr):
 
 
 @dataclass(frozen=True)
+class Concat(Expr):
+    """`[a, b]`: vectors joined along their last dimension, as DRAW writes an RNN's input
+    `\\mathrm{RNN}^{enc}(h_{t-1}, [r_t, h^{dec}_{t-1}])`. It parses and prints; as a value it is a check error."""
+
+    items: Tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
 class Placeholder(Expr):
     """`\\cdot` where an argument goes: `p_E(\\cdot|\\mathbf{x})`, `\\sigma(\\cdot)`, `\\|\\cdot\\|_2` (a function left
     unapplied). It parses and prints; as a value it is a check error."""
@@ -516,5 +524,5 @@ class Program(Node):
 __all__ = [
     "MAX_TREE_DEPTH", "superscript_is_label", "substitute", "Span", "Node", "Expr", "Range", "Before", "After", "SLICES", "Index", "Var", "Num", "Dist", "Family", "DistLike", "Sampler",
     "LogDensity", "Expect", "Divergence", "Entropy", "Sum", "Prod", "Add", "Neg", "Mul", "Div", "Pow", "Apply",
-    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Derivative", "Integral", "ArgOpt", "ArgTuple", "Placeholder", "Text", "SuchThat", "Relation", "Draw", "Where", "Optimize", "Program",
+    "Norm", "StopGrad", "Grad", "Partial", "Labeled", "Derivative", "Integral", "ArgOpt", "ArgTuple", "Concat", "Placeholder", "Text", "SuchThat", "Relation", "Draw", "Where", "Optimize", "Program",
 ]

@@ -1051,6 +1051,12 @@ class _Builder(Transformer_NonRecursive):
             _no_draw(item)
         return n.ArgTuple(items, span=_span(meta))
 
+    def concat(self, meta, children):
+        items = tuple(c for c in children if not isinstance(c, Token))
+        for item in items:
+            _no_draw(item)
+        return n.Concat(items, span=_span(meta))
+
     def placeholder(self, meta, children):
         return n.Placeholder(span=_span(meta))
 

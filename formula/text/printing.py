@@ -544,6 +544,9 @@ class _Printer:
     def _print_ArgTuple(self, node: n.ArgTuple) -> Piece:
         return Piece(self.bracket(self.args(node.items), "(", ")"), ATOM)
 
+    def _print_Concat(self, node: n.Concat) -> Piece:
+        return Piece(self.bracket(self.args(node.items), "[", "]"), ATOM)
+
     placeholder = "\\cdot"
 
     def _print_Placeholder(self, node: n.Placeholder) -> Piece:

@@ -917,7 +917,7 @@ class _Converter:
                 parts.append(S.EmptySet if value is None else Str(str(value)))
         return Unevaluated(Str(type(node).__name__), *parts)
 
-    _Integral = _ArgOpt = _ArgTuple = _Placeholder = _Text = _Derivative = _SuchThat = _unevaluated
+    _Integral = _ArgOpt = _ArgTuple = _Concat = _Placeholder = _Text = _Derivative = _SuchThat = _unevaluated
 
     # statements
     def _Relation(self, node: n.Relation):
