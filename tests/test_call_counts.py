@@ -188,3 +188,16 @@ def test_nested_step_sums_call_a_net_once_per_distinct_condition():
     p = torch.distributions.Bernoulli(logits=dec(z)["logits"])
     expected = sum(p.log_prob(x[:, s]).sum(-1) for t in range(6) for s in range(t + 1))
     torch.testing.assert_close(value, expected)
+
+
+@pytest.mark.parametrize("samples", [1, 2])
+def test_a_batched_body_that_is_the_same_at_every_step_counts_every_step(samples):
+    """`E_q[1]` and `E_q[beta]` under a step sum do not vary along the steps: T times the value, per example (the
+    batched evaluation returned a number with no step dimension to sum: a crash the compile fuzz found)."""
+    _, _, _, decls = dmm_decls()
+    x = torch.bernoulli(torch.full((3, 4, X), 0.5))
+    ones = fm.compile(r"\sum_{t=1}^{T} \mathbb{E}_{q(z_t|z_{t-1},x_t)}[1]", decls[:1], samples=samples)
+    torch.testing.assert_close(ones(x=x, z_0=torch.zeros(3, Z)), torch.full((3,), 4.0))
+    beta = fm.compile(r"\sum_{t=1}^{T} \mathbb{E}_{q(z_t|z_{t-1},x_t)}[\beta]", decls[:1], samples=samples)
+    b = torch.tensor([0.5, 1.0, 2.0])
+    torch.testing.assert_close(beta(x=x, z_0=torch.zeros(3, Z), beta=b), 4 * b)

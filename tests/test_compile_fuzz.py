@@ -52,6 +52,8 @@ KNOWN = [
     known(r"\sum_{t=1}^{2}E_{q(z_t|z_{t-1},x)}[\sum_{t=2}^{T}q(z_t|z_{t-1},x)]", TIME),
     known("1e39 + log p(x|z)"),
     known("y", samples=2),
+    known(r"\sum_{t=1}^{T}\sum_{t=1}^{2}\mathbb{E}_{q(z_t|z_{t1},x)}[1]", TIME),  # a batched body the same each step
+    known(r"\sum_{t=1}^{T}\mathbb{E}_{q(z_t|z_{t-1},x)}[1]", TIME, samples=2),
 ]
 
 

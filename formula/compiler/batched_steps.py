@@ -312,7 +312,10 @@ def _evaluate(ctx, part: _Batched, store, index: str, lo: int):
             ctx.put(key, torch.stack(col))
         ctx.lead += 1
         try:
-            return ctx.bind(index, VECTOR, part.body).sum(0)
+            value = ctx.bind(index, VECTOR, part.body)
+            if not torch.is_tensor(value) or value.dim() < ctx.lead:  # the same at every step (`E_q[1]`)
+                return value * len(store)
+            return value.sum(0)
         finally:
             ctx.lead -= 1
             for key, s in zip(part.keys, saved):
