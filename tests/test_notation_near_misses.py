@@ -285,3 +285,22 @@ def test_cli_prints_a_paper_integral_and_check_names_it(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("formula.FormulaCheckError: an integral (\\int ... dx) is not evaluated")
     assert err[2].strip() == "^" * len(r"\int q(z|x) p_d(x) dx")
+
+
+def test_a_labelled_call_of_a_declared_function_is_a_call_of_it():
+    """DRAW's `\\mathrm{RNN}^{enc}(h)` and a convex conjugate `f^*(t)`, declared under their whole names, are calls of
+    those declarations (the label is part of the name); without such a declaration they stay refused, never read as
+    the bare name's function."""
+    import torch
+
+    import formula as fm
+
+    enc, dec = fm.Function("RNN^{enc}(x)", net=lambda x: 2 * x), fm.Function("RNN^{dec}(x)", net=lambda x: 3 * x)
+    x = torch.tensor([1.0, -2.0])
+    value = fm.compile(r"\mathrm{RNN}^{enc}(x) + \mathrm{RNN}^{dec}(x)", [enc, dec])(x=x)
+    torch.testing.assert_close(value, 5 * x)
+    star = fm.Function("f^*(t)", net=lambda t: t ** 2)
+    torch.testing.assert_close(fm.compile("f^*(t)", [star])(t=x), x ** 2)
+    with pytest.raises(FormulaCheckError, match=r'declare fm.Function\("f\^\*\(\.\.\.\)"') as err:
+        fm.compile("f^*(t)", [fm.Function("f(t)", net=lambda t: t)])
+    assert err.value.text[slice(*err.value.span)] == "f^*(t)"

@@ -1,7 +1,8 @@
 """What papers print that the parser reads and the printers write back, but the compiler does not evaluate.
 
 Integrals, `\\arg\\min`/`\\arg\\max`, a tuple or a `\\cdot` placeholder used as a value, a derivative along one
-coordinate (`\\partial_i f`), a called name with a superscript label (`f^*(t)`, `\\mathcal{L}^A(x)`), an MMD over a
+coordinate (`\\partial_i f`), a called name with a superscript label that no function is declared under (`f^*(t)`
+is a call of `fm.Function("f^*(t)")`, else refused), an MMD over a
 function class (`\\mathrm{MMD}[\\mathcal{F}, p, q]`) and an expectation over all factors but one (`\\mathbb{E}_{-j}`)
 parse and print (issue 13), so `formula pretty` and `fm.equivalent` work on any paper formula; checking one is a
 FormulaCheckError that names the construct and says what to write instead. `refuse(checker, objective)` walks the
@@ -42,8 +43,10 @@ def message_for(node: N.Node) -> Optional[str]:
     if message is not None:
         return message
     if isinstance(node, N.Dist) and node.label is not None:
-        return (f"a called name with a superscript label ({node.name}^{node.label}) is not evaluated yet: name the "
-                f"function without it, as in {node.name}_{{{node.label if node.label != '*' else 'star'}}}(...)")
+        label = node.label if node.label != "*" else "star"
+        return (f"a called name with a superscript label ({node.name}^{node.label}) is a function of that whole name: "
+                f"declare fm.Function(\"{node.full_name}(...)\", net=...) (a distribution with a label is not "
+                f"evaluated), or name it without the label, as in {node.name}_{{{label}}}(...)")
     if isinstance(node, N.Divergence) and node.function_class is not None:
         return (f"{node.kind} over a function class ({node.kind}[F, p, q]) is not evaluated: write "
                 f"{node.kind}(p || q) (a subscript such as MMD_{{imq}} picks the kernel)")
@@ -63,10 +66,18 @@ def refuse(checker, objective: N.Expr) -> None:
     while stack:
         node = stack.pop()
         message = message_for(node)
+        if message is not None and _declared_labelled_call(checker, node):
+            message = None  # `\mathrm{RNN}^{enc}(h)` of fm.Function("RNN^{enc}(h)"): the label is part of its name
         if message is not None:
             raise checker.error(message, node)
         children = [node.body] if isinstance(node, N.Labeled) else list(node.children())
         stack.extend(reversed(children))
+
+
+def _declared_labelled_call(checker, node) -> bool:
+    """A labelled call whose whole name (`RNN^enc`, `f^*`) names a declared function: a call of it."""
+    return (isinstance(node, N.Dist) and node.label is not None and not node.given
+            and checker.function_for(node.full_name, len(node.vars)) is not None)
 
 
 @register_check(*_OF_TYPE)
