@@ -22,7 +22,7 @@ def test_smoke_run_writes_the_drawings_and_ends_with_the_metric(tmp_path, capsys
     threads = str(torch.get_num_threads())  # the example sets torch's thread count: keep this process's
     final = draw.main(["--smoke", "--threads", threads, "--out", str(tmp_path), "--device", "cpu"])
     out = capsys.readouterr().out
-    assert "state h^{dec}_t = RNN_{dec}(h^{dec}_{t-1}, z_t, y)" in out and "level by level" in out  # the plan
+    assert "state h^{dec}_t = RNN^{dec}(h^{dec}_{t-1}, z_t, y)" in out and "level by level" in out  # the plan
     assert METRIC.match(out.strip().splitlines()[-1]), out.strip().splitlines()[-1]
     assert math.isfinite(final["objective"]) and 0 <= final["caption_accuracy"] <= 1
     for name in ("drawings.png", "canvas.png"):
