@@ -304,3 +304,16 @@ def test_a_labelled_call_of_a_declared_function_is_a_call_of_it():
     with pytest.raises(FormulaCheckError, match=r'declare fm.Function\("f\^\*\(\.\.\.\)"') as err:
         fm.compile("f^*(t)", [fm.Function("f(t)", net=lambda t: t)])
     assert err.value.text[slice(*err.value.span)] == "f^*(t)"
+
+
+def test_a_labelled_call_in_a_definition_line_without_its_declaration_says_how_to_declare_it():
+    import torch
+
+    import formula as fm
+
+    text = "h_t = RNN^{dec}(h_{t-1}, x_t)\nsum_{t=1}^{T} log p(x_t|h_{t-1})"
+    decls = [fm.Function("RNN_dec(h, x)", net=lambda h, x: h), fm.Initial("h_0", size=(2,)),
+             fm.Normal("p(x_t|h)", net=lambda h: {"loc": h, "scale": torch.ones_like(h)})]
+    with pytest.raises(FormulaCheckError, match=r'declare fm.Function\("RNN\^\{dec\}\(\.\.\.\)"') as err:
+        fm.compile(text, decls)
+    assert err.value.text[slice(*err.value.span)] == "RNN^{dec}(h_{t-1}, x_t)"

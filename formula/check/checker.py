@@ -680,7 +680,8 @@ def check(text: str, program: N.Program, decls: Sequence[Decl]) -> Checked:
     checker = _Checker(text, program, decls)
     statement = checker.take_factorisations()
     objective = objective_of(statement)
-    unevaluated.refuse(checker, objective)  # integrals, \arg\min, f^*(t) ...: parsed, printed, not evaluated
+    for part in (*(d.value for d in checker.defs.variables.values()), objective):  # definition lines too
+        unevaluated.refuse(checker, part)  # integrals, \arg\min, f^*(t) ...: parsed, printed, not evaluated
     checker.analyse(objective)
     terms = tuple(R.Term(name, sign, checker.visit(part, Scope()), part)
                   for name, sign, part in split_terms(objective))

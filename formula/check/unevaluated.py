@@ -45,7 +45,7 @@ def message_for(node: N.Node) -> Optional[str]:
     if isinstance(node, N.Dist) and node.label is not None:
         label = node.label if node.label != "*" else "star"
         return (f"a called name with a superscript label ({node.name}^{node.label}) is a function of that whole name: "
-                f"declare fm.Function(\"{node.full_name}(...)\", net=...) (a distribution with a label is not "
+                f"declare fm.Function(\"{_braced(node)}(...)\", net=...) (a distribution with a label is not "
                 f"evaluated), or name it without the label, as in {node.name}_{{{label}}}(...)")
     if isinstance(node, N.Divergence) and node.function_class is not None:
         return (f"{node.kind} over a function class ({node.kind}[F, p, q]) is not evaluated: write "
@@ -72,6 +72,12 @@ def refuse(checker, objective: N.Expr) -> None:
             raise checker.error(message, node)
         children = [node.body] if isinstance(node, N.Labeled) else list(node.children())
         stack.extend(reversed(children))
+
+
+def _braced(node: N.Dist) -> str:
+    """The labelled name as a signature writes it: `RNN^{enc}`, `f^*`, `q^*_j`."""
+    label = node.label if node.label == "*" or len(node.label) == 1 else f"{{{node.label}}}"
+    return f"{node.name}^{label}" + (f"_{{{node.sub}}}" if node.sub else "")
 
 
 def _declared_labelled_call(checker, node) -> bool:
