@@ -36,13 +36,13 @@ from common.shapes import draw as draw_shape  # noqa: E402
 
 import formula as fm  # noqa: E402
 
-# DRAW's equations 3-8 as state lines, as printed but for the concatenations [r_t, h^{dec}_{t-1}] (passed as
-# separate arguments) and attention (read is [x, \hat x_t]); its loss L = L^x + L^z (eqs. 9-12)
+# DRAW's equations 3-8 as state lines, as printed (the encoder's input the concatenation [r_t, h^{dec}_{t-1}]) but
+# for attention (read is [x, \hat x_t]); its loss L = L^x + L^z (eqs. 9-12)
 # inside the expectation over the drawn z_1, ..., z_T, with the prior conditioned on h^{dec}_{t-1} (alignDRAW).
 DRAW = "\n".join([
     r"\hat{x}_t = x - \sigma(c_{t-1})",
     r"r_t = \mathrm{read}(x, \hat{x}_t, h^{dec}_{t-1})",
-    r"h^{enc}_t = \mathrm{RNN}^{enc}(h^{enc}_{t-1}, r_t, h^{dec}_{t-1})",
+    r"h^{enc}_t = \mathrm{RNN}^{enc}(h^{enc}_{t-1}, [r_t, h^{dec}_{t-1}])",
     r"h^{dec}_t = \mathrm{RNN}^{dec}(h^{dec}_{t-1}, z_t, y)",
     r"c_t = c_{t-1} + \mathrm{write}(h^{dec}_t)",
     r"\mathcal{L} = \mathbb{E}_{Q(z_{\le T}|x, y)}\left[-\log D(x|c_T) + \sum_{t=1}^{T} "
@@ -51,7 +51,7 @@ DRAW = "\n".join([
 DRAW_ASCII = "\n".join([
     r"\hat{x}_t = x - sigmoid(c_{t-1})",  # the ASCII printer's own spelling of the hat
     r"r_t = read(x, \hat{x}_t, h^{dec}_{t-1})",
-    "h^{enc}_t = RNN^{enc}(h^{enc}_{t-1}, r_t, h^{dec}_{t-1})",
+    "h^{enc}_t = RNN^{enc}(h^{enc}_{t-1}, [r_t, h^{dec}_{t-1}])",
     "h^{dec}_t = RNN^{dec}(h^{dec}_{t-1}, z_t, y)",
     "c_t = c_{t-1} + write(h^{dec}_t)",
     "L = E_{Q(z_{<=T}|x, y)}[-log D(x|c_T) + sum_{t=1}^{T} KL(Q(z_t|h^{enc}_t) || P(z_t|h^{dec}_{t-1}))]",
@@ -158,7 +158,7 @@ def build(args):
     h, z = args.hidden, args.latent
     nets = {"read": Read(), "enc": Cell(2 * PIXELS + h, h), "dec": Cell(z + CAPTION, h),
             "write": nn.Linear(h, PIXELS), "q": Gaussian(h, z), "prior": Gaussian(h, z), "image": CanvasLogits()}
-    decls = [fm.Function("read(x, e, h)", net=nets["read"]), fm.Function("RNN^{enc}(h, r, g)", net=nets["enc"]),
+    decls = [fm.Function("read(x, e, h)", net=nets["read"]), fm.Function("RNN^{enc}(h, v)", net=nets["enc"]),
              fm.Function("RNN^{dec}(h, z, y)", net=nets["dec"]), fm.Function("write(h)", net=nets["write"]),
              fm.Initial("h^{enc}_0", size=(h,)), fm.Initial("h^{dec}_0", size=(h,)), fm.Initial("c_0", size=(PIXELS,)),
              fm.Normal("Q(z_t|h^{enc}_t)", net=nets["q"]), fm.Normal("P(z_t|h^{dec}_{t-1})", net=nets["prior"]),

@@ -242,7 +242,6 @@ NOT_EVALUATED = [
     (r"\sigma(\cdot)", r"\cdot", "placeholder"),
     (r"\partial_i f(x)", r"\partial_i f(x)", "a derivative along one coordinate"),
     (r"f((x, z))", "(x, z)", "a tuple (a, b) is not a value"),
-    (r"f([x, z])", "[x, z]", "a concatenation [a, b] is not evaluated"),  # DRAW's RNN input [r_t, h^{dec}_{t-1}]
     (r"\mathrm{RNN}^{enc}(x)", r"\mathrm{RNN}^{enc}(x)", "superscript label (RNN^enc)"),  # DRAW's eq. 5, a call
     (r"\mathbb{E}[\log p(x); \theta]", r"\mathbb{E}[\log p(x); \theta]", "parameters after ';'"),
     (r"\log p(x) \quad \text{s.t.} \quad f(x) \geq 0", r"\log p(x) \quad \text{s.t.} \quad f(x) \geq 0",

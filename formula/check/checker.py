@@ -715,6 +715,6 @@ def check_text(text: str, signatures: Tuple[Tuple[str, str], ...]) -> Checked:
 __all__ = ["Decl", "Checked", "check", "check_text", "register_check", "objective_of", "split_terms", "var_text", "FormulaCheckError",
            "IDENTITY"]
 
-from . import jacobian, nabla, sample_divergences, set_sums  # noqa: E402,F401  (built-in registrations: log-det, \nabla, MMD, sums over sets)
+from . import concat, jacobian, nabla, sample_divergences, set_sums  # noqa: E402,F401  (built-in registrations: [a, b], log-det, \nabla, MMD, sums over sets)
 from . import unevaluated  # noqa: E402  (what parses but is not evaluated: a check error naming it)
 from . import time_sums  # noqa: E402,F401  (\sum_t without bounds over the steps of a sequence: t = 1..T)

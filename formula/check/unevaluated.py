@@ -25,8 +25,6 @@ _OF_TYPE = {
     N.ArgOpt: "\\arg\\min and \\arg\\max are not evaluated: training minimises an objective; write \\min_G \\max_D "
               "for a game, or the objective alone",
     N.ArgTuple: "a tuple (a, b) is not a value: write its items as separate arguments, as in L(x; \\theta, \\phi)",
-    N.Concat: "a concatenation [a, b] is not evaluated yet: pass a and b as separate arguments, f(h, a, b), and "
-              "join them in the network",
     N.Placeholder: "\\cdot as a placeholder names a function without its argument: write the argument, as in "
                    "p_E(z|x)",
     N.Text: "a \\text{..} sentence is only a label under \\underbrace",

@@ -14,7 +14,7 @@ from ..check.resolver import Decl
 from ..lang import nodes as N
 from ..lang import spellings
 from ..text.printing import to_ascii as var_text
-from . import densities, divergences, expectations, jacobian, mmd, nabla, recurrent, refs, set_sums, sums, values  # noqa: F401  (register the builders)
+from . import concat, densities, divergences, expectations, jacobian, mmd, nabla, recurrent, refs, set_sums, sums, values  # noqa: F401  (register the builders)
 from . import teacher_forcing  # noqa: F401  (wraps the step-by-step sum and density builders above)
 from . import plan as P
 from .context import Fn

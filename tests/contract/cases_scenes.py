@@ -65,7 +65,7 @@ def _read(x, error, h_dec):
 
 def _draw() -> Declarations:
     torch.manual_seed(0)
-    return (fm.Function("read(x, e, h)", net=_read), fm.Function("RNN^{enc}(h, r, g)", net=_Cell(2 * D + H)),
+    return (fm.Function("read(x, e, h)", net=_read), fm.Function("RNN^{enc}(h, v)", net=_Cell(2 * D + H)),
             fm.Function("RNN^{dec}(h, z, y)", net=_Cell(ZD + Y)), fm.Function("write(h)", net=torch.nn.Linear(H, D)),
             fm.Initial("h^{enc}_0", size=(H,)), fm.Initial("h^{dec}_0", size=(H,)), fm.Initial("c_0", size=(D,)),
             fm.Normal("Q(z_t|h^{enc}_t)", net=Gauss(H, ZD)), fm.Normal("P(z_t|h^{dec}_{t-1})", net=Gauss(H, ZD)),
