@@ -39,9 +39,19 @@ def declarations_used(expr: object) -> FrozenSet[int]:
     return frozenset(found)
 
 
+def children(node: object) -> list:
+    """What lies under a checked node in a walk: its fields but the AST it came from (`src`, `span`), or a tuple's
+    items; nothing under a leaf."""
+    if isinstance(node, (tuple, list)):
+        return list(node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return [getattr(node, f.name) for f in dataclasses.fields(node) if f.name not in ("src", "span")]
+    return []
+
+
 def _plain_ast(value: object) -> bool:
     """An AST leaf with no checked node below it (names, numbers): nothing to find there."""
     return isinstance(value, (N.Var, N.Num, str, int, float, bool)) or value is None
 
 
-__all__ = ["declarations_used"]
+__all__ = ["declarations_used", "children"]

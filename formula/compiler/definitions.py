@@ -3,12 +3,11 @@ elsewhere (its definition evaluated once per trace of what it depends on), and t
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ..check import definitions as defs
 from ..check import resolved as R
+from ..check.uses import children
 from ..lang import nodes as N
 from ..errors import FormulaInputError
 from ..text.printing import to_ascii as var_text
@@ -66,10 +65,7 @@ def _references(node) -> list:
         index = getattr(n, "index", None)
         if isinstance(index, str) and not isinstance(n, N.Node):  # a checked sum binds its index in its body
             bound = bound | {index}
-        if isinstance(n, tuple):
-            stack.extend((c, bound) for c in n)
-        elif dataclasses.is_dataclass(n) and not isinstance(n, type):
-            stack.extend((getattr(n, f.name), bound) for f in dataclasses.fields(n) if f.name not in ("src", "span"))
+        stack.extend((c, bound) for c in children(n))
     return found
 
 

@@ -7,12 +7,11 @@ per call like a function call, on the trace key of its argument.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ..check import resolved as R
 from ..check.jacobian import LogAbsDetJacobian
+from ..check.uses import children
 from ..errors import FormulaError, FormulaInputError
 from ..families.transform import Transform, autograd_log_abs_det
 from ..text.printing import to_ascii as var_text
@@ -87,8 +86,5 @@ def _log_det_taken(terms, i: int) -> bool:
         seen.add(id(node))
         if isinstance(node, LogAbsDetJacobian) and node.decl == i:
             return True
-        if isinstance(node, (tuple, list)):
-            stack.extend(node)
-        elif dataclasses.is_dataclass(node) and not isinstance(node, type):
-            stack.extend(getattr(node, f.name) for f in dataclasses.fields(node) if f.name not in ("src", "span"))
+        stack.extend(children(node))
     return False

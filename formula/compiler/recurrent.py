@@ -4,12 +4,11 @@ directly has a new value), after its first value and the steps before it."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ..check import recurrent as rc
 from ..check import resolved as R
+from ..check.uses import children
 from ..errors import FormulaError, FormulaInputError
 from ..lang import nodes as N
 from ..text.printing import to_ascii as var_text
@@ -135,10 +134,8 @@ def _direct(node):
             states.append(n)
         elif isinstance(n, (R.DrawnRef, R.InputRef, R.IndexRef, R.StepRef, R.SliceRef)):
             refs.append(n)
-        elif isinstance(n, tuple):
-            stack.extend(n)
-        elif dataclasses.is_dataclass(n) and not isinstance(n, type):
-            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.name not in ("src", "span"))
+        else:
+            stack.extend(children(n))
     return refs, states
 
 
