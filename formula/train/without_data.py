@@ -47,7 +47,3 @@ def draws_for(data_inputs: Sequence[str], size: int, steps_per_epoch: Any, call:
         raise FormulaInputError(f"{call} without data has no epochs of its own: give steps_per_epoch=N, the number "
                                 f"of steps of batch_size={size} draws an epoch (got {steps_per_epoch!r})")
     return Draws(size, steps_per_epoch)
-
-
-def is_draws(data: Any) -> bool:
-    return isinstance(data, Draws)
